@@ -1,0 +1,1 @@
+list(APPEND GEMMA_SOURCES formats/dtype.cpp formats/tensor_set.cpp formats/gguf.cpp)
