@@ -37,6 +37,10 @@ class TensorSet {
 
   // Keeps a file map or a buffer alive as long as the tensors that point into it.
   void keep_alive(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
+  // Takes over the memory owners of another set (whose tensors were copied into this one).
+  void merge_owners(const TensorSet& other) {
+    owners_.insert(owners_.end(), other.owners_.begin(), other.owners_.end());
+  }
   // Allocates a buffer owned by this set (for tensors a reader had to convert).
   uint8_t* allocate(uint64_t nbytes);
 

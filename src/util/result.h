@@ -73,6 +73,7 @@ inline Status ok_status() { return Status(); }
 #define GE_CONCAT(a, b) GE_CONCAT_INNER(a, b)
 
 // GE_ASSIGN(lhs, expr): `lhs = value of expr`, or return its Error. lhs may declare: `auto x`.
+// It expands to several statements: never use it as the body of an unbraced if/else.
 #define GE_ASSIGN(lhs, expr) GE_ASSIGN_IMPL(GE_CONCAT(ge_result_, __LINE__), lhs, expr)
 #define GE_ASSIGN_IMPL(tmp, lhs, expr)            \
   auto tmp = (expr);                              \

@@ -16,7 +16,7 @@ inline void cpu_relax() {
   std::this_thread::yield();
 #endif
 }
-constexpr int kSpinIterations = 1 << 16;  // ~ tens of microseconds before sleeping
+constexpr int kSpinIterations = 1 << 13;  // a few microseconds of spinning, then sleep
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {

@@ -1,11 +1,26 @@
 #include "formats/gguf.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
 
+#include "support/gguf_builder.h"
 #include "support/test_support.h"
 
 namespace gemma {
 namespace {
+
+Result<std::shared_ptr<GgufFile>> parse(const std::string& bytes) {
+  auto copy = std::make_shared<std::string>(bytes);
+  return GgufFile::parse({reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}, "test.gguf", copy);
+}
+
+void expect_error(const std::string& bytes, const std::string& needle) {
+  auto r = parse(bytes);
+  ASSERT_FALSE(r.ok()) << "expected an error containing '" << needle << "'";
+  EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << "errors are one line";
+}
 
 TEST(Gguf, ReadsRealModelHeader) {
   GEMMA_REQUIRE_REAL_MODEL();
@@ -24,6 +39,84 @@ TEST(Gguf, ReadsRealModelHeader) {
   ASSERT_TRUE(tokens.ok());
   EXPECT_EQ(tokens->size(), 262144u);
   EXPECT_EQ((*tokens)[2], "<bos>");
+}
+
+TEST(Gguf, RoundTripsBuiltFile) {
+  auto b = test::GgufBuilder::tiny_gemma3();
+  auto f = parse(b.bytes());
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ((*f)->tensors().size(), 2u + 2 * 13);
+  auto d = (*f)->get_uint("gemma3.embedding_length");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(**d, 32u);
+  EXPECT_EQ((*f)->tensors().find("blk.1.ffn_down.weight")->shape, (std::vector<int64_t>{32, 64}));
+  auto v2 = parse(b.bytes(2));
+  EXPECT_TRUE(v2.ok());
+}
+
+TEST(Gguf, RejectsBadMagicAndVersion) {
+  expect_error("GGML" + std::string(100, '\0'), "bad magic");
+  expect_error("", "bad magic");
+  std::string v1 = test::GgufBuilder::tiny_gemma3().bytes(1);
+  expect_error(v1, "unsupported GGUF version 1");
+}
+
+TEST(Gguf, RejectsEveryTruncation) {
+  const std::string full = test::GgufBuilder::tiny_gemma3().bytes();
+  // Cutting the file anywhere must give an error, never a crash or an out-of-bounds read.
+  for (size_t n = 0; n < full.size(); n += (n < 4096 ? 1 : 97)) {
+    auto r = parse(full.substr(0, n));
+    ASSERT_FALSE(r.ok()) << "truncated to " << n << " bytes";
+  }
+}
+
+TEST(Gguf, RejectsTensorOutsideFile) {
+  auto b = test::GgufBuilder::tiny_gemma3();
+  b.override_last_offset(uint64_t{1} << 40);
+  expect_error(b.bytes(), "extends past the end of the file");
+}
+
+TEST(Gguf, RejectsUnsupportedTensorType) {
+  test::GgufBuilder b;
+  b.kv_str("general.architecture", "gemma3");
+  b.tensor("x", 16 /* IQ2_XXS */, {256}, std::vector<uint8_t>(66));
+  expect_error(b.bytes(), "unsupported ggml type 16");
+}
+
+TEST(Gguf, RejectsRowNotMultipleOfBlock) {
+  test::GgufBuilder b;
+  b.tensor("x", 8 /* Q8_0 */, {33}, std::vector<uint8_t>(34));
+  expect_error(b.bytes(), "not a multiple of its block size");
+}
+
+TEST(Gguf, RejectsHugeCounts) {
+  std::string s = "GGUF";
+  uint32_t v = 3;
+  uint64_t n_tensors = 1ull << 60, n_kv = 1;
+  s.append(reinterpret_cast<char*>(&v), 4).append(reinterpret_cast<char*>(&n_tensors), 8);
+  s.append(reinterpret_cast<char*>(&n_kv), 8);
+  expect_error(s, "cannot fit");
+  // A string length far beyond the file.
+  test::GgufBuilder b;
+  b.kv_str("k", "value");
+  std::string bytes = b.bytes();
+  uint64_t huge = 1ull << 62;
+  std::memcpy(&bytes[24], &huge, 8);  // the key's length field
+  expect_error(bytes, "truncated metadata");
+}
+
+TEST(Gguf, TypedGettersRejectWrongTypes) {
+  test::GgufBuilder b;
+  b.kv_str("s", "x");
+  b.kv_u32("u", 7);
+  auto f = parse(b.bytes());
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE((*f)->get_uint("s").ok());
+  EXPECT_FALSE((*f)->get_string("u").ok());
+  EXPECT_FALSE((*f)->get_string_array("u").ok());
+  auto missing = (*f)->get_uint("absent");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
 }
 
 }  // namespace

@@ -1,0 +1,149 @@
+#include "formats/safetensors.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/byte_reader.h"
+#include "util/mapped_file.h"
+
+namespace gemma {
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference reader's limit
+
+struct DtypeName {
+  const char* name;
+  DType type;
+};
+constexpr DtypeName kDtypes[] = {{"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
+                                 {"I8", DType::I8},   {"I32", DType::I32}, {"F64", DType::F64}};
+
+}  // namespace
+
+Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path, std::shared_ptr<const void> owner,
+                         TensorSet& out) {
+  ByteReader r(bytes);
+  const uint64_t header_len = r.read<uint64_t>();
+  if (!r.ok()) return error("{}: not a safetensors file (shorter than 8 bytes)", path);
+  if (header_len > kMaxHeaderBytes || header_len > r.remaining())
+    return error("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MB limit", path, header_len,
+                 bytes.size());
+  std::string_view header = r.take_string(header_len);
+  nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return error("{}: safetensors header is not a valid JSON object", path);
+  const uint64_t data_start = 8 + header_len;
+  const uint64_t data_len = bytes.size() - data_start;
+
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
+  for (auto& [name, info] : j.items()) {
+    if (name == "__metadata__") {
+      if (!info.is_object()) return error("{}: __metadata__ must be an object", path);
+      for (auto& [k, v] : info.items())
+        if (!v.is_string()) return error("{}: __metadata__ value '{}' is not a string", path, k);
+      continue;
+    }
+    if (out.find(name)) return error("{}: duplicate tensor '{}'", path, name);
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+      return error("{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
+    const auto& dt = info["dtype"];
+    const auto& shape = info["shape"];
+    const auto& offs = info["data_offsets"];
+    if (!dt.is_string() || !shape.is_array() || !offs.is_array() || offs.size() != 2 ||
+        !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
+      return error("{}: tensor '{}' has a malformed header entry", path, name);
+    const std::string dts = dt.get<std::string>();
+    auto it = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeName& d) { return dts == d.name; });
+    if (it == std::end(kDtypes)) return error("{}: tensor '{}' has unsupported dtype {}", path, name, dts);
+    Tensor t;
+    t.name = name;
+    t.dtype = it->type;
+    uint64_t numel = 1;
+    for (const auto& d : shape) {
+      if (!d.is_number_unsigned()) return error("{}: tensor '{}' has a malformed shape", path, name);
+      const uint64_t v = d.get<uint64_t>();
+      if (v > (uint64_t{1} << 40) || (v > 0 && numel > (uint64_t{1} << 50) / v))
+        return error("{}: tensor '{}' has an implausible shape", path, name);
+      numel *= v;
+      t.shape.push_back(static_cast<int64_t>(v));
+    }
+    const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
+    const uint64_t nbytes = numel * static_cast<uint64_t>(dtype_info(t.dtype).block_bytes);
+    if (end < begin || end - begin != nbytes)
+      return error("{}: tensor '{}' data_offsets [{}, {}] do not match its shape {} and dtype {} ({} bytes)", path,
+                   name, begin, end, t.shape_string(), dts, nbytes);
+    if (end > data_len)
+      return error("{}: tensor '{}' data [{}, {}) extends past the end of the file (truncated or corrupt)", path, name,
+                   begin, end);
+    t.data = bytes.data() + data_start + begin;
+    t.nbytes = nbytes;
+    ranges.push_back({begin, end, name});
+    out.add(std::move(t));
+  }
+  // The tensors must tile the data section exactly: no holes, no overlaps.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  uint64_t expect = 0;
+  for (const Range& rg : ranges) {
+    if (rg.begin != expect)
+      return error("{}: tensor '{}' starts at {} but the previous data ends at {} (overlap or hole)", path, rg.name,
+                   rg.begin, expect);
+    expect = rg.end;
+  }
+  if (expect != data_len)
+    return error("{}: data section is {} bytes but the tensors cover {}", path, data_len, expect);
+  out.keep_alive(std::move(owner));
+  return {};
+}
+
+Status read_safetensors(const std::string& path, TensorSet& out) {
+  GE_ASSIGN(auto map, MappedFile::open(path));
+  auto bytes = map->bytes();
+  return parse_safetensors(bytes, path, std::move(map), out);
+}
+
+Status read_safetensors_dir(const std::string& dir, TensorSet& out) {
+  namespace fs = std::filesystem;
+  const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+  if (!fs::exists(index_path)) {
+    const std::string single = (fs::path(dir) / "model.safetensors").string();
+    if (!fs::exists(single)) return error("{}: no model.safetensors or model.safetensors.index.json", dir);
+    return read_safetensors(single, out);
+  }
+  GE_ASSIGN(std::string text, read_text_file(index_path));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    return error("{}: not a valid safetensors index (no weight_map object)", index_path);
+  std::map<std::string, std::vector<std::string>> by_shard;
+  for (auto& [name, shard] : j["weight_map"].items()) {
+    if (!shard.is_string()) return error("{}: shard of '{}' is not a string", index_path, name);
+    const std::string s = shard.get<std::string>();
+    if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
+        s == "..")
+      return error("{}: shard name '{}' is not a plain file name", index_path, s);
+    by_shard[s].push_back(name);
+  }
+  for (auto& [shard, names] : by_shard) {
+    TensorSet part;
+    GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part));
+    for (const std::string& name : names)
+      if (!part.find(name)) return error("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
+    for (const auto& [name, t] : part.all()) {
+      if (!j["weight_map"].contains(name))
+        return error("{}: shard {} holds '{}', which the index does not list", index_path, shard, name);
+      if (out.find(name)) return error("{}: tensor '{}' appears in more than one shard", index_path, name);
+      out.add(t);
+    }
+    out.merge_owners(part);
+  }
+  return {};
+}
+
+}  // namespace gemma

@@ -1,0 +1,25 @@
+// Hugging Face safetensors reader (formats.md §3.1, §9): a JSON header and a flat byte buffer.
+// Tensors are views into the memory map. Sharded checkpoints are a directory with
+// model.safetensors.index.json naming the shard of every tensor.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "formats/tensor_set.h"
+#include "util/result.h"
+
+namespace gemma {
+
+// Reads one .safetensors file into `out` (tensor names as stored).
+Status read_safetensors(const std::string& path, TensorSet& out);
+// Same from bytes in memory (fuzz target); `owner` keeps them alive.
+Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& name, std::shared_ptr<const void> owner,
+                         TensorSet& out);
+
+// Reads every tensor of a checkpoint directory: the shards listed by model.safetensors.index.json,
+// or the single model.safetensors. Checks that each tensor is in the shard the index names.
+Status read_safetensors_dir(const std::string& dir, TensorSet& out);
+
+}  // namespace gemma

@@ -1,0 +1,69 @@
+// The interface between the model and the hardware. The model (model/gemma.cpp) expresses the
+// forward pass as calls on a Backend and never touches SIMD intrinsics or device headers; the CPU
+// backend (kernels/cpu/) implements it with run-time ISA dispatch, a CUDA backend would implement
+// the same calls. Activations are float32, row-major [tokens, features].
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "formats/dtype.h"
+
+namespace gemma {
+
+// A weight matrix as stored: `rows` rows of `cols` elements of `type`; row r occupies bytes
+// [r * row_bytes, (r + 1) * row_bytes) of `data`. y = W·x means y[r] = Σ_c W[r][c]·x[c].
+struct WeightMatrix {
+  DType type = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+  uint64_t row_bytes = 0;
+  const float* row_scales = nullptr;  // per-row multipliers for per-channel int8 (nullptr: none)
+
+  const uint8_t* row(int64_t r) const { return data + static_cast<uint64_t>(r) * row_bytes; }
+};
+
+// One sequence's attention over its KV cache for a chunk of queries.
+struct AttentionArgs {
+  const float* q = nullptr;    // [n_tokens, n_heads, head_dim], RoPE applied
+  float* out = nullptr;        // [n_tokens, n_heads, head_dim]
+  const int32_t* positions = nullptr;  // [n_tokens] absolute positions of the queries
+  int64_t n_tokens = 0;
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  const float* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim]; position p lives in slot p % capacity
+  const float* v_cache = nullptr;
+  int64_t capacity = 0;
+  int window = 0;        // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
+  float scale = 1;       // applied to q·k
+  float softcap = 0;     // > 0: s = softcap * tanh(s / softcap) (Gemma 2)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // y[t] = W·x[t] for t < n. x: [n, W.cols], y: [n, W.rows].
+  virtual void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) = 0;
+  // Several products of the same input (q/k/v, gate/up) in one parallel pass.
+  virtual void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                           std::span<float* const> ys) = 0;
+  // out[t] = table[ids[t]] * scale (any stored type, dequantized).
+  virtual void embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) = 0;
+  // out[t] = x[t] / rms(x[t]) * w  (w is the full multiplier; Gemma's 1 + w is folded in at load).
+  virtual void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) = 0;
+  // x[t] += rms_norm(y[t]) * w, or x[t] += y[t] when w is null.
+  virtual void add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) = 0;
+  // g = gelu_tanh(g) * u, elementwise over n values.
+  virtual void gelu_mul(float* g, const float* u, int64_t n) = 0;
+  // Per head: optional RMSNorm over head_dim (QK-norm, w may be null), then rotary embedding
+  // (split-half layout) at the given positions. x: [n_tokens, n_heads, head_dim], in place.
+  virtual void norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                         const int32_t* positions, float rope_base, float rope_scale) = 0;
+  virtual void attention(const AttentionArgs& args) = 0;
+  // x = cap * tanh(x / cap)
+  virtual void softcap(float* x, int64_t n, float cap) = 0;
+};
+
+}  // namespace gemma

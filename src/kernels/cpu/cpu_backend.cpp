@@ -1,0 +1,226 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/dequant.h"
+
+namespace gemma {
+
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), isa_(&cpu::select_isa()) {}
+
+template <typename Fn>
+void CpuBackend::parallel_for(int64_t n, int64_t min_per_thread, Fn&& fn) {
+  if (pool_.size() == 1 || n < 2 * min_per_thread) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool_.run([&](int i, int nt) {
+    auto [b, e] = ThreadPool::split(n, i, nt);
+    if (b < e) fn(b, e);
+  });
+}
+
+const void* CpuBackend::prepare_input(DType type, const float* x, int64_t n, int64_t cols) {
+  if (!cpu::uses_q8a(type)) return x;
+  const int64_t nb = cols / 32;
+  q8a_.resize(static_cast<size_t>(n * nb));
+  auto quantize = isa_->quantize_q8a;
+  cpu::BlockQ8A* out = q8a_.data();
+  parallel_for(n, 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) quantize(x + t * cols, out + t * nb, cols);
+  });
+  return out;
+}
+
+void CpuBackend::matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+  const WeightMatrix* ws[1] = {&w};
+  float* ys[1] = {y};
+  matmul_many(ws, x, n, ys);
+}
+
+void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                             std::span<float* const> ys) {
+  // All matrices share the input; quantize it once if any of them needs the Q8A form.
+  const int64_t cols = ws[0]->cols;
+  const void* xq = nullptr;
+  for (const WeightMatrix* w : ws)
+    if (cpu::uses_q8a(w->type)) xq = prepare_input(w->type, x, n, cols);
+  struct Job {
+    cpu::RowsKernel kernel;
+    const WeightMatrix* w;
+    const void* x;
+    float* y;
+  };
+  Job jobs[8];
+  const size_t n_jobs = ws.size();
+  int64_t total_rows = 0;
+  for (size_t i = 0; i < n_jobs; ++i) {
+    const WeightMatrix* w = ws[i];
+    cpu::RowsKernel k = isa_->rows[static_cast<int>(w->type)];
+    if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
+    jobs[i] = {k, w, cpu::uses_q8a(w->type) ? xq : static_cast<const void*>(x), ys[i]};
+    total_rows += w->rows;
+  }
+  // Each thread takes the same share of every matrix, so the matrices run in one parallel region.
+  pool_.run([&](int ti, int nt) {
+    for (size_t i = 0; i < n_jobs; ++i) {
+      const Job& j = jobs[i];
+      auto [r0, r1] = ThreadPool::split(j.w->rows, ti, nt, 8);
+      if (r0 < r1) j.kernel(*j.w, r0, r1, j.x, n, j.y, j.w->rows);
+      if (j.w->row_scales)
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t r = r0; r < r1; ++r) j.y[t * j.w->rows + r] *= j.w->row_scales[r];
+    }
+  });
+  (void)total_rows;
+}
+
+void CpuBackend::embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) {
+  const int64_t d = table.cols;
+  parallel_for(static_cast<int64_t>(ids.size()), 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* o = out + t * d;
+      dequantize_row(table.type, table.row(ids[static_cast<size_t>(t)]), o, d);
+      for (int64_t c = 0; c < d; ++c) o[c] *= scale;
+      if (table.row_scales)
+        for (int64_t c = 0; c < d; ++c) o[c] *= table.row_scales[ids[static_cast<size_t>(t)]];
+    }
+  });
+}
+
+namespace {
+inline float inv_rms(const float* x, int64_t dim, float eps) {
+  float ss = 0;
+  for (int64_t c = 0; c < dim; ++c) ss += x[c] * x[c];
+  return 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+}
+}  // namespace
+
+void CpuBackend::rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) {
+  parallel_for(n_rows, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* xt = x + t * dim;
+      float* ot = out + t * dim;
+      const float r = inv_rms(xt, dim, eps);
+      for (int64_t c = 0; c < dim; ++c) ot[c] = xt[c] * r * w[c];
+    }
+  });
+}
+
+void CpuBackend::add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) {
+  parallel_for(n_rows, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* xt = x + t * dim;
+      const float* yt = y + t * dim;
+      if (!w) {
+        for (int64_t c = 0; c < dim; ++c) xt[c] += yt[c];
+        continue;
+      }
+      const float r = inv_rms(yt, dim, eps);
+      for (int64_t c = 0; c < dim; ++c) xt[c] += yt[c] * r * w[c];
+    }
+  });
+}
+
+void CpuBackend::gelu_mul(float* g, const float* u, int64_t n) {
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+    for (int64_t i = b; i < e; ++i) {
+      const float z = g[i];
+      g[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z))) * u[i];
+    }
+  });
+}
+
+void CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                           const int32_t* positions, float rope_base, float rope_scale) {
+  const int half = head_dim / 2;
+  // inv_freq as the references compute it in float32: base^(-2k/H), divided by the linear factor.
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int k = 0; k < half; ++k)
+    inv_freq[static_cast<size_t>(k)] =
+        1.0f / std::pow(rope_base, static_cast<float>(2 * k) / static_cast<float>(head_dim)) / rope_scale;
+  parallel_for(n_tokens, 4, [&](int64_t b, int64_t e) {
+    std::vector<float> cs(static_cast<size_t>(2 * half));
+    for (int64_t t = b; t < e; ++t) {
+      const float p = static_cast<float>(positions[t]);
+      for (int k = 0; k < half; ++k) {
+        const float angle = p * inv_freq[static_cast<size_t>(k)];  // float32 product, as the references
+        cs[static_cast<size_t>(k)] = static_cast<float>(std::cos(static_cast<double>(angle)));
+        cs[static_cast<size_t>(half + k)] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      }
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * head_dim;
+        if (norm_w) {
+          const float r = inv_rms(v, head_dim, eps);
+          for (int c = 0; c < head_dim; ++c) v[c] = v[c] * r * norm_w[c];
+        }
+        for (int k = 0; k < half; ++k) {
+          const float c = cs[static_cast<size_t>(k)], s = cs[static_cast<size_t>(half + k)];
+          const float x1 = v[k], x2 = v[k + half];
+          v[k] = x1 * c - x2 * s;
+          v[k + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::attention(const AttentionArgs& a) {
+  const int group = a.n_heads / a.n_kv_heads;
+  const int hd = a.head_dim;
+  const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * hd;
+  // One work unit = one query token x one KV head: the group's query heads share each key/value.
+  parallel_for(a.n_tokens * a.n_kv_heads, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> acc(static_cast<size_t>(group * hd));
+    std::vector<float> m(static_cast<size_t>(group)), l(static_cast<size_t>(group)), s(static_cast<size_t>(group));
+    for (int64_t u = ub; u < ue; ++u) {
+      const int64_t t = u / a.n_kv_heads;
+      const int g = static_cast<int>(u % a.n_kv_heads);
+      const int64_t pos = a.positions[t];
+      const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::fill(m.begin(), m.end(), -INFINITY);
+      std::fill(l.begin(), l.end(), 0.0f);
+      const float* q0 = a.q + (t * a.n_heads + g * group) * hd;
+      for (int64_t j = first; j <= pos; ++j) {
+        const int64_t slot = j % a.capacity;
+        const float* k = a.k_cache + slot * kv_stride + g * hd;
+        const float* v = a.v_cache + slot * kv_stride + g * hd;
+        for (int h = 0; h < group; ++h) {
+          const float* q = q0 + h * hd;
+          float dot = 0;
+          for (int c = 0; c < hd; ++c) dot += q[c] * k[c];
+          float sc = dot * a.scale;
+          if (a.softcap > 0) sc = a.softcap * std::tanh(sc / a.softcap);
+          // Online softmax: rescale the running sum when a new maximum appears.
+          float* o = acc.data() + h * hd;
+          if (sc > m[static_cast<size_t>(h)]) {
+            const float corr = std::exp(m[static_cast<size_t>(h)] - sc);
+            l[static_cast<size_t>(h)] *= corr;
+            for (int c = 0; c < hd; ++c) o[c] *= corr;
+            m[static_cast<size_t>(h)] = sc;
+          }
+          const float p = std::exp(sc - m[static_cast<size_t>(h)]);
+          l[static_cast<size_t>(h)] += p;
+          for (int c = 0; c < hd; ++c) o[c] += p * v[c];
+        }
+      }
+      for (int h = 0; h < group; ++h) {
+        float* out = a.out + (t * a.n_heads + g * group + h) * hd;
+        const float inv = 1.0f / l[static_cast<size_t>(h)];
+        for (int c = 0; c < hd; ++c) out[c] = acc[static_cast<size_t>(h * hd + c)] * inv;
+      }
+    }
+  });
+}
+
+void CpuBackend::softcap(float* x, int64_t n, float cap) {
+  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] = cap * std::tanh(x[i] / cap);
+  });
+}
+
+}  // namespace gemma

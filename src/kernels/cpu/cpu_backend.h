@@ -1,0 +1,44 @@
+// The CPU implementation of Backend: a persistent thread pool, the ISA kernel table chosen at
+// construction, and scratch space for quantized activations.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/isa.h"
+#include "util/thread_pool.h"
+
+namespace gemma {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads);
+  const char* name() const override { return isa_->name; }
+  int n_threads() const { return pool_.size(); }
+  ThreadPool& pool() { return pool_; }
+
+  void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) override;
+  void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                   std::span<float* const> ys) override;
+  void embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) override;
+  void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) override;
+  void add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) override;
+  void gelu_mul(float* g, const float* u, int64_t n) override;
+  void norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                 const int32_t* positions, float rope_base, float rope_scale) override;
+  void attention(const AttentionArgs& args) override;
+  void softcap(float* x, int64_t n, float cap) override;
+
+ private:
+  // Runs fn(begin, end) over [0, n) split across the pool, or inline when n is small.
+  template <typename Fn>
+  void parallel_for(int64_t n, int64_t min_per_thread, Fn&& fn);
+  const void* prepare_input(DType type, const float* x, int64_t n, int64_t cols);
+
+  ThreadPool pool_;
+  const cpu::IsaKernels* isa_;
+  std::vector<cpu::BlockQ8A> q8a_;  // quantized copy of the current matmul input
+};
+
+}  // namespace gemma

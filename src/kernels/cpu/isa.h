@@ -1,0 +1,37 @@
+// The per-ISA kernel table of the CPU backend. Each ISA's kernels live in their own translation
+// unit compiled for that ISA (matmul_avx2.cpp with -mavx2 -mfma ...); the table is chosen once,
+// when the backend is created, from the CPU's features. A null entry falls back to the generic
+// (portable) kernel, which is also the reference the ISA kernels are tested against.
+#pragma once
+
+#include <cstdint>
+
+#include "formats/dtype.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/q8a.h"
+
+namespace gemma::cpu {
+
+// Computes y[t * ldy + r] = W[r] · x_t for rows r in [r0, r1) and tokens t in [0, n).
+// x is float [n][W.cols] for float weight types, BlockQ8A [n][W.cols / 32] for quantized types.
+using RowsKernel = void (*)(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n,
+                            float* y, int64_t ldy);
+using QuantizeKernel = void (*)(const float* x, BlockQ8A* y, int64_t n);
+
+struct IsaKernels {
+  const char* name;
+  RowsKernel rows[static_cast<int>(DType::kCount)];
+  QuantizeKernel quantize_q8a;
+};
+
+const IsaKernels& isa_generic();
+const IsaKernels* isa_avx2();  // nullptr when not compiled in
+
+// True if the weight type's kernels take BlockQ8A activations.
+bool uses_q8a(DType t);
+bool matmul_supported(DType t);
+
+// The best table this CPU can run; GEMMA_ISA=generic|avx2 in the environment forces one.
+const IsaKernels& select_isa();
+
+}  // namespace gemma::cpu

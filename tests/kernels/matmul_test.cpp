@@ -1,0 +1,103 @@
+// Matmul kernels of every weight type and every ISA compiled in, against a float64 reference on
+// the dequantized weights. The tolerance is derived from the operands: quantizing an activation
+// block to int8 moves each element by at most d/2, so |error| <= Σ_blocks (Σ|w|) * d_x / 2, plus
+// float32 rounding of the accumulation.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/dequant.h"
+#include "random_blocks.h"
+
+namespace gemma {
+namespace {
+
+struct Case {
+  DType type;
+  int64_t cols;
+};
+
+std::vector<const cpu::IsaKernels*> compiled_isas() {
+  std::vector<const cpu::IsaKernels*> v = {&cpu::isa_generic()};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu::isa_avx2()) v.push_back(cpu::isa_avx2());
+  return v;
+}
+
+class MatmulTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MatmulTest, MatchesFloat64ReferenceWithinQuantizationBound) {
+  const auto [type, cols] = GetParam();
+  const int64_t rows = 37, n_tok = 5;
+  std::mt19937 rng(1234 + static_cast<int>(type));
+  std::vector<uint8_t> wbytes = test::random_rows(type, rows, cols, rng);
+  WeightMatrix w{type, rows, cols, wbytes.data(), *row_bytes(type, cols)};
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n_tok * cols));
+  for (auto& v : x) v = normal(rng);
+  std::vector<float> wf(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(dequantize_row(type, w.row(r), wf.data() + r * cols, cols));
+
+  for (const cpu::IsaKernels* isa : compiled_isas()) {
+    ASSERT_NE(isa->rows[static_cast<int>(type)], nullptr) << isa->name;
+    const bool q = cpu::uses_q8a(type);
+    std::vector<cpu::BlockQ8A> xq(static_cast<size_t>(n_tok * cols / 32));
+    if (q)
+      for (int64_t t = 0; t < n_tok; ++t) isa->quantize_q8a(x.data() + t * cols, xq.data() + t * cols / 32, cols);
+    std::vector<float> y(static_cast<size_t>(n_tok * rows));
+    isa->rows[static_cast<int>(type)](w, 0, rows, q ? static_cast<const void*>(xq.data()) : x.data(), n_tok,
+                                      y.data(), rows);
+    double worst = 0;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0, abs_sum = 0, bound = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          const double wv = wf[static_cast<size_t>(r * cols + c)];
+          ref += wv * x[static_cast<size_t>(t * cols + c)];
+          abs_sum += std::fabs(wv * x[static_cast<size_t>(t * cols + c)]);
+          if (q && c % 32 == 31) {
+            double wabs = 0;
+            for (int64_t k = c - 31; k <= c; ++k) wabs += std::fabs(wf[static_cast<size_t>(r * cols + k)]);
+            bound += wabs * xq[static_cast<size_t>((t * cols + c) / 32)].d / 2;
+          }
+        }
+        bound += 4e-6 * abs_sum + 1e-6;  // float32 accumulation
+        const double err = std::fabs(y[static_cast<size_t>(t * rows + r)] - ref);
+        worst = std::max(worst, err / bound);
+        ASSERT_LE(err, bound) << isa->name << " " << dtype_name(type) << " row " << r << " token " << t;
+      }
+    }
+    RecordProperty(std::string(isa->name) + "_worst_error_over_bound", std::to_string(worst));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
+                         ::testing::Values(Case{DType::F32, 200}, Case{DType::F16, 200}, Case{DType::BF16, 200},
+                                           Case{DType::Q8_0, 640}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
+                                           Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
+                                           Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}),
+                         [](const auto& p) { return std::string(dtype_name(p.param.type)); });
+
+TEST(Quantize, IsaMatchesGenericExactly) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> x(4096);
+  for (auto& v : x) v = normal(rng);
+  x[5] = 0;
+  for (int i = 64; i < 96; ++i) x[static_cast<size_t>(i)] = 0;  // an all-zero block
+  std::vector<cpu::BlockQ8A> a(128), b(128);
+  cpu::isa_generic().quantize_q8a(x.data(), a.data(), 4096);
+  for (const cpu::IsaKernels* isa : compiled_isas()) {
+    isa->quantize_q8a(x.data(), b.data(), 4096);
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].d, b[i].d) << isa->name;
+      ASSERT_FLOAT_EQ(a[i].s, b[i].s) << isa->name;
+      for (int j = 0; j < 32; ++j) ASSERT_EQ(a[i].qs[j], b[i].qs[j]) << isa->name << " block " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemma

@@ -1,0 +1,113 @@
+// Elementwise ops and attention of the CPU backend against direct float64 formulas.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/cpu_backend.h"
+
+namespace gemma {
+namespace {
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(Ops, RmsNormAndGelu) {
+  CpuBackend be(2);
+  std::mt19937 rng(1);
+  const int64_t rows = 3, dim = 640;
+  auto x = randn(static_cast<size_t>(rows * dim), rng), w = randn(static_cast<size_t>(dim), rng);
+  std::vector<float> y(x.size());
+  be.rms_norm(x.data(), w.data(), rows, dim, 1e-6f, y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t c = 0; c < dim; ++c) ss += double(x[r * dim + c]) * x[r * dim + c];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-6);
+    for (int64_t c = 0; c < dim; ++c) EXPECT_NEAR(y[r * dim + c], x[r * dim + c] * inv * w[c], 1e-5);
+  }
+  auto g = randn(1000, rng, 3.0f), u = randn(1000, rng);
+  auto g0 = g;
+  be.gelu_mul(g.data(), u.data(), 1000);
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double z = g0[i];
+    const double ref = 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z))) * u[i];
+    EXPECT_NEAR(g[i], ref, 1e-5 * (1 + std::fabs(ref)));
+  }
+}
+
+TEST(Ops, RopeRotatesPairsSplitHalf) {
+  CpuBackend be(1);
+  const int hd = 8;
+  std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};
+  int32_t pos = 3;
+  auto x0 = x;
+  be.norm_rope(x.data(), 1, 1, hd, nullptr, 1e-6f, &pos, 10000.0f, 2.0f);
+  for (int k = 0; k < hd / 2; ++k) {
+    const double theta = 3.0 * std::pow(10000.0, -2.0 * k / hd) / 2.0;
+    EXPECT_NEAR(x[k], x0[k] * std::cos(theta) - x0[k + 4] * std::sin(theta), 1e-5);
+    EXPECT_NEAR(x[k + 4], x0[k + 4] * std::cos(theta) + x0[k] * std::sin(theta), 1e-5);
+  }
+}
+
+// Attention with GQA, a sliding window over a ring buffer, and a soft-cap, against a direct
+// softmax over the visible keys.
+TEST(Ops, AttentionWindowRingGqaSoftcap) {
+  CpuBackend be(2);
+  std::mt19937 rng(3);
+  const int n_heads = 4, n_kv = 2, hd = 16, window = 5;
+  const int64_t capacity = 7, n_tok = 3;
+  const int32_t positions[3] = {10, 11, 12};
+  // Keys for positions 0..12 in slot p % capacity: the last `capacity` positions survive.
+  std::vector<std::vector<float>> keys, vals;
+  std::vector<float> kc(static_cast<size_t>(capacity * n_kv * hd)), vc(kc.size());
+  for (int p = 0; p <= 12; ++p) {
+    keys.push_back(randn(static_cast<size_t>(n_kv * hd), rng));
+    vals.push_back(randn(static_cast<size_t>(n_kv * hd), rng));
+    std::copy(keys.back().begin(), keys.back().end(), kc.begin() + (p % capacity) * n_kv * hd);
+    std::copy(vals.back().begin(), vals.back().end(), vc.begin() + (p % capacity) * n_kv * hd);
+  }
+  auto q = randn(static_cast<size_t>(n_tok * n_heads * hd), rng, 2.0f);
+  std::vector<float> out(q.size());
+  AttentionArgs a;
+  a.q = q.data();
+  a.out = out.data();
+  a.positions = positions;
+  a.n_tokens = n_tok;
+  a.n_heads = n_heads;
+  a.n_kv_heads = n_kv;
+  a.head_dim = hd;
+  a.k_cache = kc.data();
+  a.v_cache = vc.data();
+  a.capacity = capacity;
+  a.window = window;
+  a.scale = 0.25f;
+  a.softcap = 5.0f;
+  be.attention(a);
+  for (int t = 0; t < n_tok; ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      const int g = h / (n_heads / n_kv);
+      std::vector<double> s;
+      for (int j = positions[t] - window + 1; j <= positions[t]; ++j) {
+        double dot = 0;
+        for (int c = 0; c < hd; ++c) dot += double(q[(t * n_heads + h) * hd + c]) * keys[j][g * hd + c];
+        s.push_back(5.0 * std::tanh(dot * 0.25 / 5.0));
+      }
+      double mx = *std::max_element(s.begin(), s.end()), den = 0;
+      for (double v : s) den += std::exp(v - mx);
+      for (int c = 0; c < hd; ++c) {
+        double ref = 0;
+        for (int j = 0; j < window; ++j)
+          ref += std::exp(s[j] - mx) / den * vals[positions[t] - window + 1 + j][g * hd + c];
+        EXPECT_NEAR(out[(t * n_heads + h) * hd + c], ref, 1e-5);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemma
