@@ -8,7 +8,8 @@
 
 namespace gemma {
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), isa_(&cpu::select_isa()) {}
+CpuBackend::CpuBackend(int n_threads, CpuOptions options)
+    : pool_(n_threads), isa_(&cpu::select_isa()), options_(options) {}
 
 template <typename Fn>
 void CpuBackend::parallel_for(int64_t n, int64_t min_per_thread, Fn&& fn) {
@@ -45,8 +46,9 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
   // All matrices share the input; quantize it once if any of them needs the Q8A form.
   const int64_t cols = ws[0]->cols;
   const void* xq = nullptr;
+  const bool precise = options_.precise;
   for (const WeightMatrix* w : ws)
-    if (cpu::uses_q8a(w->type)) xq = prepare_input(w->type, x, n, cols);
+    if (cpu::uses_q8a(w->type) && !precise) xq = prepare_input(w->type, x, n, cols);
   struct Job {
     cpu::RowsKernel kernel;
     const WeightMatrix* w;
@@ -58,9 +60,10 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
   int64_t total_rows = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
     const WeightMatrix* w = ws[i];
-    cpu::RowsKernel k = isa_->rows[static_cast<int>(w->type)];
+    const bool q8a = cpu::uses_q8a(w->type) && !precise;
+    cpu::RowsKernel k = q8a || !cpu::uses_q8a(w->type) ? isa_->rows[static_cast<int>(w->type)] : cpu::rows_dequantized;
     if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
-    jobs[i] = {k, w, cpu::uses_q8a(w->type) ? xq : static_cast<const void*>(x), ys[i]};
+    jobs[i] = {k, w, q8a ? xq : static_cast<const void*>(x), ys[i]};
     total_rows += w->rows;
   }
   // Each thread takes the same share of every matrix, so the matrices run in one parallel region.

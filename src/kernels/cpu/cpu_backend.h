@@ -11,9 +11,16 @@
 
 namespace gemma {
 
+struct CpuOptions {
+  // Float activations for every weight type: quantized rows are dequantized and multiplied in
+  // float32, as the reference implementations compute. Slower; used by parity tests and --precise.
+  // The default quantizes activations to int8 blocks for integer dot products, as llama.cpp does.
+  bool precise = false;
+};
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads);
+  explicit CpuBackend(int n_threads, CpuOptions options = {});
   const char* name() const override { return isa_->name; }
   int n_threads() const { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
@@ -38,6 +45,7 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   const cpu::IsaKernels* isa_;
+  CpuOptions options_;
   std::vector<cpu::BlockQ8A> q8a_;  // quantized copy of the current matmul input
 };
 

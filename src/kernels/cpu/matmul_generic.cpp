@@ -4,7 +4,10 @@
 #include <cmath>
 #include <cstring>
 
+#include <vector>
+
 #include "kernels/cpu/isa.h"
+#include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
 #include "util/half.h"
 
@@ -232,6 +235,22 @@ IsaKernels make_generic() {
 }
 
 }  // namespace
+
+void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
+                      int64_t ldy) {
+  const auto* x = static_cast<const float*>(xv);
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(w.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * w.cols;
+      float s = 0;
+      for (int64_t c = 0; c < w.cols; ++c) s += row[static_cast<size_t>(c)] * xt[c];
+      y[t * ldy + r] = s;
+    }
+  }
+}
 
 const IsaKernels& isa_generic() {
   static const IsaKernels k = make_generic();

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: the Release build's tests (parity, tokenizer, kernels, CLI, real
+# model), then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer on the
+# small fixtures (tests labelled "heavy" are skipped there: they run the real model for long).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS="${JOBS:-2}"
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$JOBS"
+(cd build && ctest --output-on-failure -j"$JOBS")
+
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEMMA_SANITIZE=ON -DGEMMA_BUILD_BENCH=OFF \
+  -DCMAKE_CXX_FLAGS="-O1" >/dev/null
+cmake --build build-asan -j"$JOBS"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -j"$JOBS" -LE heavy)
+echo "test: all passed"

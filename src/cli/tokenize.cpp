@@ -1,0 +1,90 @@
+// gemma tokenize / detokenize: the tokenizer on its own, for scripts and tests.
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+
+namespace gemma::cli {
+
+namespace {
+
+struct TokArgs {
+  std::string model, tokenizer, text;
+  bool bos = false, jsonl = false;
+  std::vector<int32_t> ids;
+};
+
+Result<Tokenizer> open_tokenizer(const TokArgs& a) {
+  if (!a.tokenizer.empty()) return Tokenizer::from_file(a.tokenizer);
+  GE_ASSIGN(std::string path, resolve_model_path(a.model, true));
+  GE_ASSIGN(auto m, Model::load(path));
+  if (!m->tokenizer()) return error("{}: no tokenizer in the checkpoint; pass --tokenizer", path);
+  return *m->tokenizer();
+}
+
+int tokenize(const TokArgs& a) {
+  auto tok = open_tokenizer(a);
+  if (!tok.ok()) return fail(tok.error());
+  if (!a.jsonl) {
+    auto ids = tok->encode(a.text, a.bos);
+    if (!ids.ok()) return fail(ids.error());
+    fmt::print("{}\n", fmt::join(*ids, " "));
+    return 0;
+  }
+  std::string line;
+  int line_no = 0, status = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_no;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+      fmt::print("{}\n", nlohmann::json{{"error", fmt::format("line {}: expected {{\"text\": string}}", line_no)}}.dump());
+      status = 1;
+      continue;
+    }
+    auto ids = tok->encode(j["text"].get<std::string>(), a.bos);
+    if (!ids.ok()) {
+      fmt::print("{}\n", nlohmann::json{{"error", ids.error().message}}.dump());
+      status = 1;
+      continue;
+    }
+    fmt::print("{}\n", nlohmann::json{{"ids", *ids}}.dump());
+  }
+  return status;
+}
+
+int detokenize(const TokArgs& a) {
+  auto tok = open_tokenizer(a);
+  if (!tok.ok()) return fail(tok.error());
+  for (int32_t id : a.ids)
+    if (id < 0 || id >= tok->vocab_size()) return fail(fmt::format("token id {} is outside the vocabulary", id));
+  std::string s = tok->decode(a.ids);
+  fmt::print("{}\n", s);
+  return 0;
+}
+
+}  // namespace
+
+Command add_tokenize(CLI::App& app) {
+  auto a = std::make_shared<TokArgs>();
+  CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids of TEXT (or, with --jsonl, of each stdin line)");
+  sub->add_option("-m,--model", a->model, "Take the tokenizer from this checkpoint");
+  sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model");
+  sub->add_flag("--bos", a->bos, "Prepend <bos>");
+  sub->add_flag("--jsonl", a->jsonl, "Read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines");
+  sub->add_option("text", a->text, "Text to tokenize");
+  return [a] { return tokenize(*a); };
+}
+
+Command add_detokenize(CLI::App& app) {
+  auto a = std::make_shared<TokArgs>();
+  CLI::App* sub = app.add_subcommand("detokenize", "Print the text of token ids");
+  sub->add_option("-m,--model", a->model, "Take the tokenizer from this checkpoint");
+  sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model");
+  sub->add_option("ids", a->ids, "Token ids")->required();
+  return [a] { return detokenize(*a); };
+}
+
+}  // namespace gemma::cli

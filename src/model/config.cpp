@@ -1,0 +1,100 @@
+#include "model/config.h"
+
+#include <cmath>
+
+namespace gemma {
+
+const char* generation_name(Generation g) {
+  switch (g) {
+    case Generation::kGemma1: return "Gemma 1";
+    case Generation::kGemma2: return "Gemma 2";
+    case Generation::kGemma3: return "Gemma 3";
+  }
+  return "?";
+}
+
+int ModelConfig::n_sliding_layers() const {
+  int n = 0;
+  for (const LayerConfig& l : layers) n += l.sliding;
+  return n;
+}
+
+Status ModelConfig::validate(const std::string& source) const {
+  auto positive = [&](int v, const char* what) -> Status {
+    if (v <= 0 || v > (1 << 24)) return error("{}: invalid {} = {}", source, what, v);
+    return {};
+  };
+  GE_TRY(positive(vocab_size, "vocabulary size"));
+  GE_TRY(positive(hidden, "hidden size"));
+  GE_TRY(positive(n_layers, "layer count"));
+  GE_TRY(positive(n_heads, "head count"));
+  GE_TRY(positive(n_kv_heads, "KV head count"));
+  GE_TRY(positive(head_dim, "head dim"));
+  GE_TRY(positive(ffn, "feed-forward size"));
+  GE_TRY(positive(context_length, "context length"));
+  if (n_layers > 1024) return error("{}: implausible layer count {}", source, n_layers);
+  if (n_heads % n_kv_heads != 0)
+    return error("{}: {} query heads is not a multiple of {} KV heads", source, n_heads, n_kv_heads);
+  if (head_dim % 2 != 0) return error("{}: head dim {} must be even for RoPE", source, head_dim);
+  if (static_cast<int>(layers.size()) != n_layers)
+    return error("{}: {} layer entries for {} layers", source, layers.size(), n_layers);
+  if (n_sliding_layers() > 0 && sliding_window <= 0)
+    return error("{}: sliding-window layers but no valid window size", source);
+  if (!(std::isfinite(query_scale) && query_scale > 0)) return error("{}: invalid query scale", source);
+  if (!(std::isfinite(rms_eps) && rms_eps > 0 && rms_eps < 1)) return error("{}: invalid RMSNorm epsilon", source);
+  if (!(std::isfinite(attn_softcap) && attn_softcap >= 0) || !(std::isfinite(final_softcap) && final_softcap >= 0))
+    return error("{}: invalid logit soft-cap", source);
+  for (const LayerConfig& l : layers)
+    if (!(std::isfinite(l.rope_base) && l.rope_base > 1) || !(std::isfinite(l.rope_scale) && l.rope_scale > 0))
+      return error("{}: invalid RoPE base or scale", source);
+  return {};
+}
+
+std::vector<bool> default_sliding_pattern(Generation g, int n_layers) {
+  std::vector<bool> s(static_cast<size_t>(n_layers), false);
+  for (int i = 0; i < n_layers; ++i) {
+    if (g == Generation::kGemma2) s[static_cast<size_t>(i)] = (i % 2 == 0);
+    if (g == Generation::kGemma3) s[static_cast<size_t>(i)] = ((i + 1) % 6 != 0);
+  }
+  return s;
+}
+
+std::vector<LayerConfig> make_layers(int n_layers, const std::vector<bool>& sliding, float local_base,
+                                     float global_base, float global_rope_scale) {
+  std::vector<LayerConfig> layers(static_cast<size_t>(n_layers));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    bool s = i < sliding.size() && sliding[i];
+    layers[i].sliding = s;
+    layers[i].rope_base = s ? local_base : global_base;
+    layers[i].rope_scale = s ? 1.0f : global_rope_scale;
+  }
+  return layers;
+}
+
+std::string detect_variant(const ModelConfig& c) {
+  struct Known {
+    Generation g;
+    int layers, hidden, heads, kv_heads, head_dim, ffn;
+    const char* name;
+  };
+  // architecture.md §1.1-1.3; names are gemma_pytorch's --variant values (plus 270m).
+  static const Known kKnown[] = {
+      {Generation::kGemma1, 18, 2048, 8, 1, 256, 16384, "2b"},
+      {Generation::kGemma1, 28, 3072, 16, 16, 256, 24576, "7b"},
+      {Generation::kGemma2, 26, 2304, 8, 4, 256, 9216, "2b-v2"},
+      {Generation::kGemma2, 42, 3584, 16, 8, 256, 14336, "9b"},
+      {Generation::kGemma2, 46, 4608, 32, 16, 128, 36864, "27b"},
+      {Generation::kGemma3, 18, 640, 4, 1, 256, 2048, "270m"},
+      {Generation::kGemma3, 26, 1152, 4, 1, 256, 6912, "1b"},
+      {Generation::kGemma3, 34, 2560, 8, 4, 256, 10240, "4b"},
+      {Generation::kGemma3, 48, 3840, 16, 8, 256, 15360, "12b"},
+      {Generation::kGemma3, 62, 5376, 32, 16, 128, 21504, "27b_v3"},
+  };
+  for (const Known& k : kKnown)
+    if (k.g == c.generation && k.layers == c.n_layers && k.hidden == c.hidden && k.heads == c.n_heads &&
+        k.kv_heads == c.n_kv_heads && k.head_dim == c.head_dim && k.ffn == c.ffn)
+      return k.name;
+  return "custom";
+}
+
+}  // namespace gemma

@@ -1,0 +1,128 @@
+// The Gemma forward pass (architecture.md §2), for every generation, driven by ModelConfig.
+// All tokens of all sequences in the batch go through each matrix product together; attention
+// runs per sequence against its own KV cache.
+#include <algorithm>
+#include <cstring>
+
+#include "model/model.h"
+
+namespace gemma {
+
+ForwardBuffers::ForwardBuffers(const ModelConfig& c, int max_tok) : max_tokens(max_tok) {
+  const size_t t = static_cast<size_t>(max_tok);
+  x.resize(t * static_cast<size_t>(c.hidden));
+  h.resize(x.size());
+  out.resize(x.size());
+  q.resize(t * static_cast<size_t>(c.q_width()));
+  att.resize(q.size());
+  k.resize(t * static_cast<size_t>(c.kv_width()));
+  v.resize(k.size());
+  gate.resize(t * static_cast<size_t>(c.ffn));
+  up.resize(gate.size());
+  positions.resize(t);
+}
+
+void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backend& be, ForwardBuffers& b) const {
+  const ModelConfig& c = config_;
+  const LayerConfig& lc = c.layers[static_cast<size_t>(l)];
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
+  const int64_t D = c.hidden;
+
+  // Attention block: h = norm(x); q, k, v = h·W; QK-norm + RoPE; cache; attend; project.
+  be.rms_norm(b.x.data(), w.attn_norm, T, D, c.rms_eps, b.h.data());
+  const WeightMatrix* qkv[3] = {&w.q, &w.k, &w.v};
+  float* qkv_out[3] = {b.q.data(), b.k.data(), b.v.data()};
+  be.matmul_many(qkv, b.h.data(), T, qkv_out);
+  be.norm_rope(b.q.data(), T, c.n_heads, c.head_dim, w.q_norm, c.rms_eps, b.positions.data(), lc.rope_base,
+               lc.rope_scale);
+  be.norm_rope(b.k.data(), T, c.n_kv_heads, c.head_dim, w.k_norm, c.rms_eps, b.positions.data(), lc.rope_base,
+               lc.rope_scale);
+  int64_t t0 = 0;
+  for (const SequenceChunk& s : batch) {
+    KvCache::Layer& cache = s.cache->layer(l);
+    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t kvw = c.kv_width();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t slot = b.positions[static_cast<size_t>(t0 + i)] % cache.capacity;
+      std::memcpy(cache.k + slot * kvw, b.k.data() + (t0 + i) * kvw, static_cast<size_t>(kvw) * sizeof(float));
+      std::memcpy(cache.v + slot * kvw, b.v.data() + (t0 + i) * kvw, static_cast<size_t>(kvw) * sizeof(float));
+    }
+    AttentionArgs a;
+    a.q = b.q.data() + t0 * c.q_width();
+    a.out = b.att.data() + t0 * c.q_width();
+    a.positions = b.positions.data() + t0;
+    a.n_tokens = n;
+    a.n_heads = c.n_heads;
+    a.n_kv_heads = c.n_kv_heads;
+    a.head_dim = c.head_dim;
+    a.k_cache = cache.k;
+    a.v_cache = cache.v;
+    a.capacity = cache.capacity;
+    a.window = lc.sliding ? c.sliding_window : 0;
+    a.scale = c.query_scale;
+    a.softcap = c.attn_softcap;
+    be.attention(a);
+    t0 += n;
+  }
+  be.matmul(w.o, b.att.data(), T, b.out.data());
+  be.add_norm(b.x.data(), b.out.data(), w.post_attn_norm, T, D, c.rms_eps);  // x += post_norm(attn)
+
+  // Feed-forward block: h = norm(x); x += post_norm(down(gelu(gate·h) * up·h)).
+  be.rms_norm(b.x.data(), w.ffn_norm, T, D, c.rms_eps, b.h.data());
+  const WeightMatrix* gu[2] = {&w.gate, &w.up};
+  float* gu_out[2] = {b.gate.data(), b.up.data()};
+  be.matmul_many(gu, b.h.data(), T, gu_out);
+  be.gelu_mul(b.gate.data(), b.up.data(), T * c.ffn);
+  be.matmul(w.down, b.gate.data(), T, b.out.data());
+  be.add_norm(b.x.data(), b.out.data(), w.post_ffn_norm, T, D, c.rms_eps);
+}
+
+Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, ForwardBuffers& b,
+                      std::vector<float>& logits) const {
+  const ModelConfig& c = config_;
+  int64_t T = 0;
+  std::vector<int32_t> ids;
+  for (const SequenceChunk& s : batch) {
+    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    if (n == 0) return error("empty sequence chunk");
+    if (s.cache->n_past() + n > s.cache->n_ctx())
+      return error("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
+                   s.cache->n_ctx());
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t id = s.tokens[static_cast<size_t>(i)];
+      if (id < 0 || id >= c.vocab_size) return error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+      if (T + i < b.max_tokens) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
+      ids.push_back(id);
+    }
+    T += n;
+  }
+  if (T > b.max_tokens) return error("batch of {} tokens exceeds the buffer size {}", T, b.max_tokens);
+
+  be.embed(weights_.embedding, ids, c.embed_scale, b.x.data());
+  for (int l = 0; l < c.n_layers; ++l) layer(l, batch, T, be, b);
+
+  // Final norm and the tied output projection, only for the rows that want logits.
+  const int64_t D = c.hidden;
+  int64_t rows = 0, t0 = 0;
+  for (const SequenceChunk& s : batch) {
+    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t first = t0 + n - std::clamp<int64_t>(s.n_logits, 0, n);
+    for (int64_t t = first; t < t0 + n; ++t, ++rows)
+      std::memcpy(b.h.data() + rows * D, b.x.data() + t * D, static_cast<size_t>(D) * sizeof(float));
+    t0 += n;
+  }
+  be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.out.data());
+  const size_t base = logits.size();
+  logits.resize(base + static_cast<size_t>(rows) * static_cast<size_t>(c.vocab_size));
+  be.matmul(weights_.embedding, b.out.data(), rows, logits.data() + base);
+  if (c.final_softcap > 0) be.softcap(logits.data() + base, rows * c.vocab_size, c.final_softcap);
+  for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.tokens.size()));
+  return {};
+}
+
+int Model::n_vocab_out() const {
+  if (tokenizer_ && tokenizer_->vocab_size() < config_.vocab_size) return tokenizer_->vocab_size();
+  return config_.vocab_size;
+}
+
+}  // namespace gemma

@@ -1,0 +1,258 @@
+// Hugging Face checkpoints: config.json (formats.md §3.3) + safetensors, for GemmaForCausalLM,
+// Gemma2ForCausalLM, Gemma3ForCausalLM and the language model of Gemma3ForConditionalGeneration.
+// Tensors are renamed to the canonical scheme; norms get Gemma's + 1 folded in (as float32).
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/safetensors.h"
+#include "kernels/dequant.h"
+#include "model/loaders.h"
+#include "util/half.h"
+#include "util/mapped_file.h"
+
+namespace gemma {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+template <typename T>
+Result<T> field(const json& j, const char* key, const std::string& src, std::optional<T> fallback = std::nullopt) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (fallback) return *fallback;
+    return error("{}: config.json lacks '{}'", src, key);
+  }
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!j[key].is_string()) return error("{}: config.json '{}' is not a string", src, key);
+  } else {
+    if (!j[key].is_number()) return error("{}: config.json '{}' is not a number", src, key);
+  }
+  return j[key].get<T>();
+}
+
+// Reads linear scaling from either rope_scaling {"rope_type"|"type": "linear", "factor": f} or the
+// newer per-layer-type rope_parameters {"full_attention": {...}, "sliding_attention": {...}}.
+Status read_rope(const json& tc, const std::string& src, float& global_base, float& local_base, float& global_scale) {
+  global_base = 10000;
+  local_base = 10000;
+  global_scale = 1;
+  auto linear_factor = [&](const json& r, float& out) -> Status {
+    if (!r.is_object()) return {};
+    std::string type = r.value("rope_type", r.value("type", std::string("default")));
+    if (type == "default") return {};
+    if (type != "linear") return error("{}: RoPE scaling '{}' is not supported (Gemma uses linear)", src, type);
+    if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() > 0))
+      return error("{}: linear RoPE scaling without a valid factor", src);
+    out = r["factor"].get<float>();
+    return {};
+  };
+  if (tc.contains("rope_parameters") && tc["rope_parameters"].is_object()) {
+    const json& rp = tc["rope_parameters"];
+    if (rp.contains("full_attention") || rp.contains("sliding_attention")) {
+      if (rp.contains("full_attention")) {
+        global_base = rp["full_attention"].value("rope_theta", 10000.0f);
+        GE_TRY(linear_factor(rp["full_attention"], global_scale));
+      }
+      if (rp.contains("sliding_attention")) {
+        local_base = rp["sliding_attention"].value("rope_theta", 10000.0f);
+        float s = 1;
+        GE_TRY(linear_factor(rp["sliding_attention"], s));
+        if (s != 1) return error("{}: RoPE scaling on sliding layers is not a Gemma configuration", src);
+      }
+      return {};
+    }
+    global_base = rp.value("rope_theta", 10000.0f);
+    local_base = global_base;
+    return linear_factor(rp, global_scale);
+  }
+  GE_ASSIGN(global_base, field<float>(tc, "rope_theta", src, 10000.0f));
+  GE_ASSIGN(local_base, field<float>(tc, "rope_local_base_freq", src, 10000.0f));
+  if (tc.contains("rope_scaling")) GE_TRY(linear_factor(tc["rope_scaling"], global_scale));
+  return {};
+}
+
+Result<ModelConfig> parse_config(const json& root, const std::string& src) {
+  if (!root.is_object()) return error("{}: config.json is not an object", src);
+  GE_ASSIGN(std::string model_type, field<std::string>(root, "model_type", src));
+  const json* tc = &root;
+  ModelConfig c;
+  if (model_type == "gemma") {
+    c.generation = Generation::kGemma1;
+  } else if (model_type == "gemma2") {
+    c.generation = Generation::kGemma2;
+  } else if (model_type == "gemma3_text") {
+    c.generation = Generation::kGemma3;
+  } else if (model_type == "gemma3") {
+    c.generation = Generation::kGemma3;
+    if (!root.contains("text_config") || !root["text_config"].is_object())
+      return error("{}: gemma3 config.json without text_config", src);
+    tc = &root["text_config"];
+  } else {
+    return error("{}: model_type '{}' is not a Gemma text model", src, model_type);
+  }
+  GE_ASSIGN(c.vocab_size, field<int>(*tc, "vocab_size", src, model_type == "gemma3" ? 262208 : 256000));
+  GE_ASSIGN(c.hidden, field<int>(*tc, "hidden_size", src));
+  GE_ASSIGN(c.n_layers, field<int>(*tc, "num_hidden_layers", src));
+  GE_ASSIGN(c.n_heads, field<int>(*tc, "num_attention_heads", src));
+  GE_ASSIGN(c.n_kv_heads, field<int>(*tc, "num_key_value_heads", src, c.n_heads));
+  if (c.n_heads <= 0) return error("{}: invalid num_attention_heads", src);
+  GE_ASSIGN(c.head_dim, field<int>(*tc, "head_dim", src, c.hidden / c.n_heads));
+  GE_ASSIGN(c.ffn, field<int>(*tc, "intermediate_size", src));
+  GE_ASSIGN(c.context_length, field<int>(*tc, "max_position_embeddings", src, 8192));
+  GE_ASSIGN(c.rms_eps, field<float>(*tc, "rms_norm_eps", src, 1e-6f));
+  GE_ASSIGN(float qpas, field<float>(*tc, "query_pre_attn_scalar", src, static_cast<float>(c.head_dim)));
+  if (!(qpas > 0)) return error("{}: invalid query_pre_attn_scalar", src);
+  c.query_scale = 1.0f / std::sqrt(qpas);
+  GE_ASSIGN(c.attn_softcap, field<float>(*tc, "attn_logit_softcapping", src, 0.0f));
+  GE_ASSIGN(c.final_softcap, field<float>(*tc, "final_logit_softcapping", src, 0.0f));
+  c.qk_norm = c.generation == Generation::kGemma3;
+  c.post_norms = c.generation != Generation::kGemma1;
+
+  std::vector<bool> sliding(static_cast<size_t>(c.n_layers), false);
+  if (c.generation != Generation::kGemma1) {
+    GE_ASSIGN(c.sliding_window, field<int>(*tc, "sliding_window", src, c.generation == Generation::kGemma2 ? 4096 : 512));
+    if (tc->contains("layer_types") && (*tc)["layer_types"].is_array()) {
+      const json& lt = (*tc)["layer_types"];
+      if (static_cast<int>(lt.size()) != c.n_layers)
+        return error("{}: layer_types has {} entries for {} layers", src, lt.size(), c.n_layers);
+      for (size_t i = 0; i < lt.size(); ++i) {
+        if (!lt[i].is_string()) return error("{}: layer_types[{}] is not a string", src, i);
+        const std::string t = lt[i].get<std::string>();
+        if (t != "sliding_attention" && t != "full_attention")
+          return error("{}: unknown layer type '{}'", src, t);
+        sliding[i] = t == "sliding_attention";
+      }
+    } else if (c.generation == Generation::kGemma3 && tc->contains("sliding_window_pattern")) {
+      GE_ASSIGN(int period, field<int>(*tc, "sliding_window_pattern", src));
+      if (period <= 0) return error("{}: invalid sliding_window_pattern", src);
+      for (int l = 0; l < c.n_layers; ++l) sliding[static_cast<size_t>(l)] = l % period < period - 1;
+    } else {
+      sliding = default_sliding_pattern(c.generation, c.n_layers);
+    }
+  }
+  float global_base, local_base, global_scale;
+  GE_TRY(read_rope(*tc, src, global_base, local_base, global_scale));
+  if (c.generation != Generation::kGemma3) local_base = global_base;  // one base before Gemma 3
+  c.layers = make_layers(c.n_layers, sliding, local_base, global_base, global_scale);
+  c.variant = detect_variant(c);
+  return c;
+}
+
+// HF name (after stripping the model prefix) -> canonical name, and whether it is a norm.
+struct Mapped {
+  std::string name;
+  bool norm = false;
+};
+
+std::optional<Mapped> map_name(const std::string& hf, Generation g) {
+  static const std::regex layer_re(R"(layers\.(\d+)\.(.+)\.weight)");
+  std::string n = hf;
+  for (const char* prefix : {"model.language_model.", "language_model.model.", "model."})
+    if (n.rfind(prefix, 0) == 0) {
+      n = n.substr(std::string(prefix).size());
+      break;
+    }
+  if (n == "embed_tokens.weight") return Mapped{"token_embd.weight"};
+  if (n == "norm.weight") return Mapped{"output_norm.weight", true};
+  std::smatch m;
+  if (!std::regex_match(n, m, layer_re)) return std::nullopt;
+  const std::string blk = "blk." + m[1].str() + ".";
+  const std::string part = m[2].str();
+  struct Row {
+    const char* hf;
+    const char* ours;
+    bool norm;
+  };
+  static const Row rows[] = {
+      {"input_layernorm", "attn_norm", true},       {"self_attn.q_proj", "attn_q", false},
+      {"self_attn.k_proj", "attn_k", false},        {"self_attn.v_proj", "attn_v", false},
+      {"self_attn.o_proj", "attn_output", false},   {"self_attn.q_norm", "attn_q_norm", true},
+      {"self_attn.k_norm", "attn_k_norm", true},    {"pre_feedforward_layernorm", "ffn_norm", true},
+      {"post_feedforward_layernorm", "post_ffw_norm", true}, {"mlp.gate_proj", "ffn_gate", false},
+      {"mlp.up_proj", "ffn_up", false},             {"mlp.down_proj", "ffn_down", false},
+  };
+  // Gemma 1 reuses Llama's name: its post_attention_layernorm is the pre-FFN norm (§9.12).
+  if (part == "post_attention_layernorm")
+    return Mapped{blk + (g == Generation::kGemma1 ? "ffn_norm" : "post_attention_norm") + ".weight", true};
+  for (const Row& r : rows)
+    if (part == r.hf) return Mapped{blk + r.ours + ".weight", r.norm};
+  return std::nullopt;
+}
+
+bool is_vision_or_head(const std::string& n) {
+  return n.find("vision_tower") != std::string::npos || n.find("multi_modal_projector") != std::string::npos ||
+         n.find("lm_head") != std::string::npos;
+}
+
+}  // namespace
+
+Result<LoadedCheckpoint> load_hf(const std::string& path) {
+  // A directory, its model.safetensors.index.json (both mean the whole sharded checkpoint), or
+  // one .safetensors file.
+  const bool is_index = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  const bool is_file = fs::is_regular_file(path) && !is_index;
+  const std::string dir = (is_file || is_index) ? fs::path(path).parent_path().string() : path;
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(config_path)) return error("{}: no config.json beside the safetensors", dir);
+  GE_ASSIGN(std::string text, read_text_file(config_path));
+  json root = json::parse(text, nullptr, false);
+  if (root.is_discarded()) return error("{}: invalid JSON", config_path);
+  GE_ASSIGN(ModelConfig c, parse_config(root, config_path));
+
+  TensorSet raw;
+  if (is_file) GE_TRY(read_safetensors(path, raw));
+  else GE_TRY(read_safetensors_dir(dir, raw));
+
+  LoadedCheckpoint out;
+  CheckpointInfo& info = out.info;
+  for (const auto& [name, t] : raw.all()) {
+    info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
+    info.n_params += static_cast<uint64_t>(t.numel());
+    info.file_bytes += t.nbytes;
+    if (is_vision_or_head(name)) continue;
+    auto m = map_name(name, c.generation);
+    if (!m) {
+      info.notes.push_back("ignored tensor " + name);
+      continue;
+    }
+    if (out.tensors.find(m->name)) return error("{}: tensor '{}' appears twice (as '{}')", path, m->name, name);
+    Tensor ct = t;
+    ct.name = m->name;
+    if (m->norm) {  // Gemma stores norms zero-centred: fold in the 1 + w (in float32).
+      if (dtype_info(t.dtype).quantized || (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16))
+        return error("{}: norm tensor '{}' has type {}", path, name, dtype_name(t.dtype));
+      auto* f = reinterpret_cast<float*>(out.tensors.allocate(static_cast<uint64_t>(t.numel()) * 4));
+      dequantize_row(t.dtype, t.data, f, t.numel());
+      for (int64_t i = 0; i < t.numel(); ++i) f[i] += 1.0f;
+      ct.dtype = DType::F32;
+      ct.data = reinterpret_cast<const uint8_t*>(f);
+      ct.nbytes = static_cast<uint64_t>(t.numel()) * 4;
+    }
+    out.tensors.add(std::move(ct));
+  }
+  out.tensors.merge_owners(raw);
+  const Tensor* emb = out.tensors.find("token_embd.weight");
+  if (!emb) return error("{}: no embedding tensor (model.embed_tokens.weight)", path);
+  // sqrt(D) in the dtype the references compute in for this checkpoint (§2.2).
+  const float s = std::sqrt(static_cast<float>(c.hidden));
+  c.embed_scale = emb->dtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(s))
+                  : emb->dtype == DType::F16 ? f16_to_f32(f32_to_f16(s))
+                                             : s;
+  if (emb->shape.size() == 2 && emb->shape[0] != c.vocab_size) {
+    info.notes.push_back("embedding has " + std::to_string(emb->shape[0]) + " rows; config says " +
+                         std::to_string(c.vocab_size));
+    c.vocab_size = static_cast<int>(emb->shape[0]);
+  }
+  GE_TRY(c.validate(config_path));
+  info.format = is_file ? "safetensors" : "safetensors (HF directory)";
+  info.path = path;
+  out.config = std::move(c);
+  out.tokenizer_dir = dir;
+  return out;
+}
+
+}  // namespace gemma

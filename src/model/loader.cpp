@@ -1,0 +1,83 @@
+// Model::load: recognises the checkpoint format from the path and its first bytes, runs that
+// format's loader, binds the weights and finds the tokenizer.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "model/loaders.h"
+#include "model/model.h"
+#include "util/mapped_file.h"
+
+namespace gemma {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+enum class Format { kGguf, kHf, kUnknown };
+
+Result<Format> detect_format(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(fs::path(path) / "config.json")) return Format::kHf;
+    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors)", path);
+  }
+  char magic[4] = {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error("{}: cannot open", path);
+  in.read(magic, 4);
+  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Format::kGguf;
+  auto ends_with = [&](std::string_view suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Format::kHf;
+  if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
+  return error("{}: unrecognised checkpoint format (not GGUF, not safetensors)", path);
+}
+
+bool hf_has_chat_template(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "chat_template.jinja")) return true;
+  auto text = read_text_file((fs::path(dir) / "tokenizer_config.json").string());
+  return text.ok() && text->find("\"chat_template\"") != std::string::npos;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& options) {
+  GE_ASSIGN(Format format, detect_format(path));
+  LoadedCheckpoint ck;
+  if (format == Format::kGguf) {
+    GE_ASSIGN(ck, load_gguf(path));
+  } else {
+    GE_ASSIGN(ck, load_hf(path));
+  }
+
+  std::optional<Tokenizer> tok;
+  if (!options.tokenizer_path.empty()) {
+    GE_ASSIGN(tok, Tokenizer::from_file(options.tokenizer_path));
+    ck.info.tokenizer_source = options.tokenizer_path;
+  } else if (ck.gguf && ck.gguf->find("tokenizer.ggml.tokens")) {
+    GE_ASSIGN(tok, Tokenizer::from_gguf(*ck.gguf));
+    ck.info.tokenizer_source = "GGUF metadata";
+  } else if (!ck.tokenizer_dir.empty()) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+      const std::string p = (fs::path(ck.tokenizer_dir) / name).string();
+      if (!fs::exists(p)) continue;
+      GE_ASSIGN(tok, Tokenizer::from_file(p));
+      ck.info.tokenizer_source = p;
+      break;
+    }
+    if (hf_has_chat_template(ck.tokenizer_dir)) ck.config.instruction_tuned = true;
+  }
+  if (tok && tok->vocab_size() > ck.config.vocab_size)  // e.g. HF's <image_soft_token> on a text-only model
+    ck.info.notes.push_back(fmt::format("tokenizer has {} tokens, the embedding {} rows: ids past the rows are rejected",
+                                        tok->vocab_size(), ck.config.vocab_size));
+  ck.gguf.reset();  // the tensor views keep the file map alive on their own
+  GE_ASSIGN(Weights w, bind_weights(ck.config, std::move(ck.tensors), path));
+  return std::make_unique<Model>(std::move(ck.config), std::move(w), std::move(tok), std::move(ck.info));
+}
+
+}  // namespace gemma

@@ -1,0 +1,28 @@
+// Per-format loaders. Each turns a checkpoint into a ModelConfig and tensors in the canonical
+// naming (GGUF's: token_embd.weight, blk.N.attn_q.weight, ...) with norms as full multipliers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "formats/gguf.h"
+#include "formats/tensor_set.h"
+#include "model/config.h"
+#include "model/model.h"
+
+namespace gemma {
+
+struct LoadedCheckpoint {
+  ModelConfig config;
+  TensorSet tensors;                 // canonical names
+  CheckpointInfo info;
+  std::shared_ptr<GgufFile> gguf;    // set for GGUF files (holds the tokenizer metadata)
+  std::string tokenizer_dir;         // directory to look for tokenizer.json / tokenizer.model
+};
+
+Result<LoadedCheckpoint> load_gguf(const std::string& path);
+// A Hugging Face checkpoint directory (config.json + model*.safetensors), or a .safetensors file
+// with config.json beside it.
+Result<LoadedCheckpoint> load_hf(const std::string& path);
+
+}  // namespace gemma

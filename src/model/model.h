@@ -1,0 +1,82 @@
+// A loaded Gemma model: config, weights, tokenizer, and the forward pass over a batch of
+// sequences. Loading detects the checkpoint format and the model variant from the files.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+#include "util/result.h"
+
+namespace gemma {
+
+struct LoadOptions {
+  std::string tokenizer_path;  // overrides the tokenizer found in or beside the checkpoint
+};
+
+// What `gemma inspect` reports about the file, besides the config.
+struct CheckpointInfo {
+  std::string format;                        // "GGUF v3", "safetensors (2 shards)", ...
+  std::string path;
+  uint64_t file_bytes = 0;
+  std::map<std::string, int> tensors_by_dtype;
+  uint64_t n_params = 0;                     // elements of all tensors in the checkpoint
+  std::string tokenizer_source;              // where the tokenizer came from ("" if none)
+  std::vector<std::string> notes;            // e.g. "query scale from llama.cpp's 27B rule"
+};
+
+// A chunk of one sequence in a batch: its tokens are appended at positions cache.n_past() ...
+struct SequenceChunk {
+  KvCache* cache = nullptr;
+  std::span<const int32_t> tokens;
+  int n_logits = 1;  // logits for this many trailing tokens: 1 = the last (generation), all (scoring)
+};
+
+// Scratch activations for up to max_tokens tokens per forward call.
+struct ForwardBuffers {
+  explicit ForwardBuffers(const ModelConfig& c, int max_tokens);
+  int max_tokens;
+  std::vector<float> x, h, q, k, v, att, gate, up, out;
+  std::vector<int32_t> positions;
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const LoadOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  const Tokenizer* tokenizer() const { return tokenizer_ ? &*tokenizer_ : nullptr; }
+  const CheckpointInfo& info() const { return info_; }
+  // Vocabulary the sampler may choose from: the tokenizer's size when known (padding rows of the
+  // embedding are never sampled, architecture.md §1.5), else the embedding rows.
+  int n_vocab_out() const;
+
+  // Runs every chunk through the model and appends logits to `logits` ([rows, vocab_size]), one
+  // row for each of a chunk's n_logits trailing tokens. The total
+  // tokens must fit in `buf` and each cache must have room. Advances every cache.
+  Status forward(std::span<const SequenceChunk> batch, Backend& backend, ForwardBuffers& buf,
+                 std::vector<float>& logits) const;
+
+  Model(ModelConfig config, Weights weights, std::optional<Tokenizer> tokenizer, CheckpointInfo info)
+      : config_(std::move(config)), weights_(std::move(weights)), tokenizer_(std::move(tokenizer)),
+        info_(std::move(info)) {}
+
+ private:
+  void layer(int l, std::span<const SequenceChunk> batch, int64_t n_tokens, Backend& be, ForwardBuffers& buf) const;
+
+  ModelConfig config_;
+  Weights weights_;
+  std::optional<Tokenizer> tokenizer_;
+  CheckpointInfo info_;
+};
+
+}  // namespace gemma

@@ -1,0 +1,8 @@
+list(APPEND GEMMA_SOURCES
+  model/config.cpp
+  model/weights.cpp
+  model/kv_cache.cpp
+  model/forward.cpp
+  model/load_gguf.cpp
+  model/load_hf.cpp
+  model/loader.cpp)

@@ -1,0 +1,5 @@
+list(APPEND GEMMA_SOURCES
+  runtime/sampler.cpp
+  runtime/chat.cpp
+  runtime/session.cpp
+  runtime/perplexity.cpp)

@@ -1,0 +1,1 @@
+list(APPEND GEMMA_SOURCES tokenizer/utf8.cpp tokenizer/tokenizer.cpp tokenizer/loaders.cpp)

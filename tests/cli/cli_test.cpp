@@ -1,0 +1,214 @@
+// The `gemma` binary end to end: every subcommand on a tiny model built here, the real model where
+// installed, and every kind of bad input the issue names. Bad input must give one error line on
+// stderr and a non-zero exit, never a crash or a hang.
+#include <sys/wait.h>
+
+#include <cstring>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/gguf_builder.h"
+#include "support/test_support.h"
+
+namespace gemma {
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs the gemma binary with `args` (a shell fragment) and optional stdin; 120 s timeout.
+CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
+  static const std::string dir = test::temp_dir();
+  const std::string in = dir + "/stdin", out = dir + "/stdout", err = dir + "/stderr";
+  test::write_file(in, stdin_text);
+  const std::string cmd = "timeout 120 " + std::string(GEMMA_CLI) + " " + args + " <" + in + " >" + out + " 2>" + err;
+  CliRun r;
+  const int rc = std::system(cmd.c_str());
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+// Asserts a clean failure: exit status 1 (not a signal, not a timeout) and a single error line.
+void expect_clean_error(const CliRun& r, const std::string& needle) {
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("gemma: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  size_t lines = 0;
+  for (char c : r.err) lines += c == '\n';
+  EXPECT_EQ(lines, 1u) << r.err;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::temp_dir();
+    tiny_ = dir_ + "/tiny.gguf";
+    test::GgufBuilder::tiny_gemma3().write(tiny_);
+  }
+  static std::string dir_, tiny_;
+};
+std::string Cli::dir_, Cli::tiny_;
+
+TEST_F(Cli, RunGreedyIsDeterministicAndReportsSpeed) {
+  const CliRun a = gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0");
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_NE(a.err.find("tok/s"), std::string::npos) << a.err;
+  const CliRun b = gemma("run -m " + tiny_ + " -n 12 --temperature 0", "hello world");  // prompt on stdin
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  const CliRun c = gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
+  const CliRun d = gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.out, d.out) << "same seed, same text";
+}
+
+TEST_F(Cli, MissingFile) { expect_clean_error(gemma("run -m /nonexistent/model.gguf -p hi"), "no such file"); }
+
+TEST_F(Cli, WrongMagic) {
+  test::write_file(dir_ + "/bad.bin", std::string(64, 'x'));
+  expect_clean_error(gemma("inspect " + dir_ + "/bad.bin"), "unrecognised checkpoint format");
+}
+
+TEST_F(Cli, TruncatedFile) {
+  const std::string full = test::GgufBuilder::tiny_gemma3().bytes();
+  for (size_t cut : {size_t{10}, size_t{300}, full.size() / 2, full.size() - 7}) {
+    test::write_file(dir_ + "/trunc.gguf", full.substr(0, cut));
+    const CliRun r = gemma("run -m " + dir_ + "/trunc.gguf -p hi");
+    EXPECT_EQ(r.status, 1) << "cut at " << cut << ": " << r.err;
+    EXPECT_NE(r.err.find("gemma: error: "), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(Cli, UnsupportedTensorType) {
+  auto b = test::GgufBuilder::tiny_gemma3();
+  b.tensor("extra.weight", 19 /* IQ1_S */, {256}, std::vector<uint8_t>(50));
+  b.write(dir_ + "/iq.gguf");
+  expect_clean_error(gemma("run -m " + dir_ + "/iq.gguf -p hi"), "unsupported ggml type 19");
+}
+
+TEST_F(Cli, TensorPointingOutsideFile) {
+  auto b = test::GgufBuilder::tiny_gemma3();
+  b.override_last_offset(1u << 30);
+  b.write(dir_ + "/outside.gguf");
+  expect_clean_error(gemma("inspect " + dir_ + "/outside.gguf"), "extends past the end of the file");
+}
+
+TEST_F(Cli, ShapesDisagreeWithConfig) {
+  auto b = test::GgufBuilder::tiny_gemma3();
+  b.kv_u32("gemma3.feed_forward_length", 48);  // duplicate key: rejected
+  b.write(dir_ + "/dup.gguf");
+  expect_clean_error(gemma("inspect " + dir_ + "/dup.gguf"), "duplicate metadata key");
+  // A config that disagrees with the tensors: rebuild with a different FFN size in the metadata.
+  test::GgufBuilder c = test::GgufBuilder::tiny_gemma3();
+  std::string bytes = c.bytes();
+  const std::string key = "gemma3.feed_forward_length";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t wrong = 48;
+  std::memcpy(&bytes[at + key.size() + 4], &wrong, 4);
+  test::write_file(dir_ + "/shape.gguf", bytes);
+  expect_clean_error(gemma("run -m " + dir_ + "/shape.gguf -p hi"), "expected [48, 32] from the model config");
+}
+
+TEST_F(Cli, PromptLongerThanContext) {
+  std::string prompt(200, 'a');
+  expect_clean_error(gemma("run -m " + tiny_ + " --ctx 16 -p " + prompt), "longer than the context");
+}
+
+TEST_F(Cli, InvalidUtf8) {
+  expect_clean_error(gemma("run -m " + tiny_, std::string("ab\xff\xfe", 4)), "UTF-8");
+  expect_clean_error(gemma("tokenize -m " + tiny_ + " \"$(printf 'a\\303')\""), "UTF-8");
+}
+
+TEST_F(Cli, BadArguments) {
+  EXPECT_NE(gemma("run --max-tokens nope").status, 0);
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi --top-p 0"), "--top-p");
+  expect_clean_error(gemma("detokenize -m " + tiny_ + " 5 99999"), "outside the vocabulary");
+}
+
+TEST_F(Cli, TokenizeJsonlAndDetokenize) {
+  const CliRun r = gemma("tokenize -m " + tiny_ + " --jsonl --bos", "{\"text\": \"ab\"}\nnot json\n{\"text\": \"\"}\n");
+  EXPECT_EQ(r.status, 1);  // the bad line is reported in order, the others still answered
+  std::istringstream lines(r.out);
+  std::string l1, l2, l3;
+  std::getline(lines, l1), std::getline(lines, l2), std::getline(lines, l3);
+  EXPECT_EQ(nlohmann::json::parse(l1)["ids"], nlohmann::json({2, 4 + 'a', 4 + 'b'}));
+  EXPECT_TRUE(nlohmann::json::parse(l2).contains("error"));
+  EXPECT_EQ(nlohmann::json::parse(l3)["ids"], nlohmann::json({2}));
+  const CliRun d = gemma("detokenize -m " + tiny_ + " 101 105");
+  ASSERT_EQ(d.status, 0) << d.err;
+  EXPECT_EQ(d.out, "ae\n");
+}
+
+TEST_F(Cli, InspectPrintsPlan) {
+  const CliRun r = gemma("inspect " + tiny_ + " --ctx 64");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* s : {"GGUF v3", "Gemma 3", "custom", "KV cache", "weights", "LL"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+}
+
+TEST_F(Cli, ChatKeepsHistoryAcrossTurns) {
+  const CliRun r = gemma("chat -m " + tiny_ + " --ctx 512 -n 4 --temperature 0 -v", "first\nsecond\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  // Two turns, and the second turn's context includes the first (the cache was kept).
+  size_t p1 = r.err.find("context "), p2 = r.err.find("context ", p1 + 1);
+  ASSERT_NE(p2, std::string::npos) << r.err;
+  const int c1 = std::stoi(r.err.substr(p1 + 8)), c2 = std::stoi(r.err.substr(p2 + 8));
+  EXPECT_GT(c2, c1);
+}
+
+TEST_F(Cli, BenchJsonHasLlamaBenchFields) {
+  const CliRun r = gemma("bench -m " + tiny_ + " -p 16 -n 4 -r 2 -o jsonl -t 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* f : {"n_prompt", "n_gen", "n_depth", "n_threads", "avg_ts", "stddev_ts", "avg_ns", "samples_ns",
+                          "samples_ts", "model_size", "model_n_params"})
+      EXPECT_TRUE(j.contains(f)) << f;
+    EXPECT_GT(j["avg_ts"].get<double>(), 0);
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+  const CliRun md = gemma("bench -m " + tiny_ + " -p 16 -n 0 -r 1");
+  ASSERT_EQ(md.status, 0) << md.err;
+  EXPECT_NE(md.out.find("| pp16 |"), std::string::npos) << md.out;
+}
+
+TEST_F(Cli, PerplexityPrintsEstimate) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "the quick brown fox ";
+  test::write_file(dir_ + "/text.txt", text);
+  const CliRun r = gemma("perplexity -m " + tiny_ + " -f " + dir_ + "/text.txt --ctx 128");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Final estimate: PPL = "), std::string::npos) << r.out;
+  expect_clean_error(gemma("perplexity -m " + tiny_ + " -f " + dir_ + "/text.txt --ctx 4096"), "needs at least");
+}
+
+TEST_F(Cli, DefaultModelIsAnnounced) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const CliRun r = gemma("run -p 'The capital of France is' -n 8 --temperature 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("using the default Gemma 3 270M"), std::string::npos) << r.err;
+  EXPECT_GT(r.out.size(), 8u) << r.out;
+}
+
+}  // namespace
+}  // namespace gemma
