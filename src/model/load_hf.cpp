@@ -1,9 +1,9 @@
 // Hugging Face checkpoints: config.json (formats.md §3.3) + safetensors, for GemmaForCausalLM,
 // Gemma2ForCausalLM, Gemma3ForCausalLM and the language model of Gemma3ForConditionalGeneration.
 // Tensors are renamed to the canonical scheme; norms get Gemma's + 1 folded in (as float32).
+#include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -148,8 +148,21 @@ struct Mapped {
   bool norm = false;
 };
 
+// Splits "layers.<N>.<part>.weight" into N and part.
+bool split_layer_name(const std::string& n, std::string& layer, std::string& part) {
+  const std::string head = "layers.", tail = ".weight";
+  if (n.size() <= head.size() + tail.size() || n.compare(0, head.size(), head) != 0 ||
+      n.compare(n.size() - tail.size(), tail.size(), tail) != 0)
+    return false;
+  size_t i = head.size();
+  while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) ++i;
+  if (i == head.size() || i >= n.size() - tail.size() || n[i] != '.') return false;
+  layer = n.substr(head.size(), i - head.size());
+  part = n.substr(i + 1, n.size() - tail.size() - i - 1);
+  return !part.empty();
+}
+
 std::optional<Mapped> map_name(const std::string& hf, Generation g) {
-  static const std::regex layer_re(R"(layers\.(\d+)\.(.+)\.weight)");
   std::string n = hf;
   for (const char* prefix : {"model.language_model.", "language_model.model.", "model."})
     if (n.rfind(prefix, 0) == 0) {
@@ -158,10 +171,9 @@ std::optional<Mapped> map_name(const std::string& hf, Generation g) {
     }
   if (n == "embed_tokens.weight") return Mapped{"token_embd.weight"};
   if (n == "norm.weight") return Mapped{"output_norm.weight", true};
-  std::smatch m;
-  if (!std::regex_match(n, m, layer_re)) return std::nullopt;
-  const std::string blk = "blk." + m[1].str() + ".";
-  const std::string part = m[2].str();
+  std::string layer, part;
+  if (!split_layer_name(n, layer, part)) return std::nullopt;
+  const std::string blk = "blk." + layer + ".";
   struct Row {
     const char* hf;
     const char* ours;

@@ -61,7 +61,7 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
   for (size_t i = 0; i < n_jobs; ++i) {
     const WeightMatrix* w = ws[i];
     const bool q8a = cpu::uses_q8a(w->type) && !precise;
-    cpu::RowsKernel k = q8a || !cpu::uses_q8a(w->type) ? isa_->rows[static_cast<int>(w->type)] : cpu::rows_dequantized;
+    cpu::RowsKernel k = q8a || !cpu::uses_q8a(w->type) ? isa_->rows[static_cast<int>(w->type)] : isa_->rows_dequantized;
     if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
     jobs[i] = {k, w, q8a ? xq : static_cast<const void*>(x), ys[i]};
     total_rows += w->rows;

@@ -22,14 +22,13 @@ struct IsaKernels {
   const char* name;
   RowsKernel rows[static_cast<int>(DType::kCount)];
   QuantizeKernel quantize_q8a;
+  // Any weight type against float activations: each row is dequantized to float32, then dotted.
+  // The precise path (CpuOptions::precise): exact up to float32 summation order.
+  RowsKernel rows_dequantized;
 };
 
 const IsaKernels& isa_generic();
 const IsaKernels* isa_avx2();  // nullptr when not compiled in
-
-// Any weight type against float activations: each row is dequantized to float32 first. The
-// precise path (CpuOptions::precise); exact up to float32 summation order.
-void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy);
 
 // True if the weight type's kernels take BlockQ8A activations.
 bool uses_q8a(DType t);

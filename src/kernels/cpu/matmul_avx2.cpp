@@ -7,8 +7,10 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
 
 namespace gemma::cpu {
@@ -269,6 +271,26 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t n) {
   }
 }
 
+void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
+                      int64_t ldy) {
+  const auto* x = static_cast<const float*>(xv);
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(w.cols));
+  const int64_t c8 = w.cols / 8 * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * w.cols;
+      __m256 acc = _mm256_setzero_ps();
+      int64_t c = 0;
+      for (; c < c8; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(row.data() + c), _mm256_loadu_ps(xt + c), acc);
+      float s = hsum(acc);
+      for (; c < w.cols; ++c) s += row[static_cast<size_t>(c)] * xt[c];
+      y[t * ldy + r] = s;
+    }
+  }
+}
+
 IsaKernels make_avx2() {
   IsaKernels k{};
   k.name = "avx2";
@@ -284,6 +306,7 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::Q5_K)] = rows_q<dot_k45<BlockQ5_K, true>>;
   k.rows[static_cast<int>(DType::Q6_K)] = rows_q<dot_q6_k>;
   k.quantize_q8a = quantize_q8a;
+  k.rows_dequantized = rows_dequantized;
   return k;
 }
 

@@ -1,0 +1,56 @@
+// Matrix-vector (decode) and matrix-matrix (prefill) kernels per weight type, on every ISA this CPU
+// runs, reporting GB/s of weights streamed and GFLOP/s. Shapes are those of Gemma 3 270M / 1B.
+#include <random>
+
+#include <benchmark/benchmark.h>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "random_blocks.h"
+
+namespace {
+
+using gemma::DType;
+
+void run(benchmark::State& state, DType type, int64_t rows, int64_t cols, int64_t n_tok, int threads) {
+  std::mt19937 rng(1);
+  const std::vector<uint8_t> w = gemma::test::random_rows(type, rows, cols, rng);
+  gemma::WeightMatrix m{type, rows, cols, w.data(), *gemma::row_bytes(type, static_cast<uint64_t>(cols))};
+  std::vector<float> x(static_cast<size_t>(n_tok * cols), 0.5f), y(static_cast<size_t>(n_tok * rows));
+  gemma::CpuBackend be(threads);
+  for (auto _ : state) {
+    be.matmul(m, x.data(), n_tok, y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * w.size()));
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(2 * rows * cols * n_tok) * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.SetLabel(be.name());
+}
+
+void register_all() {
+  const DType types[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  for (DType t : types) {
+    const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 1024 : 1152;
+    for (int threads : {1, 2}) {
+      benchmark::RegisterBenchmark(("matvec/" + std::string(gemma::dtype_name(t)) + "/6912x" + std::to_string(cols) +
+                                    "/t" + std::to_string(threads)).c_str(),
+                                   [=](benchmark::State& s) { run(s, t, 6912, cols, 1, threads); })
+          ->Unit(benchmark::kMicrosecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("matmul/" + std::string(gemma::dtype_name(t)) + "/6912x" + std::to_string(cols) +
+                                    "x64/t" + std::to_string(threads)).c_str(),
+                                   [=](benchmark::State& s) { run(s, t, 6912, cols, 64, threads); })
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

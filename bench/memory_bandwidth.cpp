@@ -1,0 +1,58 @@
+// Read bandwidth probe: the decode speed ceiling is (bytes read per token) / (this bandwidth).
+// Streams a buffer much larger than the caches with 1..N threads (AVX2 loads when available,
+// summed so the reads cannot be elided) and prints the best of several passes in GB/s.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "util/thread_pool.h"
+
+namespace {
+
+__attribute__((target("avx2"))) uint64_t sum_avx2(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  uint64_t out[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t bytes = (argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1024) << 20;  // MiB
+  const int max_threads = argc > 2 ? std::atoi(argv[2]) : gemma::default_thread_count();
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  std::memset(buf, 1, bytes);
+  volatile uint64_t sink = 0;
+  for (int nt = 1; nt <= max_threads; ++nt) {
+    gemma::ThreadPool pool(nt);
+    double best = 0;
+    for (int pass = 0; pass < 7; ++pass) {
+      std::vector<uint64_t> partial(static_cast<size_t>(nt));
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.run([&](int i, int n) {
+        auto [b, e] = gemma::ThreadPool::split(static_cast<int64_t>(bytes), i, n, 4096);
+        partial[static_cast<size_t>(i)] = sum_avx2(buf + b, static_cast<size_t>(e - b));
+      });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (uint64_t v : partial) sink = sink + v;
+      best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+    }
+    std::printf("read bandwidth, %d thread%s: %.2f GB/s\n", nt, nt > 1 ? "s" : "", best);
+  }
+  std::free(buf);
+  return sink == 42 ? 1 : 0;
+}

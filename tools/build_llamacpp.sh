@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-bench, llama-perplexity and llama-quantize from the llama.cpp sources
+# carried by llama-cpp-python's source distribution (our speed and correctness peer), with
+# native CPU flags, into $LLAMACPP_DIR (default ~/.cache/gemma-engine/llama.cpp). Nothing of
+# llama.cpp enters this repository. Prints the bin directory.
+set -euo pipefail
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+DIR="${LLAMACPP_DIR:-$HOME/.cache/gemma-engine/llama.cpp}"
+mkdir -p "$DIR"
+if [ ! -x "$DIR/build/bin/llama-bench" ]; then
+  if [ ! -d "$DIR/src" ]; then
+    python3 -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$DIR/sdist"
+    tar -xzf "$DIR/sdist/llama_cpp_python-$VERSION.tar.gz" -C "$DIR/sdist"
+    mv "$DIR/sdist/llama_cpp_python-$VERSION/vendor/llama.cpp" "$DIR/src"
+  fi
+  cmake -S "$DIR/src" -B "$DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+  cmake --build "$DIR/build" -j"${JOBS:-2}" --target llama-bench llama-perplexity llama-quantize >/dev/null
+fi
+echo "$DIR/build/bin"
