@@ -22,7 +22,7 @@ struct Case {
 
 std::vector<const cpu::IsaKernels*> compiled_isas() {
   std::vector<const cpu::IsaKernels*> v = {&cpu::isa_generic()};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu::isa_avx2()) v.push_back(cpu::isa_avx2());
+  if (cpu::cpu_has_avx2() && cpu::isa_avx2()) v.push_back(cpu::isa_avx2());
   return v;
 }
 

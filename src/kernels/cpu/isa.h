@@ -34,6 +34,9 @@ const IsaKernels* isa_avx2();  // nullptr when not compiled in
 bool uses_q8a(DType t);
 bool matmul_supported(DType t);
 
+// CPU feature detection (CPUID + XGETBV): AVX2, FMA, F16C and BMI2 usable.
+bool cpu_has_avx2();
+
 // The best table this CPU can run; GEMMA_ISA=generic|avx2 in the environment forces one.
 const IsaKernels& select_isa();
 
