@@ -17,8 +17,15 @@ cp -f fuzz/corpus/tokenizer_json/* build-fuzz/corpus/tokenizer_json/
 
 for t in gguf safetensors sentencepiece tokenizer_json; do
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
-  ASAN_OPTIONS=detect_leaks=1 "build-fuzz/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=4096 \
-    -max_len=1048576 -print_final_stats=1 "build-fuzz/corpus/$t" 2>&1 | grep -E "^(stat::number_of_executed_units|#[0-9]+ *DONE)|ERROR|SUMMARY" || true
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then echo "fuzz: $t FAILED"; exit 1; fi
+  log="build-fuzz/fuzz_$t.log"
+  status=0
+  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 "./fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" \
+    -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 "corpus/$t") >"$log" 2>&1 || status=$?
+  grep -E "^stat::number_of_executed_units" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    grep -E "ERROR|SUMMARY|Test unit written" "$log"
+    echo "fuzz: $t FAILED (crash input saved in build-fuzz/, full log $log)"
+    exit 1
+  fi
 done
 echo "fuzz: all targets clean"

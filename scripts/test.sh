@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the Release build's tests (parity, tokenizer, kernels, CLI, real
 # model), then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer on the
-# small fixtures (tests labelled "heavy" are skipped there: they run the real model for long).
+# small fixtures (tests labelled "heavy" are skipped there: they run the real model for long),
+# then every libFuzzer target for FUZZ_SECONDS (default 15) each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${JOBS:-2}"
@@ -15,4 +16,5 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEMMA_SANITIZE=ON -
 cmake --build build-asan -j"$JOBS"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j"$JOBS" -LE heavy)
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
 echo "test: all passed"

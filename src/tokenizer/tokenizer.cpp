@@ -14,6 +14,20 @@ namespace gemma {
 namespace {
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581 '▁'
 constexpr size_t kMaxPieceBytes = 1 << 16;
+
+// "<0xHH>" -> HH, or nullopt.
+std::optional<uint8_t> parse_byte_piece(const std::string& p) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || p[5] != '>') return std::nullopt;
+  const int hi = hex(p[3]), lo = hex(p[4]);
+  if (hi < 0 || lo < 0) return std::nullopt;
+  return static_cast<uint8_t>(hi * 16 + lo);
+}
 }  // namespace
 
 Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
@@ -51,6 +65,9 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   if (t.bos_ < 0) return error("{}: no <bos> token", src);
   if (t.eos_ < 0) return error("{}: no <eos> token", src);
 
+  // A byte piece must spell "<0xHH>"; anything else typed BYTE is treated as a normal piece.
+  for (size_t i = 0; i < n; ++i)
+    if (t.kinds_[i] == TokenKind::Byte && !parse_byte_piece(t.pieces_[i])) t.kinds_[i] = TokenKind::Normal;
   // Byte fallback pieces <0x00>..<0xFF>.
   for (int b = 0; b < 256; ++b) {
     auto it = t.ids_.find(fmt::format("<0x{:02X}>", b));
@@ -266,9 +283,7 @@ Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_b
 std::string Tokenizer::token_bytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
   const std::string& p = pieces_[static_cast<size_t>(id)];
-  if (kinds_[static_cast<size_t>(id)] == TokenKind::Byte && p.size() == 6) {
-    return std::string(1, static_cast<char>(std::stoi(p.substr(3, 2), nullptr, 16)));
-  }
+  if (kinds_[static_cast<size_t>(id)] == TokenKind::Byte) return std::string(1, static_cast<char>(*parse_byte_piece(p)));
   std::string out;
   for (size_t i = 0; i < p.size();) {
     if (p.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
