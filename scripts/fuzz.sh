@@ -6,16 +6,19 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMA_FUZZ=ON \
   -DGEMMA_BUILD_TESTS=OFF -DGEMMA_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"${JOBS:-2}" --target fuzz_gguf fuzz_safetensors fuzz_sentencepiece fuzz_tokenizer_json
+TARGETS="gguf safetensors sentencepiece tokenizer_json"
+for f in fuzz/*.target; do [ -e "$f" ] && TARGETS="$TARGETS $(basename "$f" .target)"; done
+cmake --build build-fuzz -j"${JOBS:-2}" --target $(for t in $TARGETS; do printf 'fuzz_%s ' "$t"; done)
 
 # Seed corpora: small real files of each kind (the working corpus grows in build-fuzz/).
-mkdir -p build-fuzz/corpus/{gguf,safetensors,sentencepiece,tokenizer_json}
+for t in $TARGETS; do
+  mkdir -p "build-fuzz/corpus/$t"
+  if [ -d "fuzz/corpus/$t" ]; then cp -f fuzz/corpus/$t/* "build-fuzz/corpus/$t/" 2>/dev/null || true; fi
+done
 cp -f tests/fixtures/quant/quant_types.gguf tests/fixtures/models/gemma3_tiny_scaled/model.f32.gguf build-fuzz/corpus/gguf/
 cp -f tests/fixtures/models/gemma3_tiny_scaled/model.safetensors build-fuzz/corpus/safetensors/
-cp -f fuzz/corpus/sentencepiece/* build-fuzz/corpus/sentencepiece/
-cp -f fuzz/corpus/tokenizer_json/* build-fuzz/corpus/tokenizer_json/
 
-for t in gguf safetensors sentencepiece tokenizer_json; do
+for t in $TARGETS; do
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
   log="build-fuzz/fuzz_$t.log"
   status=0

@@ -1,1 +1,7 @@
 list(APPEND GEMMA_SOURCES formats/dtype.cpp formats/tensor_set.cpp formats/gguf.cpp formats/safetensors.cpp)
+# Container readers that live in their own folders list their sources there.
+foreach(sub orbax torch)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/formats/${sub}/sources.cmake)
+    include(formats/${sub}/sources.cmake)
+  endif()
+endforeach()

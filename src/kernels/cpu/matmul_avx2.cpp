@@ -6,6 +6,7 @@
 // activation block sum s; signed types (Q8_0, Q6_K) use the sign trick.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -56,140 +57,150 @@ inline __m256i bits_to_0x10(uint32_t bits) {
   return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-float dot_q8_0(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
-  const auto* b = reinterpret_cast<const BlockQ8_0*>(w);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
-    const __m256 p = _mm256_cvtepi32_ps(dot_s8_s8(q, load_x(x[i])));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * x[i].d), p, acc);
-  }
-  return hsum(acc);
-}
+// --- Block traits: one 32-element sub-block of a weight row as bytes plus its scales. -------------
+// A sub-block's weights are scale * q (+ corr added once per unit of the activation block's sum),
+// with q either unsigned bytes (dotted directly with maddubs) or signed (kSigned: sign trick).
 
-// Blocks whose value is d*(u - offset): Σ = d*(dx*isum - offset*s).
-template <typename Block, int kOffset, bool kFive>
-float dot_offset(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
-  const auto* b = reinterpret_cast<const Block*>(w);
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    __m256i u = unpack_nibbles16(b[i].qs);
+struct Sub {
+  __m256i q;
+  __m256 scale;  // per-lane multiplier of the 8 int32 partial sums (lanes 0-3: elements 0-15)
+  float corr;    // zero point / min: contributes corr * s (s = d_x * Σ q_x of the activation block)
+};
+
+struct TQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kSub = 1;
+  static constexpr bool kSigned = true;
+  static void load(const Block& b, int, Sub& o) {
+    o.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    o.scale = _mm256_set1_ps(h2f(b.d));
+    o.corr = 0;
+  }
+};
+
+template <typename B, bool kFive, bool kMin>
+struct TLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
+  using Block = B;
+  static constexpr int kSub = 1;
+  static constexpr bool kSigned = false;
+  static void load(const Block& b, int, Sub& o) {
+    o.q = unpack_nibbles16(b.qs);
     if constexpr (kFive) {
       uint32_t qh;
-      std::memcpy(&qh, b[i].qh, 4);
-      u = _mm256_or_si256(u, bits_to_0x10(qh));
+      std::memcpy(&qh, b.qh, 4);
+      o.q = _mm256_or_si256(o.q, bits_to_0x10(qh));
     }
-    const float d = h2f(b[i].d);
-    const __m256 p = _mm256_cvtepi32_ps(dot_u8_s8(u, load_x(x[i])));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[i].d), p, acc);
-    corr += d * x[i].s;
+    const float d = h2f(b.d);
+    o.scale = _mm256_set1_ps(d);
+    if constexpr (kMin) o.corr = h2f(b.m);
+    else o.corr = -(kFive ? 16.0f : 8.0f) * d;
   }
-  return hsum(acc) - static_cast<float>(kOffset) * corr;
-}
+};
+using TQ4_0 = TLegacy<BlockQ4_0, false, false>;
+using TQ4_1 = TLegacy<BlockQ4_1, false, true>;
+using TQ5_0 = TLegacy<BlockQ5_0, true, false>;
+using TQ5_1 = TLegacy<BlockQ5_1, true, true>;
 
-// Blocks whose value is d*u + m: Σ = d*dx*isum + m*s.
-template <typename Block, bool kFive>
-float dot_min(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
-  const auto* b = reinterpret_cast<const Block*>(w);
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    __m256i u = unpack_nibbles16(b[i].qs);
+template <typename B, bool kFive>
+struct TK45 {  // Q4_K, Q5_K: value d*sc*q - dmin*m per 32-element sub-block
+  using Block = B;
+  static constexpr int kSub = 8;
+  static constexpr bool kSigned = false;
+  static void load(const Block& b, int s, Sub& o) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * (s / 2)));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    o.q = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
     if constexpr (kFive) {
-      uint32_t qh;
-      std::memcpy(&qh, b[i].qh, 4);
-      u = _mm256_or_si256(u, bits_to_0x10(qh));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
+      o.q = _mm256_or_si256(o.q, _mm256_slli_epi16(bit, 4));
     }
-    const __m256 p = _mm256_cvtepi32_ps(dot_u8_s8(u, load_x(x[i])));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * x[i].d), p, acc);
-    corr += h2f(b[i].m) * x[i].s;
+    uint8_t sc, m;
+    k_scale_min(s, b.scales, sc, m);
+    o.scale = _mm256_set1_ps(h2f(b.d) * sc);
+    o.corr = -h2f(b.dmin) * m;
   }
-  return hsum(acc) + corr;
-}
+};
+using TQ4_K = TK45<BlockQ4_K, false>;
+using TQ5_K = TK45<BlockQ5_K, true>;
 
-// Q4_K / Q5_K: 8 sub-blocks of 32 per super-block, value d*sc*u - dmin*m.
-template <typename Block, bool kFive>
-float dot_k45(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
-  const auto* b = reinterpret_cast<const Block*>(w);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t i = 0; i < nb / 8; ++i) {
-    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-    uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) k_scale_min(j, b[i].scales, sc[j], mn[j]);
-    __m256i qh;
-    if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qh));
-    const BlockQ8A* xb = x + 8 * i;
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * c));
-      __m256i lo = _mm256_and_si256(q, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      if constexpr (kFive) {
-        const __m256i one = _mm256_set1_epi8(1);
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
-      }
-      const BlockQ8A& x0 = xb[2 * c];
-      const BlockQ8A& x1 = xb[2 * c + 1];
-      const __m256 p0 = _mm256_cvtepi32_ps(dot_u8_s8(lo, load_x(x0)));
-      const __m256 p1 = _mm256_cvtepi32_ps(dot_u8_s8(hi, load_x(x1)));
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * c] * x0.d), p0, acc);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * c + 1] * x1.d), p1, acc);
-      corr += dmin * (mn[2 * c] * x0.s + mn[2 * c + 1] * x1.s);
-    }
+struct TQ6_K {  // value d*sc*(q - 32), one int8 scale per 16 elements
+  using Block = BlockQ6_K;
+  static constexpr int kSub = 8;
+  static constexpr bool kSigned = true;
+  static void load(const Block& b, int s, Sub& o) {
+    const int h = s / 4, k = s % 4;
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (k & 1)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0F));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(0x03));
+    o.q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+    const int8_t* sc = b.scales + 8 * h + 2 * k;
+    const float d = h2f(b.d);
+    o.scale = _mm256_setr_ps(d * sc[0], d * sc[0], d * sc[0], d * sc[0], d * sc[1], d * sc[1], d * sc[1], d * sc[1]);
+    o.corr = 0;
   }
-  return hsum(acc) - corr;
-}
+};
 
-// Q6_K: value d*sc*(q - 32), q 6-bit, one int8 scale per 16 elements.
-float dot_q6_k(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
-  const auto* b = reinterpret_cast<const BlockQ6_K*>(w);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m2 = _mm256_set1_epi8(0x03);
-  const __m256i k32 = _mm256_set1_epi8(32);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb / 8; ++i) {
-    const float d = h2f(b[i].d);
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * h));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * h + 32));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qh + 32 * h));
-      __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-      for (int k = 0; k < 4; ++k) {
-        const BlockQ8A& xb = x[8 * i + 4 * h + k];
-        const int8_t* sc = b[i].scales + 8 * h + 2 * k;
-        // Lanes 0-3 of the int32 sums cover elements 0..15, lanes 4-7 elements 16..31.
-        const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(d * xb.d),
-                                           _mm256_setr_ps(sc[0], sc[0], sc[0], sc[0], sc[1], sc[1], sc[1], sc[1]));
-        const __m256i p = dot_s8_s8(_mm256_sub_epi8(q[k], k32), load_x(xb));
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc);
+// --- The micro-kernel: RM weight rows x RN tokens, all accumulators in registers. --------------
+// For each 32-element sub-block, each row's weights are unpacked once and each token's activation
+// block is loaded once; the RM*RN products use independent accumulators, so the loop is bound by
+// throughput rather than by the latency of one FMA chain.
+template <typename T, int RM, int RN>
+inline void tile(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
+                 int64_t ldy) {
+  using Block = typename T::Block;
+  const int64_t n_blocks = w.cols / (32 * T::kSub);
+  const Block* rows[RM];
+  for (int i = 0; i < RM; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  const BlockQ8A* xs[RN];
+  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
+  __m256 acc[RM][RN];
+  float corr[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps(), corr[i][j] = 0;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int s = 0; s < T::kSub; ++s) {
+      const int64_t xb = b * T::kSub + s;
+      __m256i xq[RN];
+      for (int j = 0; j < RN; ++j) xq[j] = load_x(xs[j][xb]);
+      for (int i = 0; i < RM; ++i) {
+        Sub sub;
+        T::load(rows[i][b], s, sub);
+        const __m256i aq = T::kSigned ? _mm256_sign_epi8(sub.q, sub.q) : sub.q;
+        for (int j = 0; j < RN; ++j) {
+          const __m256i xv = T::kSigned ? _mm256_sign_epi8(xq[j], sub.q) : xq[j];
+          const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_u8_s8(aq, xv)), _mm256_set1_ps(xs[j][xb].d));
+          acc[i][j] = _mm256_fmadd_ps(p, sub.scale, acc[i][j]);
+          corr[i][j] += sub.corr * xs[j][xb].s;
+        }
       }
     }
   }
-  return hsum(acc);
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) y[(t + j) * ldy + r + i] = hsum(acc[i][j]) + corr[i][j];
 }
 
-using DotQ = float (*)(const uint8_t*, const BlockQ8A*, int64_t);
-
-template <DotQ dot>
-void rows_q(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
+// Rows [r0, r1) x all tokens: tokens in chunks whose activations stay in L2 while every row tile
+// of the range passes over them; 4x2 tiles, with narrower tiles at the edges.
+template <typename T>
+void rows_tiled(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const BlockQ8A*>(xv);
-  const int64_t nb = w.cols / 32;
-  // Row tiles keep a few weight rows hot in L1 while every token of the batch passes over them.
-  constexpr int64_t kTile = 8;
-  for (int64_t rt = r0; rt < r1; rt += kTile) {
-    const int64_t re = rt + kTile < r1 ? rt + kTile : r1;
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t r = rt; r < re; ++r) y[t * ldy + r] = dot(w.row(r), x + t * nb, nb);
+  const int64_t x_stride = w.cols / 32;
+  const int64_t chunk = std::max<int64_t>(2, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t t1 = std::min(n, t0 + chunk);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      int64_t t = t0;
+      for (; t + 2 <= t1; t += 2) tile<T, 4, 2>(w, r, x, x_stride, t, y, ldy);
+      if (t < t1) tile<T, 4, 1>(w, r, x, x_stride, t, y, ldy);
+    }
+    for (; r < r1; ++r) {
+      int64_t t = t0;
+      for (; t + 2 <= t1; t += 2) tile<T, 1, 2>(w, r, x, x_stride, t, y, ldy);
+      if (t < t1) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
+    }
   }
 }
 
@@ -297,14 +308,14 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::F32)] = rows_float<4, load8_f32, load1_f32>;
   k.rows[static_cast<int>(DType::F16)] = rows_float<2, load8_f16, load1_f16>;
   k.rows[static_cast<int>(DType::BF16)] = rows_float<2, load8_bf16, load1_bf16>;
-  k.rows[static_cast<int>(DType::Q8_0)] = rows_q<dot_q8_0>;
-  k.rows[static_cast<int>(DType::Q4_0)] = rows_q<dot_offset<BlockQ4_0, 8, false>>;
-  k.rows[static_cast<int>(DType::Q5_0)] = rows_q<dot_offset<BlockQ5_0, 16, true>>;
-  k.rows[static_cast<int>(DType::Q4_1)] = rows_q<dot_min<BlockQ4_1, false>>;
-  k.rows[static_cast<int>(DType::Q5_1)] = rows_q<dot_min<BlockQ5_1, true>>;
-  k.rows[static_cast<int>(DType::Q4_K)] = rows_q<dot_k45<BlockQ4_K, false>>;
-  k.rows[static_cast<int>(DType::Q5_K)] = rows_q<dot_k45<BlockQ5_K, true>>;
-  k.rows[static_cast<int>(DType::Q6_K)] = rows_q<dot_q6_k>;
+  k.rows[static_cast<int>(DType::Q8_0)] = rows_tiled<TQ8_0>;
+  k.rows[static_cast<int>(DType::Q4_0)] = rows_tiled<TQ4_0>;
+  k.rows[static_cast<int>(DType::Q4_1)] = rows_tiled<TQ4_1>;
+  k.rows[static_cast<int>(DType::Q5_0)] = rows_tiled<TQ5_0>;
+  k.rows[static_cast<int>(DType::Q5_1)] = rows_tiled<TQ5_1>;
+  k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled<TQ4_K>;
+  k.rows[static_cast<int>(DType::Q5_K)] = rows_tiled<TQ5_K>;
+  k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled<TQ6_K>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   return k;
