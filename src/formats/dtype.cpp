@@ -18,6 +18,7 @@ constexpr std::array<DTypeInfo, static_cast<size_t>(DType::kCount)> kInfo = {{
     {"Q5_K", 256, 176, true},
     {"Q6_K", 256, 210, true},
     {"Q8_K", 256, 292, true},
+    {"Q4_0F", 32, 20, true},
     {"I8", 1, 1, false},
     {"I32", 1, 4, false},
     {"F64", 1, 8, false},

@@ -122,6 +122,15 @@ void dq_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
   }
 }
 
+void dq_q4_0f(const BlockQ4_0F* b, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>((b[i].qs[j] & 0xF) - 8) * b[i].d;
+      y[j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * b[i].d;
+    }
+  }
+}
+
 void dq_q8_k(const BlockQ8_K* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i)
     for (int j = 0; j < 256; ++j) *y++ = b[i].d * static_cast<float>(b[i].qs[j]);
@@ -157,6 +166,7 @@ bool dequantize_row(DType type, const void* src, float* dst, int64_t n) {
     case DType::Q5_K: dq_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb); return true;
     case DType::Q6_K: dq_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb); return true;
     case DType::Q8_K: dq_q8_k(static_cast<const BlockQ8_K*>(src), dst, nb); return true;
+    case DType::Q4_0F: dq_q4_0f(static_cast<const BlockQ4_0F*>(src), dst, nb); return true;
     default: return false;
   }
 }

@@ -18,11 +18,13 @@ struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
 struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
 struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
 struct BlockQ8_K { float d; int8_t qs[256]; int16_t bsums[16]; };
+// Not a ggml type: symmetric int4 groups of 32 with an exact float32 scale (QAT / AWQ weights).
+struct BlockQ4_0F { float d; uint8_t qs[16]; };
 
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
+static_assert(sizeof(BlockQ8_K) == 292 && sizeof(BlockQ4_0F) == 20);
 
 // The 6-bit (scale, min) pair j (0..7) of a Q4_K/Q5_K super-block.
 inline void k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {

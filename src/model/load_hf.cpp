@@ -5,10 +5,14 @@
 #include <cmath>
 #include <filesystem>
 
+#include <cstring>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "formats/safetensors.h"
 #include "kernels/dequant.h"
+#include "kernels/quant_blocks.h"
 #include "model/loaders.h"
 #include "util/half.h"
 #include "util/mapped_file.h"
@@ -195,6 +199,58 @@ std::optional<Mapped> map_name(const std::string& hf, Generation g) {
   return std::nullopt;
 }
 
+// AWQ "gemm" int4 layout (formats.md §4): for a linear W [N, K] (out, in), qweight is I32 [K, N/8]
+// with 8 nibbles per word along N in the order AWQ_ORDER, qzeros I32 [K/G, N/8] likewise, scales
+// [K/G, N]. W[n][k] = (u - z) * scale. The QAT conversion has every zero point at 8 and G = 32,
+// which is exactly our Q4_0F block: nibble u, value (u - 8) * d, kept 4-bit in memory.
+Status convert_awq(const std::string& prefix, const TensorSet& raw, TensorSet& out, const std::string& src) {
+  const Tensor* qw = raw.find(prefix + ".qweight");
+  const Tensor* qz = raw.find(prefix + ".qzeros");
+  const Tensor* sc = raw.find(prefix + ".scales");
+  if (!qw || !qz || !sc) return error("{}: AWQ tensor {} lacks qweight, qzeros or scales", src, prefix);
+  if (qw->dtype != DType::I32 || qz->dtype != DType::I32 || qw->shape.size() != 2 || qz->shape.size() != 2 ||
+      sc->shape.size() != 2 || (sc->dtype != DType::BF16 && sc->dtype != DType::F16 && sc->dtype != DType::F32))
+    return error("{}: AWQ tensor {} has unexpected types or ranks", src, prefix);
+  const int64_t K = qw->shape[0], N = qw->shape[1] * 8;
+  if (K % 32 != 0 || sc->shape[0] * 32 != K || sc->shape[1] != N || qz->shape[0] != K / 32 || qz->shape[1] != N / 8)
+    return error("{}: AWQ tensor {}: qweight {}, qzeros {}, scales {} do not describe groups of 32", src, prefix,
+                 qw->shape_string(), qz->shape_string(), sc->shape_string());
+  static constexpr int kReverseOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // column offset -> nibble slot
+  auto word = [](const Tensor* t, int64_t i) {
+    uint32_t v;
+    std::memcpy(&v, t->data + 4 * i, 4);
+    return v;
+  };
+  std::vector<float> scales(static_cast<size_t>(sc->numel()));
+  dequantize_row(sc->dtype, sc->data, scales.data(), sc->numel());
+  const int64_t n_groups = K / 32;
+  auto* blocks = reinterpret_cast<quant::BlockQ4_0F*>(out.allocate(static_cast<uint64_t>(N * n_groups) * 20));
+  for (int64_t n = 0; n < N; ++n) {
+    const int shift = 4 * kReverseOrder[n % 8];
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const uint32_t z = (word(qz, g * (N / 8) + n / 8) >> shift) & 0xF;
+      if (z != 8)
+        return error("{}: AWQ tensor {} has zero point {} (only the symmetric QAT layout, zero point 8, is supported)",
+                     src, prefix, z);
+      quant::BlockQ4_0F& b = blocks[n * n_groups + g];
+      b.d = scales[static_cast<size_t>(g * N + n)];
+      for (int j = 0; j < 16; ++j) {
+        const uint32_t lo = (word(qw, (g * 32 + j) * (N / 8) + n / 8) >> shift) & 0xF;
+        const uint32_t hi = (word(qw, (g * 32 + j + 16) * (N / 8) + n / 8) >> shift) & 0xF;
+        b.qs[j] = static_cast<uint8_t>(lo | hi << 4);
+      }
+    }
+  }
+  Tensor t;
+  t.name = prefix + ".weight";
+  t.dtype = DType::Q4_0F;
+  t.shape = {N, K};
+  t.data = reinterpret_cast<const uint8_t*>(blocks);
+  t.nbytes = static_cast<uint64_t>(N * n_groups) * 20;
+  out.add(std::move(t));
+  return {};
+}
+
 bool is_vision_or_head(const std::string& n) {
   return n.find("vision_tower") != std::string::npos || n.find("multi_modal_projector") != std::string::npos ||
          n.find("lm_head") != std::string::npos;
@@ -221,7 +277,28 @@ Result<LoadedCheckpoint> load_hf(const std::string& path) {
 
   LoadedCheckpoint out;
   CheckpointInfo& info = out.info;
+  // AWQ int4 linears become Q4_0F tensors named like ordinary weights.
+  TensorSet awq;
   for (const auto& [name, t] : raw.all()) {
+    const std::string suffix = ".qweight";
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        !is_vision_or_head(name))
+      GE_TRY(convert_awq(name.substr(0, name.size() - suffix.size()), raw, awq, path));
+  }
+  if (awq.size() > 0) info.notes.push_back(fmt::format("{} AWQ int4 linears held as 4-bit groups (Q4_0F)", awq.size()));
+  auto is_awq_part = [](const std::string& n) {
+    for (const char* s : {".qweight", ".qzeros", ".scales"}) {
+      const size_t len = std::strlen(s);
+      if (n.size() > len && n.compare(n.size() - len, len, s) == 0) return true;
+    }
+    return false;
+  };
+  std::vector<std::pair<std::string, const Tensor*>> sources;
+  for (const auto& [name, t] : raw.all())
+    if (!is_awq_part(name)) sources.emplace_back(name, &t);
+  for (const auto& [name, t] : awq.all()) sources.emplace_back(name, &t);
+  for (const auto& [name, tp] : sources) {
+    const Tensor& t = *tp;
     info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
     info.n_params += static_cast<uint64_t>(t.numel());
     info.file_bytes += t.nbytes;
@@ -247,6 +324,7 @@ Result<LoadedCheckpoint> load_hf(const std::string& path) {
     out.tensors.add(std::move(ct));
   }
   out.tensors.merge_owners(raw);
+  out.tensors.merge_owners(awq);
   const Tensor* emb = out.tensors.find("token_embd.weight");
   if (!emb) return error("{}: no embedding tensor (model.embed_tokens.weight)", path);
   // sqrt(D) in the dtype the references compute in for this checkpoint (§2.2).

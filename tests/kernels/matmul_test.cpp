@@ -77,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(Case{DType::F32, 200}, Case{DType::F16, 200}, Case{DType::BF16, 200},
                                            Case{DType::Q8_0, 640}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
                                            Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
-                                           Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}),
+                                           Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
                          [](const auto& p) { return std::string(dtype_name(p.param.type)); });
 
 TEST(Quantize, IsaMatchesGenericExactly) {

@@ -37,6 +37,11 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, int64_t cols, std::mt
         break;
       }
       case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put_f16(p, scale(rng)); break;
+      case DType::Q4_0F: {
+        float d = scale(rng);
+        std::memcpy(p, &d, 4);
+        break;
+      }
       case DType::Q4_1: case DType::Q5_1:
         put_f16(p, scale(rng));
         put_f16(p + 2, -8 * scale(rng));

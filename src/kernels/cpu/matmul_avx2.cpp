@@ -96,6 +96,29 @@ struct TLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
     else o.corr = -(kFive ? 16.0f : 8.0f) * d;
   }
 };
+struct TI8 {  // plain int8 rows (gemma_pytorch int8); the per-row scale is applied after the dot
+  struct Block {
+    int8_t qs[32];
+  };
+  static constexpr int kSub = 1;
+  static constexpr bool kSigned = true;
+  static void load(const Block& b, int, Sub& o) {
+    o.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    o.scale = _mm256_set1_ps(1.0f);
+    o.corr = 0;
+  }
+};
+
+struct TQ4_0F {  // Q4_0 layout with a float32 scale
+  using Block = BlockQ4_0F;
+  static constexpr int kSub = 1;
+  static constexpr bool kSigned = false;
+  static void load(const Block& b, int, Sub& o) {
+    o.q = unpack_nibbles16(b.qs);
+    o.scale = _mm256_set1_ps(b.d);
+    o.corr = -8.0f * b.d;
+  }
+};
 using TQ4_0 = TLegacy<BlockQ4_0, false, false>;
 using TQ4_1 = TLegacy<BlockQ4_1, false, true>;
 using TQ5_0 = TLegacy<BlockQ5_0, true, false>;
@@ -311,6 +334,8 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::Q8_0)] = rows_tiled<TQ8_0>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_tiled<TQ4_0>;
   k.rows[static_cast<int>(DType::Q4_1)] = rows_tiled<TQ4_1>;
+  k.rows[static_cast<int>(DType::Q4_0F)] = rows_tiled<TQ4_0F>;
+  k.rows[static_cast<int>(DType::I8)] = rows_tiled<TI8>;
   k.rows[static_cast<int>(DType::Q5_0)] = rows_tiled<TQ5_0>;
   k.rows[static_cast<int>(DType::Q5_1)] = rows_tiled<TQ5_1>;
   k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled<TQ4_K>;

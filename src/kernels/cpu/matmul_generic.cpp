@@ -63,6 +63,17 @@ float dot_q4_0(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
   return sum;
 }
 
+float dot_q4_0f(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
+  const auto* b = reinterpret_cast<const BlockQ4_0F*>(w);
+  float sum = 0;
+  int u[32];
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int j = 0; j < 16; ++j) u[j] = b[i].qs[j] & 0xF, u[j + 16] = b[i].qs[j] >> 4;
+    sum += b[i].d * (x[i].d * static_cast<float>(isum32(u, x[i].qs)) - 8.0f * x[i].s);
+  }
+  return sum;
+}
+
 float dot_q4_1(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
   const auto* b = reinterpret_cast<const BlockQ4_1*>(w);
   float sum = 0;
@@ -246,6 +257,7 @@ IsaKernels make_generic() {
   k.rows[static_cast<int>(DType::Q8_0)] = rows_q<dot_q8_0>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_q<dot_q4_0>;
   k.rows[static_cast<int>(DType::Q4_1)] = rows_q<dot_q4_1>;
+  k.rows[static_cast<int>(DType::Q4_0F)] = rows_q<dot_q4_0f>;
   k.rows[static_cast<int>(DType::Q5_0)] = rows_q<dot_q5_0>;
   k.rows[static_cast<int>(DType::Q5_1)] = rows_q<dot_q5_1>;
   k.rows[static_cast<int>(DType::Q4_K)] = rows_q<dot_q4_k>;
@@ -263,7 +275,7 @@ const IsaKernels& isa_generic() {
   return k;
 }
 
-bool uses_q8a(DType t) { return dtype_info(t).quantized; }
+bool uses_q8a(DType t) { return dtype_info(t).quantized || t == DType::I8; }
 
 bool matmul_supported(DType t) { return isa_generic().rows[static_cast<int>(t)] != nullptr; }
 
