@@ -16,5 +16,6 @@ Command add_detokenize(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_convert(CLI::App& app);
 
 }  // namespace gemma::cli

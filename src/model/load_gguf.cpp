@@ -82,7 +82,8 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path) {
   const bool gemma1 = c.generation == Generation::kGemma1, gemma2 = c.generation == Generation::kGemma2;
   c.qk_norm = c.generation == Generation::kGemma3;
   c.post_norms = !gemma1;
-  c.embed_scale = std::sqrt(static_cast<float>(c.hidden));  // llama.cpp multiplies by the exact sqrtf(D)
+  // llama.cpp multiplies by the exact sqrtf(D); our converter records a rounded one (bf16 sources).
+  GE_ASSIGN(c.embed_scale, r.get_float("embedding_scale", std::sqrt(static_cast<float>(c.hidden))));
 
   // Sliding windows and RoPE.
   std::vector<bool> sliding(static_cast<size_t>(c.n_layers), false);

@@ -6,3 +6,4 @@ list(APPEND GEMMA_SOURCES
   model/load_gguf.cpp
   model/load_hf.cpp
   model/loader.cpp)
+list(APPEND GEMMA_SOURCES model/export.cpp)

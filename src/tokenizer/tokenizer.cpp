@@ -76,12 +76,18 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
 
   // Merge table: explicit merges in rank order, or (empty) rank by the merged piece's score.
   t.rank_by_score_ = s.merges.empty();
+  std::vector<bool> scored(n, false);
   for (size_t r = 0; r < s.merges.size(); ++r) {
     auto a = t.ids_.find(s.merges[r].first), b = t.ids_.find(s.merges[r].second);
     auto m = t.ids_.find(s.merges[r].first + s.merges[r].second);
     if (a == t.ids_.end() || b == t.ids_.end() || m == t.ids_.end()) continue;
     const uint64_t key = static_cast<uint64_t>(a->second) << 32 | static_cast<uint32_t>(b->second);
     t.merges_.emplace(key, std::make_pair(static_cast<float>(r), m->second));
+    // Merges come in rank order, so the first one that forms a piece sets its score.
+    if (t.kinds_[static_cast<size_t>(m->second)] == TokenKind::Normal && !scored[static_cast<size_t>(m->second)]) {
+      t.scores_[static_cast<size_t>(m->second)] = -static_cast<float>(r);
+      scored[static_cast<size_t>(m->second)] = true;
+    }
   }
 
   // Trie of the added tokens.

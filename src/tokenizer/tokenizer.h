@@ -51,6 +51,10 @@ class Tokenizer {
   int32_t eos_id() const { return eos_; }
   int32_t pad_id() const { return pad_; }
   int32_t unk_id() const { return unk_; }
+  // SentencePiece-style scores for writing the vocabulary elsewhere (GGUF, tokenizer.model): the
+  // source's scores, or for merge-ranked sources -(rank of the first merge that forms the piece),
+  // which ranks merges the same way.
+  const std::vector<float>& scores() const { return scores_; }
   std::optional<int32_t> start_of_turn_id() const { return find("<start_of_turn>"); }
   std::optional<int32_t> end_of_turn_id() const { return find("<end_of_turn>"); }
 
