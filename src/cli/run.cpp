@@ -27,6 +27,8 @@ struct RunArgs {
   bool raw = false;
   bool chat = false;
   std::string system;
+  std::string fim_prefix, fim_suffix;
+  bool fim = false;
 };
 
 int run(const RunArgs& a) {
@@ -38,17 +40,28 @@ int run(const RunArgs& a) {
   const Model& mdl = **model;
   const Tokenizer* tok = mdl.tokenizer();
   if (!tok) return fail("the checkpoint has no tokenizer; pass --tokenizer PATH");
-  const std::string text = a.prompt_given ? a.prompt : read_stdin();
+  // CodeGemma fill-in-the-middle: <|fim_prefix|>{before}<|fim_suffix|>{after}<|fim_middle|>, the
+  // model writes the middle and ends it with <|file_separator|> (architecture.md §5.4).
+  std::vector<int32_t> ids;
+  std::vector<int32_t> extra_stops;
+  if (a.fim) {
+    for (const char* t : {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"})
+      if (!tok->find(t)) return fail(fmt::format("this model has no fill-in-the-middle token {} (CodeGemma has)", t));
+    auto enc = tok->encode("<|fim_prefix|>" + a.fim_prefix + "<|fim_suffix|>" + a.fim_suffix + "<|fim_middle|>", true);
+    if (!enc.ok()) return fail(enc.error());
+    ids = std::move(*enc);
+    if (auto sep = tok->find("<|file_separator|>")) extra_stops.push_back(*sep);
+  }
+  const std::string text = a.fim ? "" : a.prompt_given ? a.prompt : read_stdin();
 
   // Instruction-tuned models get the chat template unless --raw; --chat forces it.
-  const bool templated = !a.raw && (a.chat || mdl.config().instruction_tuned);
-  std::vector<int32_t> ids;
+  const bool templated = !a.fim && !a.raw && (a.chat || mdl.config().instruction_tuned);
   if (templated) {
     auto enc = tok->encode(format_user_turn(text, a.system, true), false);
     if (!enc.ok()) return fail(enc.error());
     ids.push_back(tok->bos_id());
     ids.insert(ids.end(), enc->begin(), enc->end());
-  } else {
+  } else if (!a.fim) {
     auto enc = tok->encode(text, true);
     if (!enc.ok()) return fail(enc.error());
     ids = std::move(*enc);
@@ -66,6 +79,7 @@ int run(const RunArgs& a) {
   opt.max_tokens = a.max_tokens;
   opt.stop_ids.push_back(tok->eos_id());
   if (auto eot = tok->end_of_turn_id()) opt.stop_ids.push_back(*eot);
+  opt.stop_ids.insert(opt.stop_ids.end(), extra_stops.begin(), extra_stops.end());
   Utf8StreamDecoder utf8;
   auto stats = (*session)->generate(ids, opt, sampler, [&](int32_t id) {
     const std::string s = utf8.push(tok->token_bytes(id));
@@ -99,6 +113,10 @@ Command add_run(CLI::App& app) {
   sub->add_flag("--raw", a->raw, "Do not apply the chat template");
   sub->add_flag("--chat", a->chat, "Apply the chat template even if the model is not instruction-tuned");
   sub->add_option("--system", a->system, "System prompt (prepended to the user turn, as Gemma's template does)");
+  sub->add_option("--fim-prefix", a->fim_prefix, "CodeGemma fill-in-the-middle: the code before the cursor")
+      ->each([a](const std::string&) { a->fim = true; });
+  sub->add_option("--fim-suffix", a->fim_suffix, "CodeGemma fill-in-the-middle: the code after the cursor")
+      ->each([a](const std::string&) { a->fim = true; });
   return [a] { return run(*a); };
 }
 
