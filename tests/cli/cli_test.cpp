@@ -77,6 +77,14 @@ TEST_F(Cli, RunGreedyIsDeterministicAndReportsSpeed) {
   EXPECT_EQ(c.out, d.out) << "same seed, same text";
 }
 
+TEST_F(Cli, FillInTheMiddle) {
+  const CliRun r = gemma("run -m " + tiny_ + " --fim-prefix 'def f(' --fim-suffix ')' -n 4 --temperature 0");
+  EXPECT_EQ(r.status, 0) << r.err;
+  GEMMA_REQUIRE_REAL_MODEL();
+  expect_clean_error(gemma("run -m " + test::real_model_path() + " --fim-prefix a --fim-suffix b"),
+                     "no fill-in-the-middle token");
+}
+
 TEST_F(Cli, MissingFile) { expect_clean_error(gemma("run -m /nonexistent/model.gguf -p hi"), "no such file"); }
 
 TEST_F(Cli, WrongMagic) {

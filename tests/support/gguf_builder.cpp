@@ -81,7 +81,7 @@ void GgufBuilder::write(const std::string& path) const {
 }
 
 GgufBuilder GgufBuilder::tiny_gemma3(uint32_t seed) {
-  const uint32_t D = 32, F = 64, N = 2, K = 1, H = 16, L = 2, V = 260;
+  const uint32_t D = 32, F = 64, N = 2, K = 1, H = 16, L = 2, V = 266;
   GgufBuilder b;
   b.kv_str("general.architecture", "gemma3");
   b.kv_u32("gemma3.context_length", 128);
@@ -99,6 +99,10 @@ GgufBuilder GgufBuilder::tiny_gemma3(uint32_t seed) {
   std::vector<std::string> tokens = {"<pad>", "<eos>", "<bos>", "<unk>"};
   std::vector<int32_t> types = {3, 3, 3, 2};
   for (int i = 0; i < 256; ++i) tokens.push_back(fmt::format("<0x{:02X}>", i)), types.push_back(6);
+  // Turn and CodeGemma fill-in-the-middle tokens (ids 260..265), as in the real vocabularies.
+  for (const char* t : {"<start_of_turn>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+                        "<|file_separator|>"})
+    tokens.push_back(t), types.push_back(4);
   b.kv_str_array("tokenizer.ggml.tokens", tokens);
   b.kv_f32_array("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));
   b.kv_i32_array("tokenizer.ggml.token_type", types);

@@ -25,7 +25,8 @@ class GgufBuilder {
   std::string bytes(uint32_t version = 3) const;
   void write(const std::string& path) const;
 
-  // A complete tiny Gemma 3 model (random F32 weights, a byte-level vocabulary of 260 tokens).
+  // A complete tiny Gemma 3 model (random F32 weights; a vocabulary of 266 tokens: 4 specials,
+  // 256 byte tokens, the turn markers and CodeGemma's fill-in-the-middle tokens).
   static GgufBuilder tiny_gemma3(uint32_t seed = 1);
 
  private:
