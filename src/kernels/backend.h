@@ -31,8 +31,9 @@ struct AttentionArgs {
   const int32_t* positions = nullptr;  // [n_tokens] absolute positions of the queries
   int64_t n_tokens = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
-  const float* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim]; position p lives in slot p % capacity
-  const float* v_cache = nullptr;
+  const void* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim]; position p lives in slot p % capacity
+  const void* v_cache = nullptr;
+  DType kv_type = DType::F32;     // F32 or F16
   int64_t capacity = 0;
   int window = 0;        // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
   float scale = 1;       // applied to q·k
@@ -64,6 +65,8 @@ class Backend {
   virtual void attention(const AttentionArgs& args) = 0;
   // x = cap * tanh(x / cap)
   virtual void softcap(float* x, int64_t n, float cap) = 0;
+  // dst[0..n) = src converted to `type` (F32 or F16): writes K/V rows into the cache.
+  virtual void store(const float* src, void* dst, DType type, int64_t n) = 0;
 };
 
 }  // namespace gemma

@@ -42,10 +42,12 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
     KvCache::Layer& cache = s.cache->layer(l);
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     const int64_t kvw = c.kv_width();
+    const DType kv_type = s.cache->type();
+    const int64_t row = kvw * dtype_info(kv_type).block_bytes;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t slot = b.positions[static_cast<size_t>(t0 + i)] % cache.capacity;
-      std::memcpy(cache.k + slot * kvw, b.k.data() + (t0 + i) * kvw, static_cast<size_t>(kvw) * sizeof(float));
-      std::memcpy(cache.v + slot * kvw, b.v.data() + (t0 + i) * kvw, static_cast<size_t>(kvw) * sizeof(float));
+      be.store(b.k.data() + (t0 + i) * kvw, cache.k + slot * row, kv_type, kvw);
+      be.store(b.v.data() + (t0 + i) * kvw, cache.v + slot * row, kv_type, kvw);
     }
     AttentionArgs a;
     a.q = b.q.data() + t0 * c.q_width();
@@ -57,6 +59,7 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
     a.head_dim = c.head_dim;
     a.k_cache = cache.k;
     a.v_cache = cache.v;
+    a.kv_type = kv_type;
     a.capacity = cache.capacity;
     a.window = lc.sliding ? c.sliding_window : 0;
     a.scale = c.query_scale;

@@ -13,9 +13,10 @@ int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, in
 }
 }  // namespace
 
-Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk) {
-  std::unique_ptr<KvCache> cache(new KvCache(n_ctx));
-  const uint64_t row = static_cast<uint64_t>(c.kv_width()) * sizeof(float);
+Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type) {
+  if (type != DType::F32 && type != DType::F16) return error("KV cache type must be f32 or f16");
+  std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
+  const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
   for (const LayerConfig& lc : c.layers) {
     Layer l;
     l.capacity = layer_capacity(c, lc, n_ctx, max_chunk);
@@ -24,8 +25,8 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx
     if (p == MAP_FAILED) return error("cannot reserve {} bytes for the KV cache", bytes);
     cache->maps_.emplace_back(p, bytes);
     cache->reserved_ += bytes;
-    l.k = static_cast<float*>(p);
-    l.v = l.k + static_cast<uint64_t>(l.capacity) * static_cast<uint64_t>(c.kv_width());
+    l.k = static_cast<uint8_t*>(p);
+    l.v = l.k + static_cast<uint64_t>(l.capacity) * row;
     cache->layers_.push_back(l);
   }
   return cache;
@@ -35,17 +36,17 @@ KvCache::~KvCache() {
   for (auto& [p, n] : maps_) munmap(p, n);
 }
 
-uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk) {
+uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DType type) {
   uint64_t total = 0;
   for (const LayerConfig& l : c.layers)
-    total += 2 * static_cast<uint64_t>(c.kv_width()) * sizeof(float) *
+    total += 2 * static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes) *
              static_cast<uint64_t>(layer_capacity(c, l, n_ctx, max_chunk));
   return total;
 }
 
-uint64_t KvCache::full_length_bytes(const ModelConfig& c, int n_ctx) {
-  return 2 * static_cast<uint64_t>(c.kv_width()) * sizeof(float) * static_cast<uint64_t>(n_ctx) *
-         static_cast<uint64_t>(c.n_layers);
+uint64_t KvCache::full_length_bytes(const ModelConfig& c, int n_ctx, DType type) {
+  return 2 * static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes) *
+         static_cast<uint64_t>(n_ctx) * static_cast<uint64_t>(c.n_layers);
 }
 
 }  // namespace gemma

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "formats/dtype.h"
 #include "model/config.h"
 #include "util/result.h"
 
@@ -17,13 +18,16 @@ namespace gemma {
 class KvCache {
  public:
   struct Layer {
-    float* k = nullptr;  // [capacity, K, H]
-    float* v = nullptr;  // [capacity, K, H]
+    uint8_t* k = nullptr;  // [capacity, K, H] of type()
+    uint8_t* v = nullptr;  // [capacity, K, H] of type()
     int64_t capacity = 0;
   };
 
-  // Reserves the cache; fails if the address space cannot be reserved.
-  static Result<std::unique_ptr<KvCache>> create(const ModelConfig& config, int n_ctx, int max_chunk);
+  // Reserves the cache; fails if the address space cannot be reserved. type: F16 (half the memory
+  // and bandwidth, llama.cpp's default) or F32 (exact; the parity tests use it).
+  static Result<std::unique_ptr<KvCache>> create(const ModelConfig& config, int n_ctx, int max_chunk,
+                                                 DType type = DType::F16);
+  DType type() const { return type_; }
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -41,12 +45,13 @@ class KvCache {
   uint64_t reserved_bytes() const { return reserved_; }
   // Bytes a cache of n_ctx positions occupies when full, and what a cache without ring buffers
   // would need, for reporting.
-  static uint64_t bytes_for(const ModelConfig& config, int n_ctx, int max_chunk);
-  static uint64_t full_length_bytes(const ModelConfig& config, int n_ctx);
+  static uint64_t bytes_for(const ModelConfig& config, int n_ctx, int max_chunk, DType type = DType::F16);
+  static uint64_t full_length_bytes(const ModelConfig& config, int n_ctx, DType type = DType::F16);
 
  private:
-  explicit KvCache(int n_ctx) : n_ctx_(n_ctx) {}
+  KvCache(int n_ctx, DType type) : n_ctx_(n_ctx), type_(type) {}
   int n_ctx_;
+  DType type_;
   int n_past_ = 0;
   std::vector<Layer> layers_;
   std::vector<std::pair<void*, uint64_t>> maps_;

@@ -9,10 +9,11 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-Result<std::unique_ptr<Session>> Session::create(const Model& model, Backend& backend, int n_ctx, int max_chunk) {
+Result<std::unique_ptr<Session>> Session::create(const Model& model, Backend& backend, int n_ctx, int max_chunk,
+                                                 DType kv_type) {
   if (n_ctx <= 0) return error("context size must be positive (got {})", n_ctx);
   if (max_chunk <= 0) return error("chunk size must be positive (got {})", max_chunk);
-  GE_ASSIGN(auto cache, KvCache::create(model.config(), n_ctx, max_chunk));
+  GE_ASSIGN(auto cache, KvCache::create(model.config(), n_ctx, max_chunk, kv_type));
   return std::unique_ptr<Session>(new Session(model, backend, std::move(cache), std::min(max_chunk, n_ctx)));
 }
 

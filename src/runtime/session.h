@@ -34,8 +34,9 @@ struct GenerateStats {
 class Session {
  public:
   static constexpr int kDefaultChunk = 512;
+  // kv_type: F16 (default, as llama.cpp) or F32 (exact float32 attention inputs).
   static Result<std::unique_ptr<Session>> create(const Model& model, Backend& backend, int n_ctx,
-                                                 int max_chunk = kDefaultChunk);
+                                                 int max_chunk = kDefaultChunk, DType kv_type = DType::F16);
 
   // Appends tokens (prefill, in chunks of at most max_chunk). Fills `logits` with the last token's
   // logits ([vocab_size]). Errors if the tokens do not fit in the context.

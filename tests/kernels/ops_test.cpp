@@ -1,4 +1,5 @@
 // Elementwise ops and attention of the CPU backend against direct float64 formulas.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -6,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "util/half.h"
 
 namespace gemma {
 namespace {
@@ -107,6 +109,68 @@ TEST(Ops, AttentionWindowRingGqaSoftcap) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace gemma
+
+namespace gemma {
+namespace {
+
+// Decode over a long float16 cache: the backend splits the keys across threads and merges the
+// partial softmaxes; every ISA's kernel must agree with a float64 softmax over the same values.
+TEST(Ops, AttentionLongContextSplitF16) {
+  std::mt19937 rng(5);
+  const int n_heads = 4, n_kv = 1, hd = 64;
+  const int64_t n_keys = 3000;
+  std::vector<uint16_t> kc(static_cast<size_t>(n_keys * hd)), vc(kc.size());
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& x : kc) x = f32_to_f16(nd(rng));
+  for (auto& x : vc) x = f32_to_f16(nd(rng));
+  auto q = randn(static_cast<size_t>(n_heads * hd), rng, 0.5f);
+  const int32_t pos = static_cast<int32_t>(n_keys - 1);
+  for (const char* isa : {"generic", "best"}) {
+  setenv("GEMMA_ISA", isa, 1);  // the backend picks its kernel table at construction
+  for (int window : {0, 1000}) {
+    for (int threads : {1, 2}) {
+      CpuBackend be(threads);
+      std::vector<float> out(q.size());
+      AttentionArgs a;
+      a.q = q.data();
+      a.out = out.data();
+      a.positions = &pos;
+      a.n_tokens = 1;
+      a.n_heads = n_heads;
+      a.n_kv_heads = n_kv;
+      a.head_dim = hd;
+      a.k_cache = kc.data();
+      a.v_cache = vc.data();
+      a.kv_type = DType::F16;
+      a.capacity = n_keys;
+      a.window = window;
+      a.scale = 0.125f;
+      be.attention(a);
+      const int64_t first = window > 0 ? pos - window + 1 : 0;
+      for (int h = 0; h < n_heads; ++h) {
+        std::vector<double> s;
+        for (int64_t j = first; j <= pos; ++j) {
+          double dot = 0;
+          for (int c = 0; c < hd; ++c) dot += double(q[h * hd + c]) * f16_to_f32(kc[j * hd + c]);
+          s.push_back(dot * 0.125);
+        }
+        const double mx = *std::max_element(s.begin(), s.end());
+        double den = 0;
+        for (double v : s) den += std::exp(v - mx);
+        for (int c = 0; c < hd; ++c) {
+          double ref = 0;
+          for (size_t j = 0; j < s.size(); ++j) ref += std::exp(s[j] - mx) / den * f16_to_f32(vc[(first + j) * hd + c]);
+          ASSERT_NEAR(out[h * hd + c], ref, 2e-5) << isa << " window " << window << " threads " << threads;
+        }
+      }
+    }
+  }
+  }
+  unsetenv("GEMMA_ISA");
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ double relative_error(const std::string& path, const std::string& ref_json) {
   EXPECT_TRUE(raw.ok());
   const float* want = reinterpret_cast<const float*>(raw->data());
   CpuBackend be(2, CpuOptions{true});
-  auto cache = KvCache::create((*m)->config(), static_cast<int>(prompt.size()), 64);
+  auto cache = KvCache::create((*m)->config(), static_cast<int>(prompt.size()), 64, DType::F32);
   ForwardBuffers buf((*m)->config(), 64);
   std::vector<float> logits;
   SequenceChunk sc{cache->get(), prompt, static_cast<int>(prompt.size())};

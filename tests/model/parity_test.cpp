@@ -104,7 +104,7 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     const double tol = precise ? kPreciseTolerance : kFastTolerance;
     double worst = 0;
     for (int chunk : {64, 7, 1}) {
-      auto cache = KvCache::create(m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk);
+      auto cache = KvCache::create(m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk, DType::F32);
       ASSERT_TRUE(cache.ok());
       ForwardBuffers buf(m.config(), chunk);
       std::vector<float> logits;
@@ -124,7 +124,7 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     // Greedy continuation from the engine's own cache, 32 tokens. Required to be identical in
     // precise mode; in fast mode quantization noise may flip a near-tie of a random tiny model, so
     // the number of tokens before the first difference is reported.
-    auto session = Session::create(m, backend, static_cast<int>(prompt.size() + greedy_ref.size() + 1), 64);
+    auto session = Session::create(m, backend, static_cast<int>(prompt.size() + greedy_ref.size() + 1), 64, DType::F32);
     ASSERT_TRUE(session.ok());
     Sampler greedy(SamplerParams{0, 0, 1, 0});
     GenerateOptions opt;

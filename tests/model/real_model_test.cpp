@@ -27,9 +27,9 @@ struct Outcome {
   std::vector<float> last_logits;
 };
 
-Outcome run(const Model& m, Backend& be, const std::vector<int32_t>& prompt, int n_new) {
+Outcome run(const Model& m, Backend& be, const std::vector<int32_t>& prompt, int n_new, DType kv) {
   Outcome o;
-  auto s = Session::create(m, be, static_cast<int>(prompt.size()) + n_new + 1);
+  auto s = Session::create(m, be, static_cast<int>(prompt.size()) + n_new + 1, Session::kDefaultChunk, kv);
   EXPECT_TRUE(s.ok());
   Sampler greedy(SamplerParams{0, 0, 1, 0});
   GenerateOptions opt;
@@ -73,10 +73,10 @@ TEST(RealModel, GreedyAndLogitsMatchReferences) {
     ASSERT_TRUE(ids.ok());
     EXPECT_EQ(*ids, prompt);
 
-    const Outcome a = run(m, precise, prompt, n_new);
+    const Outcome a = run(m, precise, prompt, n_new, DType::F32);
     EXPECT_EQ(a.greedy, hf) << p["text"];
     double d_precise = 0, d_fast = 0;
-    const Outcome b = run(m, fast, prompt, n_new);
+    const Outcome b = run(m, fast, prompt, n_new, DType::F16);
     for (const auto& e : p["top32_last_hf"]) {
       const auto id = e[0].get<int32_t>();
       const double v = e[1].get<double>();

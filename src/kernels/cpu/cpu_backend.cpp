@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/dequant.h"
+#include "util/half.h"
 
 namespace gemma {
 
@@ -174,50 +176,82 @@ void CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim
 void CpuBackend::attention(const AttentionArgs& a) {
   const int group = a.n_heads / a.n_kv_heads;
   const int hd = a.head_dim;
-  const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * hd;
-  // One work unit = one query token x one KV head: the group's query heads share each key/value.
-  parallel_for(a.n_tokens * a.n_kv_heads, 1, [&](int64_t ub, int64_t ue) {
-    std::vector<float> acc(static_cast<size_t>(group * hd));
-    std::vector<float> m(static_cast<size_t>(group)), l(static_cast<size_t>(group)), s(static_cast<size_t>(group));
-    for (int64_t u = ub; u < ue; ++u) {
+  const cpu::AttentionKernel kernel = hd % 8 == 0 ? isa_->attention : cpu::isa_generic().attention;
+  const int64_t units = a.n_tokens * a.n_kv_heads;
+  auto key_range = [&](int64_t t) {
+    const int64_t pos = a.positions[t];
+    return std::make_pair(a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0, pos);
+  };
+  auto finish = [&](int64_t t, int g, const float* l, const float* acc) {
+    for (int h = 0; h < group; ++h) {
+      float* out = a.out + (t * a.n_heads + g * group + h) * hd;
+      const float inv = 1.0f / l[h];
+      for (int c = 0; c < hd; ++c) out[c] = acc[h * hd + c] * inv;
+    }
+  };
+  const int nt = pool_.size();
+  int64_t longest = 0;
+  for (int64_t t = 0; t < a.n_tokens; ++t) longest = std::max(longest, key_range(t).second - key_range(t).first + 1);
+  // Enough (token, KV group) units for every thread, or short ranges: one unit per task.
+  if (units >= 2 * nt || longest < 512 || nt == 1) {
+    parallel_for(units, 1, [&](int64_t ub, int64_t ue) {
+      std::vector<float> m(static_cast<size_t>(group)), l(m.size()), acc(static_cast<size_t>(group * hd));
+      for (int64_t u = ub; u < ue; ++u) {
+        const int64_t t = u / a.n_kv_heads;
+        const int g = static_cast<int>(u % a.n_kv_heads);
+        auto [j0, j1] = key_range(t);
+        kernel(a, t, g, j0, j1, m.data(), l.data(), acc.data());
+        finish(t, g, l.data(), acc.data());
+      }
+    });
+    return;
+  }
+  // Decode over a long context: split each unit's keys across the threads (flash-decoding), then
+  // merge the partial softmaxes: m = max m_i, l = Σ l_i e^(m_i - m), acc = Σ acc_i e^(m_i - m).
+  const int64_t stride = group * (hd + 2);
+  std::vector<float> part(static_cast<size_t>(units * nt * stride));
+  pool_.run([&](int ti, int n) {
+    for (int64_t u = 0; u < units; ++u) {
       const int64_t t = u / a.n_kv_heads;
-      const int g = static_cast<int>(u % a.n_kv_heads);
-      const int64_t pos = a.positions[t];
-      const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      std::fill(m.begin(), m.end(), -INFINITY);
-      std::fill(l.begin(), l.end(), 0.0f);
-      const float* q0 = a.q + (t * a.n_heads + g * group) * hd;
-      for (int64_t j = first; j <= pos; ++j) {
-        const int64_t slot = j % a.capacity;
-        const float* k = a.k_cache + slot * kv_stride + g * hd;
-        const float* v = a.v_cache + slot * kv_stride + g * hd;
-        for (int h = 0; h < group; ++h) {
-          const float* q = q0 + h * hd;
-          float dot = 0;
-          for (int c = 0; c < hd; ++c) dot += q[c] * k[c];
-          float sc = dot * a.scale;
-          if (a.softcap > 0) sc = a.softcap * std::tanh(sc / a.softcap);
-          // Online softmax: rescale the running sum when a new maximum appears.
-          float* o = acc.data() + h * hd;
-          if (sc > m[static_cast<size_t>(h)]) {
-            const float corr = std::exp(m[static_cast<size_t>(h)] - sc);
-            l[static_cast<size_t>(h)] *= corr;
-            for (int c = 0; c < hd; ++c) o[c] *= corr;
-            m[static_cast<size_t>(h)] = sc;
-          }
-          const float p = std::exp(sc - m[static_cast<size_t>(h)]);
-          l[static_cast<size_t>(h)] += p;
-          for (int c = 0; c < hd; ++c) o[c] += p * v[c];
-        }
+      auto [j0, j1] = key_range(t);
+      auto [b, e] = ThreadPool::split(j1 - j0 + 1, ti, n);
+      float* p = part.data() + (u * nt + ti) * stride;
+      if (b >= e) {
+        for (int h = 0; h < group; ++h) p[h] = -INFINITY, p[group + h] = 0;
+        continue;
       }
-      for (int h = 0; h < group; ++h) {
-        float* out = a.out + (t * a.n_heads + g * group + h) * hd;
-        const float inv = 1.0f / l[static_cast<size_t>(h)];
-        for (int c = 0; c < hd; ++c) out[c] = acc[static_cast<size_t>(h * hd + c)] * inv;
-      }
+      kernel(a, t, static_cast<int>(u % a.n_kv_heads), j0 + b, j0 + e - 1, p, p + group, p + 2 * group);
     }
   });
+  std::vector<float> l(static_cast<size_t>(group)), acc(static_cast<size_t>(group * hd));
+  for (int64_t u = 0; u < units; ++u) {
+    const float* p0 = part.data() + u * nt * stride;
+    for (int h = 0; h < group; ++h) {
+      float mx = -INFINITY;
+      for (int i = 0; i < nt; ++i) mx = std::max(mx, p0[i * stride + h]);
+      float lsum = 0;
+      std::fill(acc.begin() + h * hd, acc.begin() + (h + 1) * hd, 0.0f);
+      for (int i = 0; i < nt; ++i) {
+        const float* p = p0 + i * stride;
+        if (p[group + h] == 0) continue;
+        const float w = std::exp(p[h] - mx);
+        lsum += p[group + h] * w;
+        const float* pa = p + 2 * group + h * hd;
+        for (int c = 0; c < hd; ++c) acc[static_cast<size_t>(h * hd + c)] += pa[c] * w;
+      }
+      l[static_cast<size_t>(h)] = lsum;
+    }
+    finish(u / a.n_kv_heads, static_cast<int>(u % a.n_kv_heads), l.data(), acc.data());
+  }
+}
+
+void CpuBackend::store(const float* src, void* dst, DType type, int64_t n) {
+  if (type == DType::F16) {
+    auto* d = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+  }
 }
 
 void CpuBackend::softcap(float* x, int64_t n, float cap) {

@@ -36,6 +36,7 @@ class CpuBackend final : public Backend {
                  const int32_t* positions, float rope_base, float rope_scale) override;
   void attention(const AttentionArgs& args) override;
   void softcap(float* x, int64_t n, float cap) override;
+  void store(const float* src, void* dst, DType type, int64_t n) override;
 
  private:
   // Runs fn(begin, end) over [0, n) split across the pool, or inline when n is small.

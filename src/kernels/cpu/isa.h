@@ -17,6 +17,11 @@ namespace gemma::cpu {
 using RowsKernel = void (*)(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n,
                             float* y, int64_t ldy);
 using QuantizeKernel = void (*)(const float* x, BlockQ8A* y, int64_t n);
+// Attention of query token t's heads in KV group g over keys j in [j0, j1] (positions), without
+// normalising: per head h of the group, m[h] = max score, l[h] = Σ exp(s - m), acc[h][:] =
+// Σ exp(s - m) v. The backend splits long key ranges across threads and merges the partials.
+using AttentionKernel = void (*)(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l,
+                                 float* acc);
 
 struct IsaKernels {
   const char* name;
@@ -25,6 +30,7 @@ struct IsaKernels {
   // Any weight type against float activations: each row is dequantized to float32, then dotted.
   // The precise path (CpuOptions::precise): exact up to float32 summation order.
   RowsKernel rows_dequantized;
+  AttentionKernel attention;
 };
 
 const IsaKernels& isa_generic();
@@ -33,6 +39,10 @@ const IsaKernels* isa_avx2();  // nullptr when not compiled in
 // True if the weight type's kernels take BlockQ8A activations.
 bool uses_q8a(DType t);
 bool matmul_supported(DType t);
+
+void attention_generic(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l,
+                       float* acc);
+void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc);
 
 // CPU feature detection (CPUID + XGETBV): AVX2, FMA, F16C and BMI2 usable.
 bool cpu_has_avx2();

@@ -343,6 +343,7 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled<TQ6_K>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
+  k.attention = attention_avx2;
   return k;
 }
 

@@ -265,6 +265,7 @@ IsaKernels make_generic() {
   k.rows[static_cast<int>(DType::Q6_K)] = rows_q<dot_q6_k>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
+  k.attention = attention_generic;
   return k;
 }
 
