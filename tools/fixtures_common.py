@@ -19,7 +19,7 @@ A model is described by a dict (see MODELS in those scripts): "gen" (1, 2 or 3; 
 "hidden", "heads", "kv_heads", "head_dim", "ffn", "layers", "vocab", "window", "layer_types",
 "rope_local", "rope_global", "rope_linear_factor", "max_pos", "gguf_pattern", and optionally
 "qscale" (query_pre_attn_scalar, default head_dim), "attn_softcap", "final_softcap", "emb_std",
-"post_ffw_mean", "final_norm_mean".
+"post_ffw_mean", "final_norm_mean", "norm_means" ({name suffix: mean} for norm weights).
 """
 
 from __future__ import annotations
@@ -269,6 +269,9 @@ def random_weights(m: dict, seed: int) -> dict[str, np.ndarray]:
                 mean = m.get("final_norm_mean", 4.0)
             elif name.endswith("post_feedforward_layernorm.weight"):
                 mean = m.get("post_ffw_mean", 1.5)
+            for suffix, mu in m.get("norm_means", {}).items():  # per-model overrides
+                if name.endswith(suffix):
+                    mean = mu
         else:
             std = 1.0 / math.sqrt(shp[1])
         w[name] = (rng.standard_normal(shp) * std + mean).astype(np.float32)

@@ -3,7 +3,7 @@
 
 Usage (from the repository root, after tools/fixtures_gemma3.py):
 
-    python3 tools/fixtures_converter_check.py [--llamacpp /work/llamacpp/src]
+    python3 tools/fixtures_converter_check.py [--llamacpp /work/llamacpp/src] [model ...]
 
 For each fixture model that has an f32 safetensors checkpoint, copies config.json +
 model.safetensors to a temporary directory, adds a SentencePiece tokenizer.model holding our tiny
@@ -122,10 +122,13 @@ def compare(ours: Path, theirs: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--llamacpp", default="/work/llamacpp/src")
+    ap.add_argument("models", nargs="*", help="fixture model names (default: every one with model.safetensors)")
     args = ap.parse_args()
     conv = Path(args.llamacpp) / "convert_hf_to_gguf.py"
     root = fc.FIXTURES / "models"
     for d in sorted(p for p in root.iterdir() if (p / "model.safetensors").exists()):
+        if args.models and d.name not in args.models:
+            continue
         import json
         cfg = json.loads((d / "config.json").read_text())
         tokens, scores, types = fc.tiny_vocab(cfg["vocab_size"])
