@@ -159,6 +159,8 @@ def load_hf(path: Path, state: dict[str, np.ndarray]):
 
 
 def main() -> None:
+    import argparse
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     fc.env_threads()
     d = fc.fresh_dir(NAME)
     state = build_state(M["seed"])
