@@ -30,7 +30,7 @@ Models (D = hidden, N x H = q heads x head_dim, K = kv heads, F = ffn; vocab 288
                      (layer 0 local), window 16 (the 64-token prompt wraps it 4x),
                      query_pre_attn_scalar 16 (= H), attn_logit_softcapping 5.0,
                      final_logit_softcapping 3.0 (small enough to bite on random logits),
-                     post-attention and post-FFN norms.  safetensors f32, bf16 (3 shards);
+                     post-attention and post-FFN norms.  safetensors f32, bf16 (4 shards);
                      GGUF (arch gemma2) F32, Q8_0 with gemma2.attn_logit_softcapping,
                      gemma2.final_logit_softcapping, gemma2.attention.sliding_window.
   gemma2_tiny_qscale as gemma2_tiny but query_pre_attn_scalar = D/N = 8 != H = 16 (as Gemma 2 27B:
