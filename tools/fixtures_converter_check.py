@@ -3,7 +3,7 @@
 
 Usage (from the repository root, after tools/fixtures_gemma3.py):
 
-    python3 tools/fixtures_converter_check.py [--llamacpp /work/llamacpp/src]
+    python3 tools/fixtures_converter_check.py [--llamacpp /work/llamacpp/src] [model ...]
 
 For each fixture model that has an f32 safetensors checkpoint, copies config.json +
 model.safetensors to a temporary directory, adds a SentencePiece tokenizer.model holding our tiny
@@ -119,13 +119,60 @@ def compare(ours: Path, theirs: Path) -> list[str]:
     return msgs
 
 
+def check_multimodal(d: Path, conv: Path) -> None:
+    """gemma3_mm_tiny: convert old/ and new/ (Gemma3ForConditionalGeneration, both key spellings),
+    compare with our writer's GGUF of the text weights (which adds the sliding_window_pattern key the
+    converter omits), and run llama.cpp on ours against the reference (all 352 rows)."""
+    import json
+    from safetensors.numpy import load_file
+    import fixtures_gemma3_mm as mm
+    import fixtures_llamacpp as fl
+    tokens, scores, types = fc.tiny_vocab(mm.TEXT_VOCAB)
+    with tempfile.TemporaryDirectory() as tmp:
+        st = load_file(str(d / "old" / "model.safetensors"))
+        pre = "language_model.model."
+        tw = {"model." + k[len(pre):]: v for k, v in st.items() if k.startswith(pre)}
+        ours = Path(tmp) / "ours.gguf"
+        fc.write_gguf(ours, mm.M, tw, "f32", d.name)
+        for layout in ("old", "new"):
+            hf = Path(tmp) / layout
+            hf.mkdir()
+            shutil.copy(d / layout / "config.json", hf)
+            shutil.copy(d / layout / "model.safetensors", hf)
+            (hf / "tokenizer.model").write_bytes(sentencepiece_model(tokens, scores, types))
+            out = Path(tmp) / f"{layout}.gguf"
+            r = subprocess.run([sys.executable, str(conv), str(hf), "--outtype", "f32", "--outfile", str(out)],
+                               capture_output=True, text=True)
+            print(f"{d.name} {layout}/ f32: convert_hf_to_gguf.py rc={r.returncode}")
+            if r.returncode != 0:
+                print(r.stderr[-3000:])
+                continue
+            for line in compare(ours, out):
+                print(line[:200])
+        ref = json.loads((d / "ref" / "safetensors_f32_old.json").read_text())
+        want = fl.read_logits(d / "ref" / ref["logits"], (len(ref["prompt_ids"]), ref["vocab"]))
+        for kv in (False, True):
+            with fl.LlamaRunner(ours, kv_f32=kv) as lr:
+                got, greedy, _ = lr.run(ref["prompt_ids"], len(ref["greedy_ids"]))
+            print(f"  llama.cpp on our GGUF of the text weights{' (F32 KV cache)' if kv else ''} vs the reference: "
+                  f"rel {np.abs(got - want).max() / np.abs(want).max():.3e}, top1 "
+                  f"{int((got.argmax(-1) == want.argmax(-1)).sum())}/{want.shape[0]}, greedy "
+                  + ("identical" if greedy == ref["greedy_ids"] else "differs"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--llamacpp", default="/work/llamacpp/src")
+    ap.add_argument("models", nargs="*", help="fixture model names (default: every one with model.safetensors)")
     args = ap.parse_args()
     conv = Path(args.llamacpp) / "convert_hf_to_gguf.py"
     root = fc.FIXTURES / "models"
+    for d in sorted(p for p in root.iterdir() if (p / "old" / "model.safetensors").exists()):
+        if not args.models or d.name in args.models:
+            check_multimodal(d, conv)
     for d in sorted(p for p in root.iterdir() if (p / "model.safetensors").exists()):
+        if args.models and d.name not in args.models:
+            continue
         import json
         cfg = json.loads((d / "config.json").read_text())
         tokens, scores, types = fc.tiny_vocab(cfg["vocab_size"])

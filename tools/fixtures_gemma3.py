@@ -48,21 +48,14 @@ Models (dimensions chosen so that all committed fixtures stay around 5 MB):
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixtures_common as fc  # noqa: E402
-
-N_PROMPT = 64
-N_NEW = 32
 
 MODELS = {
     "gemma3_tiny": dict(
@@ -102,74 +95,6 @@ def describe(m: dict) -> str:
     return s
 
 
-def make_prompt(m: dict) -> list[int]:
-    rng = np.random.default_rng(m["seed"] + 100)
-    return [2] + [int(x) for x in rng.integers(4, m["vocab"], N_PROMPT - 1)]
-
-
-def hf_ref_string(what: str) -> str:
-    v = fc.versions()
-    return (f"HF transformers {v['transformers']} Gemma3ForCausalLM, eager attention, float32 on CPU "
-            f"(torch {v['torch']}, numpy {v['numpy']}); {what}. Prompt logits from one forward over the "
-            f"{N_PROMPT} prompt tokens; greedy = argmax, {N_NEW} steps, each a full re-forward without "
-            "KV cache.")
-
-
-def run_reference(m: dict, weights: dict, prompt: list[int], embed_scale: float, check_f64: bool):
-    model = fc.build_hf(m, weights, embed_scale=embed_scale)
-    logits = fc.hf_logits(model, prompt)
-    greedy, gmargins = fc.hf_greedy(model, prompt, N_NEW)
-    # the greedy loop's first step must reproduce the prefill logits' last row argmax
-    assert greedy[0] == int(np.argmax(logits[-1]))
-    info = {"min_top2_margin_prompt": float(fc.top2_margins(logits).min()),
-            "min_top2_margin_greedy": float(min(gmargins)),
-            "logit_absmax": float(np.abs(logits).max())}
-    if check_f64:
-        ref64 = fc.spec_forward_f64(m, weights, prompt + greedy, embed_scale)
-        full = fc.hf_logits(model, prompt + greedy)
-        err = np.abs(full - ref64).max() / np.abs(ref64).max()
-        argmax_ok = bool((full.argmax(-1) == ref64.argmax(-1)).all())
-        info["f64_spec_forward_max_rel_err"] = float(err)
-        info["f64_argmax_agree"] = argmax_ok
-        if err > 1e-4 or not argmax_ok:
-            raise RuntimeError(f"HF disagrees with the float64 spec forward: rel {err:.3g}, argmax {argmax_ok}")
-    return logits, greedy, info
-
-
-def save_safetensors(m: dict, weights: dict, out: Path) -> dict:
-    """config.json + model.safetensors (f32); returns the weights read back from the file."""
-    from safetensors.numpy import load_file
-    model = fc.build_hf(m, weights)
-    model.config.use_cache = True
-    model.save_pretrained(str(out), safe_serialization=True)
-    back = load_file(str(out / "model.safetensors"))
-    assert set(back) == set(weights), set(back) ^ set(weights)
-    for k in weights:
-        assert back[k].dtype == np.float32 and np.array_equal(back[k], weights[k]), k
-    return back
-
-
-def save_bf16(m: dict, weights: dict, out: Path) -> dict:
-    """bf16/ sharded copy; returns the stored bf16 weights widened to f32."""
-    import torch
-    from safetensors.torch import load_file
-    model = fc.build_hf(m, weights).to(torch.bfloat16)
-    model.config.use_cache = True
-    total = sum(v.size for v in weights.values()) * 2
-    shard = max(total // 3, 1)
-    model.save_pretrained(str(out), safe_serialization=True, max_shard_size=shard)
-    index = json.loads((out / "model.safetensors.index.json").read_text())
-    files = sorted(set(index["weight_map"].values()))
-    assert len(files) >= 2, f"expected >= 2 shards, got {files}"
-    back = {}
-    for f in files:
-        for k, v in load_file(str(out / f)).items():
-            assert v.dtype == torch.bfloat16, (k, v.dtype)
-            back[k] = v.float().numpy()
-    assert set(back) == set(weights)
-    return back
-
-
 def quantize_with_llamacpp(src: Path, dst: Path, qtype: str, pure: bool) -> str:
     exe = os.environ.get("LLAMA_QUANTIZE", "/work/llamacpp/build/bin/llama-quantize")
     cmd = [exe] + (["--pure"] if pure else []) + [str(src), str(dst), qtype, "2"]
@@ -179,70 +104,20 @@ def quantize_with_llamacpp(src: Path, dst: Path, qtype: str, pure: bool) -> str:
     return " ".join(["llama-quantize"] + (["--pure"] if pure else []) + ["<F32 GGUF>", dst.name, qtype, "2"])
 
 
-def types_summary(types: dict) -> dict:
-    out: dict[str, list[str]] = {}
-    for name, t in types.items():
-        out.setdefault(t, []).append(name)
-    return out
-
-
 def build_model(name: str) -> None:
     import gguf
     m = MODELS[name]
-    d = fc.FIXTURES / "models" / name
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
+    d = fc.fresh_dir(name)
     weights = fc.random_weights(m, m["seed"])
-    prompt = make_prompt(m)
+    prompt = fc.make_prompt(m)
     desc = describe(m)
     v = fc.versions()
     sqrt_d = float(m["hidden"]) ** 0.5
     print(f"== {name}: {desc}")
-
-    def report(fmt, info, greedy):
-        print(f"  {fmt:18s} greedy[:8]={greedy[:8]} min margin prompt {info['min_top2_margin_prompt']:.3g} "
-              f"greedy {info['min_top2_margin_greedy']:.3g}"
-              + (f" f64 rel {info['f64_spec_forward_max_rel_err']:.2e}" if "f64_spec_forward_max_rel_err" in info else ""))
-
-    if m["safetensors"]:
-        w = save_safetensors(m, weights, d)
-        logits, greedy, info = run_reference(m, w, prompt, sqrt_d, True)
-        fc.write_ref(d, "safetensors_f32", "model.safetensors", prompt, greedy, logits,
-                     hf_ref_string("weights = model.safetensors (float32) as stored; embedding scale "
-                                   f"exact sqrt({m['hidden']}) = {sqrt_d!r}"),
-                     f"Model: {desc}. Config: config.json (transformers {v['transformers']} format).",
-                     {"embed_scale": sqrt_d, "checks": info})
-        report("safetensors_f32", info, greedy)
-
-    if m["bf16"]:
-        import torch
-        w = save_bf16(m, weights, d / "bf16")
-        es = float(torch.tensor(sqrt_d, dtype=torch.bfloat16).float())
-        logits, greedy, info = run_reference(m, w, prompt, es, True)
-        fc.write_ref(d, "safetensors_bf16", "bf16/model.safetensors.index.json", prompt, greedy, logits,
-                     hf_ref_string("weights = the bf16 shards in bf16/ widened to float32; embedding scale "
-                                   f"sqrt({m['hidden']}) rounded to bf16 = {es!r} (exact would be {sqrt_d!r})"),
-                     f"Model: {desc}. The computation itself is float32; only the stored weights and the "
-                     "embedding-scale constant are bf16-rounded (the engine's rule for bf16/f16 checkpoints).",
-                     {"embed_scale": es, "checks": info})
-        report("safetensors_bf16", info, greedy)
+    fc.build_standard_refs(name, m, d, weights, prompt, desc)
 
     gguf_ref = ("weights = dequantized from this GGUF with gguf-py {gv} gguf.quants.dequantize, norm "
                 "weights stored - 1; embedding scale exact sqrt({D}) = {s!r}")
-    for fmt in m["gguf"]:
-        path = d / f"model.{fmt}.gguf"
-        fc.write_gguf(path, m, weights, fmt, name)
-        w, types = fc.read_gguf_weights(path, m["layers"])
-        logits, greedy, info = run_reference(m, w, prompt, sqrt_d, fmt == "f32")
-        fc.write_ref(d, f"gguf_{fmt}", path.name, prompt, greedy, logits,
-                     hf_ref_string(gguf_ref.format(gv=v["gguf"], D=m["hidden"], s=sqrt_d)),
-                     f"Model: {desc}. Written by tools/fixtures_common.write_gguf (gguf-py {v['gguf']} "
-                     f"GGUFWriter, {fmt.upper()} via gguf.quants.quantize for every 2-D tensor incl. "
-                     "token_embd; norms F32 as 1+w; llama.cpp gemma3 keys).",
-                     {"embed_scale": sqrt_d, "tensor_types": types_summary(types), "checks": info})
-        report(f"gguf_{fmt}", info, greedy)
-
     if m["kquant"]:
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "f32.gguf"
@@ -253,16 +128,16 @@ def build_model(name: str) -> None:
                 w, types = fc.read_gguf_weights(path, m["layers"])
                 r = gguf.GGUFReader(str(path))
                 ft = int(r.fields["general.file_type"].parts[-1][0])
-                logits, greedy, info = run_reference(m, w, prompt, sqrt_d, False)
-                summ = types_summary(types)
+                logits, greedy, info = fc.run_reference(m, w, prompt, sqrt_d, False)
+                summ = fc.types_summary(types)
                 fc.write_ref(d, f"gguf_{fmt}", path.name, prompt, greedy, logits,
-                             hf_ref_string(gguf_ref.format(gv=v["gguf"], D=m["hidden"], s=sqrt_d)),
+                             fc.hf_ref_string(gguf_ref.format(gv=v["gguf"], D=m["hidden"], s=sqrt_d)),
                              f"Model: {desc}. Made by `{cmd}` ({fc.llamacpp_version()}) from an F32 "
                              "GGUF written by tools/fixtures_common.write_gguf. Tensor types actually written: "
                              + "; ".join(f"{t}: {', '.join(sorted(n))}" for t, n in sorted(summ.items())),
                              {"embed_scale": sqrt_d, "tensor_types": summ, "general.file_type": ft,
                               "checks": info})
-                report(f"gguf_{fmt}", info, greedy)
+                fc.print_ref(f"gguf_{fmt}", info, greedy)
                 print(f"    types: { {t: len(n) for t, n in summ.items()} }")
 
 
