@@ -64,7 +64,11 @@ std::vector<RefCase> find_cases() {
 constexpr double kPreciseTolerance = 1e-4;
 constexpr double kFastTolerance = 0.10;
 
-bool quantized_format(const std::string& name) { return name.find("gguf_q") != std::string::npos; }
+bool quantized_format(const std::string& name) {
+  for (const char* q : {"gguf_q", "awq", "int8"})
+    if (name.find(q) != std::string::npos) return true;
+  return false;
+}
 
 struct Report {
   std::vector<std::string> rows;
