@@ -1,60 +1,121 @@
+// Tokenizer construction (tables shared by every loader), lookups, decoding.
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
-#include <queue>
 
 #include <fmt/format.h>
 
-#include "util/mapped_file.h"
 #include "util/zstd_file.h"
 
 namespace gemma {
 
 namespace {
+
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581 '▁'
 constexpr size_t kMaxPieceBytes = 1 << 16;
+constexpr size_t kMaxVocab = size_t{1} << 24;
 
-// "<0xHH>" -> HH, or nullopt.
-std::optional<uint8_t> parse_byte_piece(const std::string& p) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (p.size() != 6 || p.compare(0, 3, "<0x") != 0 || p[5] != '>') return std::nullopt;
-  const int hi = hex(p[3]), lo = hex(p[4]);
-  if (hi < 0 || lo < 0) return std::nullopt;
-  return static_cast<uint8_t>(hi * 16 + lo);
+// "<0xNN>" (upper-case hex, as SentencePiece and HF write it) -> NN, or -1.
+int byte_piece_value(std::string_view p) {
+  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
+  int v = 0;
+  for (char c : p.substr(3, 2)) {
+    v *= 16;
+    if (c >= '0' && c <= '9')
+      v += c - '0';
+    else if (c >= 'A' && c <= 'F')
+      v += c - 'A' + 10;
+    else
+      return -1;
+  }
+  return v;
 }
+
+std::string escape_spaces(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == ' ')
+      out += kSpaceMark;
+    else
+      out += c;
+  }
+  return out;
+}
+
 }  // namespace
+
+void Tokenizer::Trie::add(std::string_view text, int32_t id) {
+  if (nodes.empty()) nodes.emplace_back();
+  if (text.empty()) return;
+  size_t node = 0;
+  for (unsigned char c : text) {
+    auto& next = nodes[node].next;
+    auto it =
+        std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
+    if (it != next.end() && it->first == c) {
+      node = static_cast<size_t>(it->second);
+    } else {
+      const auto child = static_cast<int32_t>(nodes.size());
+      next.insert(it, {c, child});
+      nodes.emplace_back();  // invalidates `next`; not used again
+      node = static_cast<size_t>(child);
+    }
+  }
+  if (nodes[node].token < 0) nodes[node].token = id;  // the first of duplicate texts wins
+  may_start[static_cast<unsigned char>(text[0])] = true;
+}
+
+std::pair<size_t, int32_t> Tokenizer::Trie::match(std::string_view text, size_t pos) const {
+  size_t best_len = 0;
+  int32_t best = -1;
+  size_t node = 0;
+  for (size_t i = pos; i < text.size(); ++i) {
+    const auto& next = nodes[node].next;
+    const auto c = static_cast<uint8_t>(text[i]);
+    auto it =
+        std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
+    if (it == next.end() || it->first != c) break;
+    node = static_cast<size_t>(it->second);
+    if (nodes[node].token >= 0) {
+      best_len = i - pos + 1;
+      best = nodes[node].token;
+    }
+  }
+  return {best_len, best};
+}
 
 Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   const size_t n = s.pieces.size();
   if (n == 0) return error("{}: empty vocabulary", src);
-  if (n > (size_t{1} << 24)) return error("{}: vocabulary of {} entries is implausibly large", src, n);
+  if (n > kMaxVocab) return error("{}: vocabulary of {} entries is implausibly large", src, n);
   if (s.kinds.empty()) s.kinds.assign(n, TokenKind::Normal);
-  if (s.scores.empty()) s.scores.assign(n, 0.0f);
-  if (s.kinds.size() != n || s.scores.size() != n)
+  const bool rank_by_score = s.merge_ends.empty();
+  if (rank_by_score && s.scores.empty()) s.scores.assign(n, 0.0f);
+  if (s.kinds.size() != n || (rank_by_score && s.scores.size() != n))
     return error("{}: {} pieces but {} types and {} scores", src, n, s.kinds.size(), s.scores.size());
+  for (size_t i = 0; i < n; ++i)
+    if (s.pieces[i].size() > kMaxPieceBytes) return error("{}: token {} is longer than 64 KiB", src, i);
+
   Tokenizer t;
   t.pieces_ = std::move(s.pieces);
   t.kinds_ = std::move(s.kinds);
-  t.scores_ = std::move(s.scores);
-  t.add_dummy_prefix_ = s.add_dummy_prefix;
-  t.ids_.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (t.pieces_[i].size() > kMaxPieceBytes) return error("{}: token {} is longer than 64 KiB", src, i);
-    t.ids_.emplace(t.pieces_[i], static_cast<int32_t>(i));  // first occurrence wins on duplicates
-  }
-  auto special = [&](std::optional<int32_t> id, const char* piece, int32_t& out) -> Status {
+  t.index_.build(t.pieces_);
+  t.dummy_prefix_ = s.dummy_prefix;
+  t.segment_prefix_ = std::move(s.segment_prefix);
+  t.escape_spaces_ = s.escape_spaces;
+  t.byte_fallback_ = s.byte_fallback;
+  t.fuse_unk_ = s.fuse_unk;
+  t.ignore_merges_ = s.ignore_merges;
+
+  auto special = [&](std::optional<int32_t> id, const char* name, int32_t& out) -> Status {
     if (!id) {
-      auto it = t.ids_.find(piece);
-      out = it == t.ids_.end() ? -1 : it->second;
+      out = t.index_.find(name, t.pieces_);
       return {};
     }
-    if (*id < 0 || static_cast<size_t>(*id) >= n) return error("{}: special token id {} out of range", src, *id);
+    if (*id < 0 || static_cast<size_t>(*id) >= n) return error("{}: {} id {} out of range", src, name, *id);
     out = *id;
     return {};
   };
@@ -64,233 +125,141 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   GE_TRY(special(s.unk, "<unk>", t.unk_));
   if (t.bos_ < 0) return error("{}: no <bos> token", src);
   if (t.eos_ < 0) return error("{}: no <eos> token", src);
+  // GGUF and tokenizer.json call <unk> a control/special token; one kind for every source.
+  if (t.unk_ >= 0) t.kinds_[static_cast<size_t>(t.unk_)] = TokenKind::Unknown;
+  if (auto id = t.find("<start_of_turn>")) t.start_of_turn_ = id;
+  if (auto id = t.find("<end_of_turn>")) t.end_of_turn_ = id;
 
-  // A byte piece must spell "<0xHH>"; anything else typed BYTE is treated as a normal piece.
-  for (size_t i = 0; i < n; ++i)
-    if (t.kinds_[i] == TokenKind::Byte && !parse_byte_piece(t.pieces_[i])) t.kinds_[i] = TokenKind::Normal;
-  // Byte fallback pieces <0x00>..<0xFF>.
-  for (int b = 0; b < 256; ++b) {
-    auto it = t.ids_.find(fmt::format("<0x{:02X}>", b));
-    t.byte_ids_[static_cast<size_t>(b)] = it == t.ids_.end() ? t.unk_ : it->second;
+  // Byte fallback pieces.
+  t.byte_value_.assign(n, -1);
+  t.byte_ids_.fill(-1);
+  for (size_t i = 0; i < n; ++i) {
+    if (t.kinds_[i] != TokenKind::Byte) continue;
+    const int v = byte_piece_value(t.pieces_[i]);
+    if (v < 0) return error("{}: byte token {} is '{}', not <0xNN>", src, i, t.pieces_[i]);
+    t.byte_value_[i] = static_cast<int16_t>(v);
+    if (t.byte_ids_[static_cast<size_t>(v)] < 0)
+      t.byte_ids_[static_cast<size_t>(v)] = static_cast<int32_t>(i);
+  }
+  for (size_t c = 0; c < t.ascii_ids_.size(); ++c) {
+    const char ch = static_cast<char>(c);
+    t.ascii_ids_[c] = t.index_.find(std::string_view(&ch, 1), t.pieces_);
   }
 
-  // Merge table: explicit merges in rank order, or (empty) rank by the merged piece's score.
-  t.rank_by_score_ = s.merges.empty();
+  // The pair table. HF: (a, b) -> rank in the merge list. SentencePiece: every split of a piece
+  // into two pieces, ranked by the merged piece's score (higher first); SentencePiece only merges
+  // into normal and user-defined pieces.
+  std::string buf;
   std::vector<bool> scored(n, false);
-  for (size_t r = 0; r < s.merges.size(); ++r) {
-    auto a = t.ids_.find(s.merges[r].first), b = t.ids_.find(s.merges[r].second);
-    auto m = t.ids_.find(s.merges[r].first + s.merges[r].second);
-    if (a == t.ids_.end() || b == t.ids_.end() || m == t.ids_.end()) continue;
-    const uint64_t key = static_cast<uint64_t>(a->second) << 32 | static_cast<uint32_t>(b->second);
-    t.merges_.emplace(key, std::make_pair(static_cast<float>(r), m->second));
-    // Merges come in rank order, so the first one that forms a piece sets its score.
-    if (t.kinds_[static_cast<size_t>(m->second)] == TokenKind::Normal && !scored[static_cast<size_t>(m->second)]) {
-      t.scores_[static_cast<size_t>(m->second)] = -static_cast<float>(r);
-      scored[static_cast<size_t>(m->second)] = true;
-    }
-  }
-
-  // Trie of the added tokens.
-  t.trie_.emplace_back();
-  std::vector<std::pair<std::string, int32_t>> added;
-  for (int32_t id : s.added) {
-    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
-    added.emplace_back(t.pieces_[static_cast<size_t>(id)], id);
-  }
-  for (auto& [alias, id] : s.added_aliases) {
-    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
-    added.emplace_back(alias, id);
-  }
-  for (const auto& [p, id] : added) {
-    if (p.empty()) continue;
-    int32_t node = 0;
-    for (unsigned char c : p) {
-      auto& next = t.trie_[static_cast<size_t>(node)].next;
-      auto it = std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
-      if (it != next.end() && it->first == c) {
-        node = it->second;
-      } else {
-        const auto child = static_cast<int32_t>(t.trie_.size());
-        next.insert(it, {c, child});
-        t.trie_.emplace_back();
-        node = child;
+  t.scores_.assign(n, 0.0f);
+  for (size_t i = 0; i < n; ++i)
+    if (t.kinds_[i] == TokenKind::Control || t.kinds_[i] == TokenKind::UserDefined) t.scores_[i] = -1000.0f;
+  if (!rank_by_score) {
+    const size_t count = s.merge_ends.size() / 2;
+    if (count > size_t{INT32_MAX}) return error("{}: too many merges", src);
+    t.merges_.reserve(count);
+    uint32_t begin = 0;
+    for (size_t r = 0; r < count; ++r) {
+      const uint32_t mid = s.merge_ends[2 * r], end = s.merge_ends[2 * r + 1];
+      const std::string_view a = std::string_view(s.merge_bytes).substr(begin, mid - begin);
+      const std::string_view b = std::string_view(s.merge_bytes).substr(mid, end - mid);
+      begin = end;
+      buf.assign(a);
+      buf += b;
+      const int32_t ia = t.index_.find(a, t.pieces_), ib = t.index_.find(b, t.pieces_);
+      const int32_t im = t.index_.find(buf, t.pieces_);
+      if (ia < 0 || ib < 0 || im < 0)  // HF refuses such a file too
+        return error("{}: merge #{} ('{}' '{}') uses a token outside the vocabulary", src, r,
+                     utf8_sanitize(a), utf8_sanitize(b));
+      t.merges_.put(ia, ib, {static_cast<int32_t>(r), im});
+      if (!scored[static_cast<size_t>(im)] && t.kinds_[static_cast<size_t>(im)] == TokenKind::Normal) {
+        t.scores_[static_cast<size_t>(im)] = -static_cast<float>(r);  // merges come in rank order
+        scored[static_cast<size_t>(im)] = true;
       }
     }
-    if (t.trie_[static_cast<size_t>(node)].token < 0) t.trie_[static_cast<size_t>(node)].token = id;
-    t.may_start_added_[static_cast<unsigned char>(p[0])] = true;
+  } else {
+    t.scores_ = s.scores;
+    std::vector<int32_t> order;
+    for (size_t i = 0; i < n; ++i)
+      if (t.kinds_[i] == TokenKind::Normal || t.kinds_[i] == TokenKind::UserDefined)
+        order.push_back(static_cast<int32_t>(i));
+    auto score = [&](int32_t id) {
+      const float v = s.scores[static_cast<size_t>(id)];
+      return std::isnan(v) ? -INFINITY : v;  // NaN would break the sort's ordering
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return score(a) > score(b); });
+    struct Split {
+      int32_t a, b, rank, id;
+    };
+    std::vector<Split> splits;
+    int32_t rank = -1;
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (k == 0 || score(order[k]) != score(order[k - 1])) rank = static_cast<int32_t>(k);
+      const std::string_view p = t.pieces_[static_cast<size_t>(order[k])];
+      for (size_t i = 0; i < p.size();) {
+        i += std::max<size_t>(1, utf8_sequence_length(p, i));
+        if (i >= p.size()) break;
+        const int32_t ia = t.index_.find(p.substr(0, i), t.pieces_);
+        if (ia < 0) continue;
+        const int32_t ib = t.index_.find(p.substr(i), t.pieces_);
+        if (ib >= 0) splits.push_back({ia, ib, rank, order[k]});
+      }
+    }
+    t.merges_.reserve(splits.size());
+    for (const Split& sp : splits) t.merges_.put(sp.a, sp.b, {sp.rank, sp.id});
+  }
+
+  // Which characters are adjacent inside some piece (see bpe()). Invalid bytes in a hostile piece
+  // get code points past U+10FFFF, which no input character has.
+  for (const std::string& p : t.pieces_) {
+    uint32_t prev = 0;
+    for (size_t i = 0; i < p.size();) {
+      const size_t len = utf8_sequence_length(p, i);
+      const uint32_t cp = len ? utf8_code_point(std::string_view(p).substr(i, len))
+                              : 0x110000u + static_cast<unsigned char>(p[i]);
+      if (i > 0) t.adjacent_.insert(prev, cp);
+      prev = cp;
+      i += std::max<size_t>(len, 1);
+    }
+  }
+
+  // Added tokens.
+  t.raw_added_.nodes.emplace_back();
+  t.normalized_added_.nodes.emplace_back();
+  for (int32_t id : s.raw_added) {
+    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
+    t.raw_added_.add(t.pieces_[static_cast<size_t>(id)], id);
+  }
+  for (int32_t id : s.normalized_added) {
+    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
+    const std::string& p = t.pieces_[static_cast<size_t>(id)];
+    t.normalized_added_.add(t.escape_spaces_ ? escape_spaces(p) : p, id);
   }
   return t;
 }
 
 std::optional<int32_t> Tokenizer::find(std::string_view piece) const {
-  auto it = ids_.find(std::string(piece));
-  if (it == ids_.end()) return std::nullopt;
-  return it->second;
+  const int32_t id = index_.find(piece, pieces_);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
-std::pair<size_t, int32_t> Tokenizer::match_added(std::string_view text, size_t pos) const {
-  size_t best_len = 0;
-  int32_t best = -1;
-  int32_t node = 0;
-  for (size_t i = pos; i < text.size(); ++i) {
-    const auto& next = trie_[static_cast<size_t>(node)].next;
-    const auto c = static_cast<uint8_t>(text[i]);
-    auto it = std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
-    if (it == next.end() || it->first != c) break;
-    node = it->second;
-    if (trie_[static_cast<size_t>(node)].token >= 0) {
-      best_len = i - pos + 1;
-      best = trie_[static_cast<size_t>(node)].token;
-    }
-  }
-  return {best_len, best};
+const std::string& Tokenizer::piece(int32_t id) const {
+  static const std::string kNone;
+  return id >= 0 && id < vocab_size() ? pieces_[static_cast<size_t>(id)] : kNone;
 }
 
-std::optional<std::pair<float, int32_t>> Tokenizer::merge_of(int32_t a, int32_t b) const {
-  if (!rank_by_score_) {
-    auto it = merges_.find(static_cast<uint64_t>(a) << 32 | static_cast<uint32_t>(b));
-    if (it == merges_.end()) return std::nullopt;
-    return it->second;
-  }
-  // SentencePiece BPE: the pair merges if the concatenation is a piece; higher score merges first.
-  thread_local std::string buf;
-  buf.assign(pieces_[static_cast<size_t>(a)]);
-  buf += pieces_[static_cast<size_t>(b)];
-  auto it = ids_.find(buf);
-  if (it == ids_.end()) return std::nullopt;
-  const TokenKind k = kinds_[static_cast<size_t>(it->second)];
-  if (k != TokenKind::Normal && k != TokenKind::UserDefined) return std::nullopt;
-  return std::make_pair(-scores_[static_cast<size_t>(it->second)], it->second);
-}
-
-void Tokenizer::encode_segment(std::string_view raw, std::vector<int32_t>& out) const {
-  if (raw.empty()) return;
-  // Normalize: ' ' -> '▁'.
-  std::string text;
-  text.reserve(raw.size() + 8);
-  for (char c : raw) {
-    if (c == ' ') text += kSpaceMark;
-    else text += c;
-  }
-  if (!rank_by_score_) {
-    bpe(text, out);
-    return;
-  }
-  // SentencePiece matches user-defined pieces in the normalized text too (a literal "▁" next to a
-  // space forms a run of '▁'); HF gets the same result from its first-ranked merges.
-  size_t seg = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    if (may_start_added_[static_cast<unsigned char>(text[pos])]) {
-      auto [len, id] = match_added(text, pos);
-      if (len > 0) {
-        bpe(std::string_view(text).substr(seg, pos - seg), out);
-        out.push_back(id);
-        pos += len;
-        seg = pos;
-        continue;
-      }
-    }
-    ++pos;
-  }
-  bpe(std::string_view(text).substr(seg), out);
-}
-
-void Tokenizer::bpe(std::string_view text, std::vector<int32_t>& out) const {
-  if (text.empty()) return;
-  // Initial symbols: one per character; characters outside the vocabulary become byte tokens,
-  // which never merge.
-  struct Sym {
-    int32_t id;
-    int32_t prev, next;
-    bool mergeable;
-  };
-  std::vector<Sym> syms;
-  syms.reserve(text.size());
-  std::string ch;
-  for (size_t i = 0; i < text.size();) {
-    size_t len = utf8_sequence_length(text, i);
-    if (len == 0) len = 1;  // unreachable: input was validated
-    ch.assign(text, i, len);
-    auto it = ids_.find(ch);
-    if (it != ids_.end()) {
-      syms.push_back({it->second, 0, 0, true});
-    } else {
-      for (size_t k = 0; k < len; ++k)
-        syms.push_back({byte_ids_[static_cast<unsigned char>(text[i + k])], 0, 0, false});
-    }
-    i += len;
-  }
-  const auto n = static_cast<int32_t>(syms.size());
-  for (int32_t i = 0; i < n; ++i) syms[static_cast<size_t>(i)].prev = i - 1, syms[static_cast<size_t>(i)].next = i + 1 < n ? i + 1 : -1;
-
-  // Candidate pairs in a min-heap by (rank, left position); stale entries are skipped on pop.
-  struct Cand {
-    float rank;
-    int32_t left, left_id, right_id;
-    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
-  };
-  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
-  auto push = [&](int32_t l) {
-    if (l < 0) return;
-    const Sym& a = syms[static_cast<size_t>(l)];
-    if (a.next < 0) return;
-    const Sym& b = syms[static_cast<size_t>(a.next)];
-    if (!a.mergeable || !b.mergeable) return;
-    if (auto m = merge_of(a.id, b.id)) heap.push({m->first, l, a.id, b.id});
-  };
-  for (int32_t i = 0; i < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Cand c = heap.top();
-    heap.pop();
-    Sym& a = syms[static_cast<size_t>(c.left)];
-    if (a.id != c.left_id || a.next < 0) continue;
-    Sym& b = syms[static_cast<size_t>(a.next)];
-    if (b.id != c.right_id) continue;
-    auto m = merge_of(a.id, b.id);
-    if (!m) continue;
-    a.id = m->second;
-    b.id = -1;  // dead
-    a.next = b.next;
-    if (b.next >= 0) syms[static_cast<size_t>(b.next)].prev = c.left;
-    push(a.prev);
-    push(c.left);
-  }
-  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = syms[static_cast<size_t>(i)].next) out.push_back(syms[static_cast<size_t>(i)].id);
-}
-
-Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_bos) const {
-  if (auto bad = utf8_first_invalid(text))
-    return error("invalid UTF-8 in the input at byte {} (0x{:02X})", *bad, static_cast<unsigned char>(text[*bad]));
-  std::vector<int32_t> out;
-  if (add_bos) out.push_back(bos_);
-  std::string prefixed;
-  if (add_dummy_prefix_ && !text.empty()) {
-    prefixed = " " + std::string(text);
-    text = prefixed;
-  }
-  size_t seg = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    if (may_start_added_[static_cast<unsigned char>(text[pos])]) {
-      auto [len, id] = match_added(text, pos);
-      if (len > 0) {
-        encode_segment(text.substr(seg, pos - seg), out);
-        out.push_back(id);
-        pos += len;
-        seg = pos;
-        continue;
-      }
-    }
-    ++pos;
-  }
-  encode_segment(text.substr(seg), out);
-  return out;
+TokenKind Tokenizer::kind(int32_t id) const {
+  return id >= 0 && id < vocab_size() ? kinds_[static_cast<size_t>(id)] : TokenKind::Unused;
 }
 
 std::string Tokenizer::token_bytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
+  if (byte_value_[static_cast<size_t>(id)] >= 0)
+    return std::string(1, static_cast<char>(byte_value_[static_cast<size_t>(id)]));
   const std::string& p = pieces_[static_cast<size_t>(id)];
-  if (kinds_[static_cast<size_t>(id)] == TokenKind::Byte) return std::string(1, static_cast<char>(*parse_byte_piece(p)));
   std::string out;
+  out.reserve(p.size());
   for (size_t i = 0; i < p.size();) {
     if (p.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
       out += ' ';
@@ -304,36 +273,36 @@ std::string Tokenizer::token_bytes(int32_t id) const {
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
   std::string out, bytes;
+  int byte_tokens = 0;
   auto flush_bytes = [&] {
-    if (bytes.empty()) return;
     if (utf8_first_invalid(bytes)) {
-      for (size_t i = 0; i < bytes.size(); ++i) out += "\xEF\xBF\xBD";
+      for (int i = 0; i < byte_tokens; ++i) out += "\xEF\xBF\xBD";  // HF's ByteFallback decoder
     } else {
       out += bytes;
     }
     bytes.clear();
+    byte_tokens = 0;
   };
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size()) continue;
-    if (kinds_[static_cast<size_t>(id)] == TokenKind::Byte) {
-      bytes += token_bytes(id);
+    if (byte_value_[static_cast<size_t>(id)] >= 0) {
+      bytes += static_cast<char>(byte_value_[static_cast<size_t>(id)]);
+      ++byte_tokens;
       continue;
     }
-    flush_bytes();
+    if (byte_tokens > 0) flush_bytes();
     out += token_bytes(id);
   }
-  flush_bytes();
+  if (byte_tokens > 0) flush_bytes();
   return out;
 }
 
 Result<Tokenizer> Tokenizer::from_file(const std::string& path) {
-  const std::string name = std::filesystem::path(path).filename().string();
-  if (name.find(".json") != std::string::npos) {
-    GE_ASSIGN(std::string text, read_file_maybe_zstd(path, uint64_t{1} << 30));
-    return from_hf_json(text, path);
-  }
   GE_ASSIGN(std::string bytes, read_file_maybe_zstd(path, uint64_t{1} << 30));
-  if (!bytes.empty() && bytes[0] == '{') return from_hf_json(bytes, path);
+  const std::string name = std::filesystem::path(path).filename().string();
+  // A serialized ModelProto never starts with '{' (field 15, wire type 3, is not in the schema).
+  if (name.find(".json") != std::string::npos || (!bytes.empty() && bytes[0] == '{'))
+    return from_hf_json(bytes, path);
   return from_sentencepiece({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, path);
 }
 

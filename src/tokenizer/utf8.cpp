@@ -14,6 +14,16 @@ size_t lead_length(unsigned char c) {
   if (c >= 0xF0 && c <= 0xF4) return 4;
   return 0;
 }
+
+// The byte after lead byte c0, which also rules out overlong forms, surrogates and > U+10FFFF.
+bool second_byte_ok(unsigned char c0, unsigned char c1) {
+  if (!cont(c1)) return false;
+  if (c0 == 0xE0) return c1 >= 0xA0;
+  if (c0 == 0xED) return c1 <= 0x9F;
+  if (c0 == 0xF0) return c1 >= 0x90;
+  if (c0 == 0xF4) return c1 <= 0x8F;
+  return true;
+}
 }  // namespace
 
 size_t utf8_sequence_length(std::string_view s, size_t i) {
@@ -21,12 +31,7 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   const size_t n = lead_length(c0);
   if (n == 0 || i + n > s.size()) return 0;
   if (n == 1) return 1;
-  const auto c1 = static_cast<unsigned char>(s[i + 1]);
-  if (!cont(c1)) return 0;
-  if (c0 == 0xE0 && c1 < 0xA0) return 0;  // overlong
-  if (c0 == 0xED && c1 > 0x9F) return 0;  // surrogates
-  if (c0 == 0xF0 && c1 < 0x90) return 0;  // overlong
-  if (c0 == 0xF4 && c1 > 0x8F) return 0;  // > U+10FFFF
+  if (!second_byte_ok(c0, static_cast<unsigned char>(s[i + 1]))) return 0;
   for (size_t k = 2; k < n; ++k)
     if (!cont(static_cast<unsigned char>(s[i + k]))) return 0;
   return n;
@@ -69,9 +74,13 @@ std::string Utf8StreamDecoder::push(std::string_view bytes) {
       continue;
     }
     // Could this be the start of a sequence that the next token completes?
-    const size_t want = lead_length(static_cast<unsigned char>(pending_[i]));
+    const auto c0 = static_cast<unsigned char>(pending_[i]);
+    const size_t want = lead_length(c0);
     bool prefix_ok = want > 1 && i + want > pending_.size();
-    for (size_t k = i + 1; prefix_ok && k < pending_.size(); ++k) prefix_ok = cont(static_cast<unsigned char>(pending_[k]));
+    if (prefix_ok && i + 1 < pending_.size())
+      prefix_ok = second_byte_ok(c0, static_cast<unsigned char>(pending_[i + 1]));
+    for (size_t k = i + 2; prefix_ok && k < pending_.size(); ++k)
+      prefix_ok = cont(static_cast<unsigned char>(pending_[k]));
     if (prefix_ok) break;
     out += kReplacement;
     ++i;

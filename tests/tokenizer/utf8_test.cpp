@@ -20,6 +20,13 @@ TEST(Utf8, StreamDecoderReplacesInvalidAndWaitsForIncomplete) {
   EXPECT_EQ(d.push("\xFFx"), "\xEF\xBF\xBDx");
   EXPECT_EQ(d.push("\xC3"), "");
   EXPECT_EQ(d.flush(), "\xEF\xBF\xBD");
+  // A lead byte whose next byte can never complete it is replaced at once (E0 80: overlong;
+  // ED A0: a surrogate), not held.
+  EXPECT_EQ(d.push("\xE0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(d.push("\xED\xA0"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(d.push("\xF0\x9F"), "");
+  EXPECT_EQ(d.push("\x99\x82"), "\xF0\x9F\x99\x82");
+  EXPECT_EQ(d.flush(), "");
 }
 
 }  // namespace
