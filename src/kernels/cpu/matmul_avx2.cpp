@@ -348,6 +348,237 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
   for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, _mm256_permutevar8x32_ps(acc[j], order));
 }
 
+// --- 8-row kernels for the K-quants (super-blocks of 256 = 8 sub-blocks of 32). -------------------
+
+// In-register 8x8 transpose: v[i] lane j -> v[j] lane i.
+inline void transpose8(__m256 v[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+constexpr int kLaneRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // row held by each lane of a row-sum vector
+
+// Q4_K / Q5_K: per sub-block s, sc[s] = d*scale and mn[s] = dmin*min of the 8 rows (lane order).
+// The twelve 6-bit-packed bytes unpack with word operations into 8 scale bytes and 8 min bytes.
+template <typename Block>
+inline void k45_scales8(const Block* const* rows, int64_t b, __m256 sc[8], __m256 mn[8]) {
+  for (int k = 0; k < 8; ++k) {
+    const Block& blk = rows[kLaneRow[k]][b];
+    uint32_t u[4];
+    std::memcpy(u, blk.scales, 12);
+    constexpr uint32_t kM1 = 0x3f3f3f3f, kM2 = 0x0f0f0f0f, kM3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & kM2) | (((u[1] >> 6) & kM3) << 4);
+    const uint32_t mins_lo = u[1] & kM1;
+    u[1] = (u[2] & kM2) | (((u[0] >> 6) & kM3) << 4);
+    u[0] &= kM1;
+    u[2] = mins_lo;
+    // u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins.
+    const __m256 s = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[1]), static_cast<int>(u[0]))));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[3]), static_cast<int>(u[2]))));
+    sc[k] = _mm256_mul_ps(s, _mm256_set1_ps(h2f(blk.d)));
+    mn[k] = _mm256_mul_ps(m, _mm256_set1_ps(h2f(blk.dmin)));
+  }
+  transpose8(sc);
+  transpose8(mn);
+}
+
+// Rows a, b, sub-block s of a Q4_K/Q5_K super-block as a pair (see PNibble).
+template <typename Block, bool kFive>
+inline void k45_pair(const Block& a, const Block& b, int s, __m256i& lo, __m256i& hi) {
+  const uint8_t* qa = a.qs + 32 * (s / 2);
+  const uint8_t* qb = b.qs + 32 * (s / 2);
+  __m256i l = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb)),
+                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(qa)));
+  __m256i h = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb + 16)),
+                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(qa + 16)));
+  if (s & 1) {
+    l = _mm256_srli_epi16(l, 4);
+    h = _mm256_srli_epi16(h, 4);
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  lo = _mm256_and_si256(l, m4);
+  hi = _mm256_and_si256(h, m4);
+  if constexpr (kFive) {
+    const __m256i bl = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qh)));
+    const __m256i bh = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh + 16)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qh + 16)));
+    const __m256i one = _mm256_set1_epi8(1);
+    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bl, s), one), 4));
+    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, s), one), 4));
+  }
+}
+
+template <typename Block, bool kFive, int RN>
+inline void tile8_k45(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
+                      int64_t ldy) {
+  using P = PQ4_0;  // pair_dot traits: unsigned codes, small enough to sum both halves in int16
+  const int64_t nb = w.cols / 256;
+  const Block* rows[8];
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  const BlockQ8A* xs[RN];
+  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
+  __m256 acc[RN];
+  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
+  __m256 sc[8], mn[8];
+  for (int64_t b = 0; b < nb; ++b) {
+    k45_scales8(rows, b, sc, mn);
+    for (int sub = 0; sub < 8; ++sub) {
+      const int64_t xb = b * 8 + sub;
+      __m256i h01[RN];
+      __m256i lo0, hi0, lo1, hi1;
+      k45_pair<Block, kFive>(rows[0][b], rows[1][b], sub, lo0, hi0);
+      k45_pair<Block, kFive>(rows[2][b], rows[3][b], sub, lo1, hi1);
+      for (int j = 0; j < RN; ++j) {
+        const __m256i xq = load_x(xs[j][xb]);
+        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
+        h01[j] = _mm256_hadd_epi32(pair_dot<P>(lo0, hi0, xl, xh), pair_dot<P>(lo1, hi1, xl, xh));
+      }
+      k45_pair<Block, kFive>(rows[4][b], rows[5][b], sub, lo0, hi0);
+      k45_pair<Block, kFive>(rows[6][b], rows[7][b], sub, lo1, hi1);
+      for (int j = 0; j < RN; ++j) {
+        const __m256i xq = load_x(xs[j][xb]);
+        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
+        const __m256i h23 = _mm256_hadd_epi32(pair_dot<P>(lo0, hi0, xl, xh), pair_dot<P>(lo1, hi1, xl, xh));
+        const __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01[j], h23));
+        acc[j] = _mm256_fmadd_ps(sums, _mm256_mul_ps(sc[sub], _mm256_set1_ps(xs[j][xb].d)), acc[j]);
+        acc[j] = _mm256_fnmadd_ps(mn[sub], _mm256_set1_ps(xs[j][xb].s), acc[j]);
+      }
+    }
+  }
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, _mm256_permutevar8x32_ps(acc[j], order));
+}
+
+// Q6_K: value d * sc16 * (q - 32) with one int8 scale per 16 elements, so the two halves of a
+// 32-element sub-block are reduced separately (lo: elements 0-15, hi: 16-31).
+inline void q6k_pair(const BlockQ6_K& a, const BlockQ6_K& b, int s, __m256i& lo, __m256i& hi) {
+  const int h = s / 4, k = s % 4;
+  auto half = [&](const BlockQ6_K& blk, int e) {  // 16 codes, elements e..e+15 of the sub-block, minus 32
+    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.ql + 64 * h + 32 * (k & 1) + e));
+    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qh + 32 * h + e));
+    const __m128i l4 = _mm_and_si128(k < 2 ? ql : _mm_srli_epi16(ql, 4), _mm_set1_epi8(0x0F));
+    const __m128i h2 = _mm_and_si128(_mm_srli_epi16(qh, 2 * k), _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(l4, _mm_slli_epi16(h2, 4)), _mm_set1_epi8(32));
+  };
+  lo = _mm256_set_m128i(half(b, 0), half(a, 0));
+  hi = _mm256_set_m128i(half(b, 16), half(a, 16));
+}
+
+template <int RN>
+inline void tile8_q6k(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
+                      int64_t ldy) {
+  const int64_t nb = w.cols / 256;
+  const BlockQ6_K* rows[8];
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const BlockQ6_K*>(w.row(r + i));
+  const BlockQ8A* xs[RN];
+  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
+  __m256 acc[RN];
+  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  auto dot = [&](__m256i q, __m256i xv) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q)), ones);
+  };
+  for (int64_t b = 0; b < nb; ++b) {
+    // The 16 scales of the 8 rows: sc16[k] lane i = d * scales[k] of row kLaneRow[i].
+    __m256 s_lo[8], s_hi[8];
+    for (int i = 0; i < 8; ++i) {
+      const BlockQ6_K& blk = rows[kLaneRow[i]][b];
+      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
+      const __m256 d = _mm256_set1_ps(h2f(blk.d));
+      // Sub-block s uses scales[2s] (elements 0-15) and scales[2s+1] (16-31).
+      const __m128i even = _mm_shuffle_epi8(s16, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
+      const __m128i odd = _mm_shuffle_epi8(s16, _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1));
+      s_lo[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even)), d);
+      s_hi[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(odd)), d);
+    }
+    transpose8(s_lo);
+    transpose8(s_hi);
+    for (int sub = 0; sub < 8; ++sub) {
+      const int64_t xb = b * 8 + sub;
+      __m256i l01[RN], h01[RN];
+      __m256i lo0, hi0, lo1, hi1;
+      q6k_pair(*(rows[0] + b), *(rows[1] + b), sub, lo0, hi0);
+      q6k_pair(*(rows[2] + b), *(rows[3] + b), sub, lo1, hi1);
+      for (int j = 0; j < RN; ++j) {
+        const __m256i xq = load_x(xs[j][xb]);
+        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
+        l01[j] = _mm256_hadd_epi32(dot(lo0, xl), dot(lo1, xl));
+        h01[j] = _mm256_hadd_epi32(dot(hi0, xh), dot(hi1, xh));
+      }
+      q6k_pair(*(rows[4] + b), *(rows[5] + b), sub, lo0, hi0);
+      q6k_pair(*(rows[6] + b), *(rows[7] + b), sub, lo1, hi1);
+      for (int j = 0; j < RN; ++j) {
+        const __m256i xq = load_x(xs[j][xb]);
+        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
+        const __m256 sl = _mm256_cvtepi32_ps(_mm256_hadd_epi32(l01[j], _mm256_hadd_epi32(dot(lo0, xl), dot(lo1, xl))));
+        const __m256 sh = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01[j], _mm256_hadd_epi32(dot(hi0, xh), dot(hi1, xh))));
+        const __m256 dx = _mm256_set1_ps(xs[j][xb].d);
+        acc[j] = _mm256_fmadd_ps(_mm256_fmadd_ps(sl, s_lo[sub], _mm256_mul_ps(sh, s_hi[sub])), dx, acc[j]);
+      }
+    }
+  }
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, _mm256_permutevar8x32_ps(acc[j], order));
+}
+
+// Rows [r0, r1) x tokens with an 8-row tile function F<RN>; leftover rows use the general kernel T.
+template <typename T, template <int> class F>
+void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
+  const auto* x = static_cast<const BlockQ8A*>(xv);
+  const int64_t x_stride = w.cols / 32;
+  const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t t1 = std::min(n, t0 + chunk);
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+      int64_t t = t0;
+      for (; t + 4 <= t1; t += 4) F<4>::run(w, r, x, x_stride, t, y, ldy);
+      switch (t1 - t) {
+        case 3: F<3>::run(w, r, x, x_stride, t, y, ldy); break;
+        case 2: F<2>::run(w, r, x, x_stride, t, y, ldy); break;
+        case 1: F<1>::run(w, r, x, x_stride, t, y, ldy); break;
+        default: break;
+      }
+    }
+    for (; r < r1; ++r)
+      for (int64_t t = t0; t < t1; ++t) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
+  }
+}
+
+template <int RN>
+struct F8Q4K {
+  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l) {
+    tile8_k45<BlockQ4_K, false, RN>(w, r, x, s, t, y, l);
+  }
+};
+template <int RN>
+struct F8Q5K {
+  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l) {
+    tile8_k45<BlockQ5_K, true, RN>(w, r, x, s, t, y, l);
+  }
+};
+template <int RN>
+struct F8Q6K {
+  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l) {
+    tile8_q6k<RN>(w, r, x, s, t, y, l);
+  }
+};
+
 // Rows [r0, r1) x all tokens with the 8-row kernel (4 tokens at a time); leftover rows use the
 // general kernel T.
 template <typename P, typename T>
@@ -507,9 +738,9 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::I8)] = rows_tiled8<PI8, TI8>;
   k.rows[static_cast<int>(DType::Q5_0)] = rows_tiled8<PQ5_0, TQ5_0>;
   k.rows[static_cast<int>(DType::Q5_1)] = rows_tiled8<PQ5_1, TQ5_1>;
-  k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled<TQ4_K>;
-  k.rows[static_cast<int>(DType::Q5_K)] = rows_tiled<TQ5_K>;
-  k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled<TQ6_K>;
+  k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled8_with<TQ4_K, F8Q4K>;
+  k.rows[static_cast<int>(DType::Q5_K)] = rows_tiled8_with<TQ5_K, F8Q5K>;
+  k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled8_with<TQ6_K, F8Q6K>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_avx2;
