@@ -298,6 +298,11 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
 }
 
 Result<Tokenizer> Tokenizer::from_file(const std::string& path) {
+  // A GGUF file: its tokenizer.ggml.* vocabulary (read through the map, not into memory).
+  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+    GE_ASSIGN(auto gguf, GgufFile::open(path));
+    return from_gguf(*gguf);
+  }
   GE_ASSIGN(std::string bytes, read_file_maybe_zstd(path, uint64_t{1} << 30));
   const std::string name = std::filesystem::path(path).filename().string();
   // A serialized ModelProto never starts with '{' (field 15, wire type 3, is not in the schema).

@@ -46,8 +46,8 @@ class Tokenizer {
   // The bytes of a SentencePiece tokenizer.model (a serialized BPE ModelProto).
   static Result<Tokenizer> from_sentencepiece(std::span<const uint8_t> model_proto,
                                               const std::string& source_name);
-  // tokenizer.json or tokenizer.model, optionally .zst-compressed; JSON is recognised by the name
-  // or by a leading '{'.
+  // tokenizer.json or tokenizer.model, optionally .zst-compressed (JSON is recognised by the name
+  // or by a leading '{'), or the vocabulary of a .gguf file.
   static Result<Tokenizer> from_file(const std::string& path);
 
   // Errors (naming the byte offset) on invalid UTF-8. add_bos prepends <bos> and nothing else.

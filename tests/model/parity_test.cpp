@@ -76,6 +76,14 @@ struct Report {
     const char* path = std::getenv("GEMMA_PARITY_REPORT");
     if (!path || rows.empty()) return;
     std::ofstream out(path);
+    out << "# Parity with the reference implementations\n\n"
+           "Written by the test run (`tests/model/parity_test.cpp`). One row per (model, checkpoint format) and\n"
+           "arithmetic mode: the engine's logits at all 64 prompt positions against the reference's (HF\n"
+           "transformers in float32; for GGUF, on the weights as stored in the file), and its 32-token greedy\n"
+           "continuation. *precise*/*float*: float32 activations, as the references compute; *fast*: the\n"
+           "default for quantized weights, activations quantized to int8 blocks as llama.cpp does. Tolerances\n"
+           "are relative to the largest |logit| (the scale column); see the test for their justification.\n"
+           "Fixtures and their generators: `tests/fixtures/models/README.md`, `tools/fixtures_*.py`.\n\n";
     out << "| fixture | checkpoint | mode | max abs Δlogit | logit scale | relative | tolerance | greedy 32 |\n";
     out << "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n";
     for (const auto& r : rows) out << r << "\n";
