@@ -130,13 +130,8 @@ void CpuBackend::add_norm(float* x, const float* y, const float* w, int64_t n_ro
 }
 
 void CpuBackend::gelu_mul(float* g, const float* u, int64_t n) {
-  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
-    constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
-    for (int64_t i = b; i < e; ++i) {
-      const float z = g[i];
-      g[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z))) * u[i];
-    }
-  });
+  const auto kernel = isa_->gelu_mul;
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) { kernel(g + b, u + b, e - b); });
 }
 
 void CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,

@@ -31,6 +31,7 @@ struct IsaKernels {
   // The precise path (CpuOptions::precise): exact up to float32 summation order.
   RowsKernel rows_dequantized;
   AttentionKernel attention;
+  void (*gelu_mul)(float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
 };
 
 const IsaKernels& isa_generic();
@@ -42,6 +43,8 @@ bool matmul_supported(DType t);
 
 void attention_generic(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l,
                        float* acc);
+void gelu_mul_generic(float* g, const float* u, int64_t n);
+void gelu_mul_avx2(float* g, const float* u, int64_t n);
 void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc);
 
 // CPU feature detection (CPUID + XGETBV): AVX2, FMA, F16C and BMI2 usable.

@@ -744,6 +744,7 @@ IsaKernels make_avx2() {
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_avx2;
+  k.gelu_mul = gelu_mul_avx2;
   return k;
 }
 

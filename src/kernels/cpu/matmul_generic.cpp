@@ -266,10 +266,19 @@ IsaKernels make_generic() {
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_generic;
+  k.gelu_mul = gelu_mul_generic;
   return k;
 }
 
 }  // namespace
+
+void gelu_mul_generic(float* g, const float* u, int64_t n) {
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = g[i];
+    g[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z))) * u[i];
+  }
+}
 
 const IsaKernels& isa_generic() {
   static const IsaKernels k = make_generic();
