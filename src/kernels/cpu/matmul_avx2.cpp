@@ -34,11 +34,6 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 inline __m256i dot_u8_s8(__m256i u, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
-// Same for signed w (sign trick: |w| * sign(x, w)).
-inline __m256i dot_s8_s8(__m256i w, __m256i x) {
-  return dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-}
-
 inline __m256i load_x(const BlockQ8A& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
 
 // 16 packed nibble bytes -> 32 bytes: low nibbles first, then high nibbles.
@@ -211,9 +206,9 @@ inline void tile(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_
 // int32 partial sums (4 per row); a hadd tree reduces four pairs to one vector holding the 8 row
 // sums in lane order r0 r2 r4 r6 r1 r3 r5 r7, scaled by the 8 rows' scales with one FMA. About
 // 7 instructions per row and block instead of 18, which makes decode memory-bound.
-// Pair traits: load_pair(a, b, lo, hi), d(block) (float scale), corr(block) (zero point / min per
-// unit of Σx, as in Sub), kSigned, kWide (|w| can exceed 63: the two maddubs halves cannot be
-// summed in int16).
+// Pair traits: load_pair(a, b, lo, hi); d8/corr8: the 8 rows' scales and zero point / min per unit
+// of Σx (as in Sub), in lane order; kSigned: codes are signed and wide (|w| up to 128), so the two
+// maddubs halves are widened separately (their int16 sum could overflow) and the sign trick applies.
 
 // The f16 field at `offset` of 8 blocks, in lane order r0 r2 r4 r6 r1 r3 r5 r7, as floats.
 template <typename Block>
@@ -236,7 +231,7 @@ inline __m256 gather8_f16(const Block* const* rows, int64_t b, size_t offset) {
 
 struct PQ8_0 {
   using Block = BlockQ8_0;
-  static constexpr bool kSigned = true, kWide = true;
+  static constexpr bool kSigned = true;
   static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
     lo = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
@@ -249,7 +244,7 @@ struct PQ8_0 {
 
 struct PI8 {
   using Block = TI8::Block;
-  static constexpr bool kSigned = true, kWide = true;
+  static constexpr bool kSigned = true;
   static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
     lo = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
@@ -264,7 +259,7 @@ struct PI8 {
 template <typename B, bool kFive, bool kMin, bool kF32Scale = false>
 struct PNibble {
   using Block = B;
-  static constexpr bool kSigned = false, kWide = false;
+  static constexpr bool kSigned = false;
   static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
     const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
