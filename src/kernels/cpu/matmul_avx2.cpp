@@ -211,8 +211,10 @@ inline void tile(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_
 // maddubs halves are widened separately (their int16 sum could overflow) and the sign trick applies.
 
 // The f16 field at `offset` of 8 blocks, in lane order r0 r2 r4 r6 r1 r3 r5 r7, as floats.
+#define GE_ALWAYS_INLINE inline __attribute__((always_inline))
+
 template <typename Block>
-inline __m256 gather8_f16(const Block* const* rows, int64_t b, size_t offset) {
+GE_ALWAYS_INLINE __m256 gather8_f16(const Block* const* rows, int64_t b, size_t offset) {
   auto h = [&](int i) {
     uint16_t v;
     std::memcpy(&v, reinterpret_cast<const uint8_t*>(&rows[i][b]) + offset, 2);
@@ -393,7 +395,7 @@ inline void k45_scales8(const Block* const* rows, int64_t b, __m256 sc[8], __m25
 
 // Rows a, b, sub-block s of a Q4_K/Q5_K super-block as a pair (see PNibble).
 template <typename Block, bool kFive>
-inline void k45_pair(const Block& a, const Block& b, int s, __m256i& lo, __m256i& hi) {
+GE_ALWAYS_INLINE void k45_pair(const Block& a, const Block& b, int s, __m256i& lo, __m256i& hi) {
   const uint8_t* qa = a.qs + 32 * (s / 2);
   const uint8_t* qb = b.qs + 32 * (s / 2);
   __m256i l = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb)),
@@ -461,7 +463,7 @@ inline void tile8_k45(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64
 
 // Q6_K: value d * sc16 * (q - 32) with one int8 scale per 16 elements, so the two halves of a
 // 32-element sub-block are reduced separately (lo: elements 0-15, hi: 16-31).
-inline void q6k_pair(const BlockQ6_K& a, const BlockQ6_K& b, int s, __m256i& lo, __m256i& hi) {
+GE_ALWAYS_INLINE void q6k_pair(const BlockQ6_K& a, const BlockQ6_K& b, int s, __m256i& lo, __m256i& hi) {
   const int h = s / 4, k = s % 4;
   auto half = [&](const BlockQ6_K& blk, int e) {  // 16 codes, elements e..e+15 of the sub-block, minus 32
     const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.ql + 64 * h + 32 * (k & 1) + e));
