@@ -75,7 +75,7 @@ class OcdbtCheckpoint : public OrbaxCheckpoint {
   }
 
   std::string layout() const override {
-    return merged_ ? "OCDBT (merged root)" : fmt::format("OCDBT ({} per-process database{})", dbs_.size(),
+    return merged_ ? "OCDBT (root manifest)" : fmt::format("OCDBT ({} per-process database{})", dbs_.size(),
                                                          dbs_.size() == 1 ? "" : "s");
   }
 

@@ -37,7 +37,8 @@ class OrbaxCheckpoint {
                                                        const OrbaxReadOptions& options = {});
   virtual ~OrbaxCheckpoint() = default;
 
-  // "OCDBT (merged root)", "OCDBT (2 per-process databases)" or "zarr directories".
+  // "OCDBT (root manifest)" (Orbax's merged root, or a plain database), "OCDBT (2 per-process
+  // databases)" or "zarr directories".
   virtual std::string layout() const = 0;
   // Arrays sorted by name (SigLIP and the text model alike; `select` is not applied here).
   const std::vector<OrbaxArray>& arrays() const { return arrays_; }

@@ -217,11 +217,11 @@ Result<size_t> zstd_decompress_into(std::span<const uint8_t> src, std::span<uint
   for (;;) {
     const size_t in0 = in.pos, out0 = out.pos;
     const size_t ret = ZSTD_decompressStream(ctx.get(), &out, &in);
-    if (ZSTD_isError(ret)) return error("corrupt zstd data ({})", ZSTD_getErrorName(ret));
+    if (ZSTD_isError(ret)) return error("is not valid zstd data ({})", ZSTD_getErrorName(ret));
     if (ret == 0 && in.pos == in.size) return out.pos;
     if (in.pos == in0 && out.pos == out0) {
       if (out.pos == out.size) return error("decompresses to more than the expected {} bytes", dst.size());
-      return error("truncated zstd frame");
+      return error("is a truncated zstd frame");
     }
   }
 }
