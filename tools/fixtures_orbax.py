@@ -18,6 +18,7 @@ Writes tests/fixtures/orbax/:
                    nodes. Holds zarr v2 arrays with edge chunks, a missing all-zero chunk (fill value),
                    Fortran order, big-endian '>f4', dimension_separator '/', and a zarr3 array sharded
                    2x2 with edge shards and a missing inner chunk.
+    fuzz/corpus/orbax/     seeds for fuzz/orbax_fuzz.cpp made from the fixtures (file sets, manifests, a node, chunks).
     expected/<fixture>.json
         {"arrays": {name: {"dtype": tensorstore dtype, "shape": [...], "fnv1a64": hex of the C-order
          little-endian bytes, "first": first values}}, "keys": {OCDBT key: fnv1a64 of the value}}
@@ -180,6 +181,35 @@ def write_ts_tree() -> dict:
     return {"arrays": arrays, "keys": ocdbt_keys(path)}
 
 
+def write_fuzz_seeds() -> None:
+    """Seeds for fuzz/orbax_fuzz.cpp (first byte = entry point, see there) from the fixtures above."""
+    import struct
+    seeds = ROOT / "fuzz" / "corpus" / "orbax"
+    shutil.rmtree(seeds, ignore_errors=True)
+    seeds.mkdir(parents=True)
+
+    def file_set(d: Path) -> bytes:
+        out = b"\x04"
+        for f in sorted(d.rglob("*")):
+            if f.is_file() and not f.name.startswith("_") and "array_metadatas" not in f.parts:
+                name = f.relative_to(d).as_posix().encode()
+                out += bytes([len(name)]) + name + struct.pack("<I", f.stat().st_size) + f.read_bytes()
+        return out
+
+    for name in ("ocdbt_zarr2", "zarr2_dirs", "ocdbt_zarr3", "zarr3_dirs"):
+        (seeds / f"set_{name}").write_bytes(file_set(OUT / name))
+    (seeds / "manifest_root").write_bytes(b"\x00" + (OUT / "ocdbt_zarr2" / "manifest.ocdbt").read_bytes())
+    (seeds / "manifest_process").write_bytes(b"\x00" + (OUT / "ocdbt_zarr2" / "ocdbt.process_0" / "manifest.ocdbt").read_bytes())
+    (seeds / "manifest_uncompressed").write_bytes(b"\x00" + sorted((OUT / "ts_tree").glob("manifest.0*"))[-1].read_bytes())
+    node = next((OUT / "ocdbt_zarr3" / "d").iterdir()).read_bytes()  # the merged root's leaf node
+    (seeds / "node_leaf").write_bytes(b"\x01" + node)
+    for kind, arr in ((2, "zarr2_dirs/transformer/layer_0/attn/q_einsum.w"), (3, "zarr3_dirs/transformer/final_norm.scale")):
+        d = OUT / arr
+        meta = (d / (".zarray" if kind == 2 else "zarr.json")).read_bytes()
+        chunk = (d / ("0.0.0" if kind == 2 else "c/0")).read_bytes()
+        (seeds / f"zarr{kind}").write_bytes(bytes([kind]) + meta + b"\x00" + chunk)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "expected").mkdir(exist_ok=True)
@@ -195,6 +225,7 @@ def main() -> None:
         exp = fixtures[name]()
         (OUT / "expected" / f"{name}.json").write_text(json.dumps(exp, indent=1, sort_keys=True) + "\n")
         print(f"wrote {OUT / name}")
+    write_fuzz_seeds()
 
 
 if __name__ == "__main__":

@@ -450,7 +450,9 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
   // 3. Read each array once and emit the tensors it feeds.
   Converter cv(dir, out);
   std::vector<uint8_t> raw;
-  for (const auto& [a, list] : uses) {
+  for (const auto& entry : uses) {
+    const OrbaxArray* a = entry.first;  // (not a structured binding: lambdas below capture it)
+    const std::vector<Use>& list = entry.second;
     const DType dt = a->meta.dtype;
     if (dt != DType::F32 && dt != DType::BF16 && dt != DType::F16)
       return error("{}: array '{}' has type {}, expected float32, bfloat16 or float16", dir, a->name, dtype_name(dt));

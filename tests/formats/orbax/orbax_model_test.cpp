@@ -210,6 +210,68 @@ TEST(OrbaxModel, Int4QatWeightsBecomeQ4_0F) {
   EXPECT_EQ(reinterpret_cast<const float*>(norm->data)[0], 1.5f);
 }
 
+TEST(OrbaxModel, StackedLayoutEqualsFlat) {
+  // A random 2-layer Gemma 3 written FLAT (layer_0, layer_1) and STACKED (stacked_layers/
+  // attention_type_{0,1}/..., one slice each, layer = slice * 2 + type), NESTED names in the second
+  // under rlx_networks/policy_network/: both must load to identical tensors.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0, 0.1f);
+  const int64_t D = 16, N = 2, K = 1, H = 8, F = 24, V = 40;
+  struct Arr {
+    std::vector<int64_t> shape;
+    std::vector<float> v;
+  };
+  auto make = [&](std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    Arr a{shape, std::vector<float>(static_cast<size_t>(n))};
+    for (float& x : a.v) x = nd(rng);
+    return a;
+  };
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> per_layer = {
+      {"pre_attention_norm.scale", {D}}, {"post_attention_norm.scale", {D}}, {"pre_ffw_norm.scale", {D}},
+      {"post_ffw_norm.scale", {D}}, {"attn/_query_norm.scale", {H}}, {"attn/_key_norm.scale", {H}},
+      {"attn/q_einsum.w", {N, D, H}}, {"attn/kv_einsum.w", {2, K, D, H}}, {"attn/attn_vec_einsum.w", {N, H, D}},
+      {"mlp/gating_einsum.w", {2, F, D}}, {"mlp/linear.w", {F, D}}};
+  const fs::path flat = fs::path(test::temp_dir()) / "flat", stacked = fs::path(test::temp_dir()) / "stacked";
+  const Arr emb = make({V, D}), fnorm = make({D});
+  for (const auto& [root, prefix] : {std::pair{flat, std::string("transformer/")},
+                                     std::pair{stacked, std::string("rlx_networks/policy_network/transformer/")}}) {
+    write_zarr(root, prefix + "embedder.input_embedding", emb.shape, emb.v);
+    write_zarr(root, prefix + "final_norm.scale", fnorm.shape, fnorm.v);
+  }
+  for (const auto& [name, shape] : per_layer) {
+    const Arr l0 = make(shape), l1 = make(shape);
+    write_zarr(flat, "transformer/layer_0/" + name, shape, l0.v);
+    write_zarr(flat, "transformer/layer_1/" + name, shape, l1.v);
+    std::vector<int64_t> st = shape;
+    st.insert(st.begin(), 1);
+    write_zarr(stacked, "rlx_networks/policy_network/transformer/stacked_layers/attention_type_0/" + name, st, l0.v);
+    write_zarr(stacked, "rlx_networks/policy_network/transformer/stacked_layers/attention_type_1/" + name, st, l1.v);
+  }
+  auto a = load_orbax(flat.string());
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto b = load_orbax(stacked.string());
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(a->config.n_layers, 2);
+  EXPECT_EQ(b->config.n_layers, 2);
+  ASSERT_EQ(a->tensors.size(), b->tensors.size());
+  EXPECT_EQ(a->tensors.size(), 2u + 2 * 13);
+  for (const auto& [name, t] : a->tensors.all()) {
+    const Tensor* u = b->tensors.find(name);
+    ASSERT_NE(u, nullptr) << name;
+    EXPECT_EQ(t.shape, u->shape) << name;
+    ASSERT_EQ(t.nbytes, u->nbytes) << name;
+    EXPECT_EQ(std::memcmp(t.data, u->data, t.nbytes), 0) << name;
+  }
+  // (The transforms themselves are checked against the JAX model above.)
+  const Tensor* q = a->tensors.find("blk.0.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->shape, (std::vector<int64_t>{N * H, D}));
+  auto w = bind_weights(a->config, std::move(a->tensors), "flat");
+  EXPECT_TRUE(w.ok()) << w.error().message;
+}
+
 TEST(OrbaxModel, RejectsNonGemmaCheckpoint) {
   auto ck = load_orbax(test::fixture("orbax/ocdbt_zarr2"));
   ASSERT_FALSE(ck.ok());
