@@ -24,5 +24,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path);
 // A Hugging Face checkpoint directory (config.json + model*.safetensors), or a .safetensors file
 // with config.json beside it.
 Result<LoadedCheckpoint> load_hf(const std::string& path);
+// A Kaggle Flax/Orbax checkpoint directory (manifest.ocdbt, ocdbt.process_*/ or zarr directories).
+Result<LoadedCheckpoint> load_orbax(const std::string& dir);
 
 }  // namespace gemma
