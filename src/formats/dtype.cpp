@@ -22,7 +22,6 @@ constexpr std::array<DTypeInfo, static_cast<size_t>(DType::kCount)> kInfo = {{
     {"I8", 1, 1, false},
     {"I32", 1, 4, false},
     {"F64", 1, 8, false},
-    {"Q4_0F", 32, 20, true},
 }};
 
 struct GgmlId {

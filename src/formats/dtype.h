@@ -25,16 +25,8 @@ enum class DType : uint8_t {
   I8,   // plain int8 (gemma_pytorch int8 weights; paired with per-row scales)
   I32,  // plain int32 (AWQ packed words)
   F64,
-  Q4_0F,  // internal: Q4_0 with a float32 scale (Gemma 3 int4 QAT scales are not f16 values), BlockQ4_0F
   kCount
 };
-
-// 32 values as (nibble - 8) * d: low nibbles are elements 0-15, high nibbles 16-31 (Q4_0's order).
-struct BlockQ4_0F {
-  float d;
-  uint8_t qs[16];
-};
-static_assert(sizeof(BlockQ4_0F) == 20, "BlockQ4_0F must be packed to 20 bytes");
 
 struct DTypeInfo {
   std::string_view name;

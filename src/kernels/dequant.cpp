@@ -28,15 +28,6 @@ void dq_q4_0(const BlockQ4_0* b, float* y, int64_t nb) {
   }
 }
 
-void dq_q4_0f(const BlockQ4_0F* b, float* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i, y += 32) {
-    for (int j = 0; j < 16; ++j) {
-      y[j] = static_cast<float>((b[i].qs[j] & 0xF) - 8) * b[i].d;
-      y[j + 16] = static_cast<float>((b[i].qs[j] >> 4) - 8) * b[i].d;
-    }
-  }
-}
-
 void dq_q4_1(const BlockQ4_1* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, y += 32) {
     const float d = f16_to_f32(b[i].d), m = f16_to_f32(b[i].m);
@@ -168,7 +159,6 @@ bool dequantize_row(DType type, const void* src, float* dst, int64_t n) {
     }
     case DType::Q8_0: dq_q8_0(static_cast<const BlockQ8_0*>(src), dst, nb); return true;
     case DType::Q4_0: dq_q4_0(static_cast<const BlockQ4_0*>(src), dst, nb); return true;
-    case DType::Q4_0F: dq_q4_0f(static_cast<const BlockQ4_0F*>(src), dst, nb); return true;
     case DType::Q4_1: dq_q4_1(static_cast<const BlockQ4_1*>(src), dst, nb); return true;
     case DType::Q5_0: dq_q5_0(static_cast<const BlockQ5_0*>(src), dst, nb); return true;
     case DType::Q5_1: dq_q5_1(static_cast<const BlockQ5_1*>(src), dst, nb); return true;

@@ -13,6 +13,7 @@
 
 #include "formats/orbax/orbax.h"
 #include "kernels/dequant.h"
+#include "kernels/quant_blocks.h"
 #include "model/loaders.h"
 #include "util/half.h"
 
@@ -21,6 +22,8 @@ namespace gemma {
 namespace fs = std::filesystem;
 
 namespace {
+
+using quant::BlockQ4_0F;
 
 enum class Role {
   kEmbedding, kFinalNorm, kPreAttnNorm, kPostAttnNorm, kPreFfwNorm, kPostFfwNorm, kQueryNorm, kKeyNorm,
