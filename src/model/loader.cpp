@@ -16,26 +16,35 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Format { kGguf, kHf, kUnknown };
+enum class Format { kGguf, kHf, kTorch, kUnknown };
 
 Result<Format> detect_format(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
     if (fs::exists(fs::path(path) / "config.json")) return Format::kHf;
-    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors)", path);
+    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Format::kTorch;
+    for (const auto& e : fs::directory_iterator(path, ec))
+      if (e.path().extension() == ".ckpt") return Format::kTorch;  // gemma_pytorch: model.ckpt + tokenizer.model
+    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors, or a gemma_pytorch "
+                 ".ckpt)", path);
   }
   char magic[4] = {};
   std::ifstream in(path, std::ios::binary);
   if (!in) return error("{}: cannot open", path);
   in.read(magic, 4);
   if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Format::kGguf;
+  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Format::kTorch;  // torch.save zip
+  // Legacy torch.save files are a bare pickle; the torch loader explains why they are refused.
+  if (in.gcount() >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
+    return Format::kTorch;
   auto ends_with = [&](std::string_view suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Format::kHf;
+  if (ends_with("pytorch_model.bin.index.json")) return Format::kTorch;
   if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
-  return error("{}: unrecognised checkpoint format (not GGUF, not safetensors)", path);
+  return error("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
 
 bool hf_has_chat_template(const std::string& dir) {
@@ -51,6 +60,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   LoadedCheckpoint ck;
   if (format == Format::kGguf) {
     GE_ASSIGN(ck, load_gguf(path));
+  } else if (format == Format::kTorch) {
+    GE_ASSIGN(ck, load_gemma_pytorch(path));
   } else {
     GE_ASSIGN(ck, load_hf(path));
   }

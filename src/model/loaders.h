@@ -24,5 +24,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path);
 // A Hugging Face checkpoint directory (config.json + model*.safetensors), or a .safetensors file
 // with config.json beside it.
 Result<LoadedCheckpoint> load_hf(const std::string& path);
+// gemma_pytorch .ckpt (float or int8), or a directory with one .ckpt or pytorch_model.bin.index.json.
+Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path);
 
 }  // namespace gemma
