@@ -64,7 +64,10 @@ std::vector<RefCase> find_cases() {
 constexpr double kPreciseTolerance = 1e-4;
 constexpr double kFastTolerance = 0.10;
 
-bool quantized_format(const std::string& name) { return name.find("gguf_q") != std::string::npos; }
+// Integer weights: GGUF block types and gemma_pytorch's int8 (torch_int8), which also take int8 activations.
+bool quantized_format(const std::string& name) {
+  return name.find("gguf_q") != std::string::npos || name.find("int8") != std::string::npos;
+}
 
 struct Report {
   std::vector<std::string> rows;
