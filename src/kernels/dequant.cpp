@@ -152,6 +152,11 @@ bool dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return true;
     }
+    case DType::I8: {  // raw values: per-row scales (gemma_pytorch int8) are applied by the caller
+      const auto* s = static_cast<const int8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return true;
+    }
     case DType::F64: {
       const auto* s = static_cast<const double*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);

@@ -10,7 +10,8 @@
 namespace gemma {
 
 // Dequantizes n elements (a multiple of the type's block size) starting at a block boundary.
-// Returns false for a type that has no float meaning on its own (I8, I32).
+// I8 yields the raw integers (its per-row scales are applied by the caller). Returns false for a
+// type that has no float meaning on its own (I32).
 bool dequantize_row(DType type, const void* src, float* dst, int64_t n);
 
 }  // namespace gemma

@@ -16,26 +16,47 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Format { kGguf, kHf, kUnknown };
+enum class Format { kGguf, kHf, kTorch, kOrbax, kOrbaxParent };
+
+// An Orbax checkpoint directory: OCDBT (manifest.ocdbt) or per-array zarr with Orbax's metadata.
+bool is_orbax_dir(const fs::path& dir) {
+  for (const char* marker : {"manifest.ocdbt", "_METADATA", "_CHECKPOINT_METADATA", "checkpoint"})
+    if (fs::exists(dir / marker)) return true;
+  return false;
+}
 
 Result<Format> detect_format(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
     if (fs::exists(fs::path(path) / "config.json")) return Format::kHf;
-    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors)", path);
+    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Format::kTorch;
+    if (is_orbax_dir(path)) return Format::kOrbax;
+    for (const auto& e : fs::directory_iterator(path, ec))
+      if (e.path().extension() == ".ckpt") return Format::kTorch;  // gemma_pytorch: model.ckpt + tokenizer.model
+    int orbax_subdirs = 0;  // a Kaggle Flax download: tokenizer.model beside one checkpoint folder
+    for (const auto& e : fs::directory_iterator(path, ec))
+      if (e.is_directory() && is_orbax_dir(e.path())) ++orbax_subdirs;
+    if (orbax_subdirs == 1) return Format::kOrbaxParent;
+    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
+                 ".ckpt or an Orbax checkpoint)", path);
   }
   char magic[4] = {};
   std::ifstream in(path, std::ios::binary);
   if (!in) return error("{}: cannot open", path);
   in.read(magic, 4);
   if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Format::kGguf;
+  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Format::kTorch;  // torch.save zip
+  // Legacy torch.save files are a bare pickle; the torch loader explains why they are refused.
+  if (in.gcount() >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
+    return Format::kTorch;
   auto ends_with = [&](std::string_view suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Format::kHf;
+  if (ends_with("pytorch_model.bin.index.json")) return Format::kTorch;
   if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
-  return error("{}: unrecognised checkpoint format (not GGUF, not safetensors)", path);
+  return error("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
 
 bool hf_has_chat_template(const std::string& dir) {
@@ -48,9 +69,20 @@ bool hf_has_chat_template(const std::string& dir) {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& options) {
   GE_ASSIGN(Format format, detect_format(path));
+  std::string ckpt_path = path;
+  if (format == Format::kOrbaxParent) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(path, ec))
+      if (e.is_directory() && is_orbax_dir(e.path())) ckpt_path = e.path().string();
+    format = Format::kOrbax;
+  }
   LoadedCheckpoint ck;
   if (format == Format::kGguf) {
     GE_ASSIGN(ck, load_gguf(path));
+  } else if (format == Format::kOrbax) {
+    GE_ASSIGN(ck, load_orbax(ckpt_path));
+  } else if (format == Format::kTorch) {
+    GE_ASSIGN(ck, load_gemma_pytorch(path));
   } else {
     GE_ASSIGN(ck, load_hf(path));
   }

@@ -26,5 +26,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path);
 Result<LoadedCheckpoint> load_hf(const std::string& path);
 // A Kaggle Flax/Orbax checkpoint directory (manifest.ocdbt, ocdbt.process_*/ or zarr directories).
 Result<LoadedCheckpoint> load_orbax(const std::string& dir);
+// gemma_pytorch .ckpt (float or int8), or a directory with one .ckpt or pytorch_model.bin.index.json.
+Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path);
 
 }  // namespace gemma

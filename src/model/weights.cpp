@@ -27,12 +27,23 @@ class Binder {
     if (!cpu::matmul_supported(t->dtype))
       return error("{}: tensor '{}' has type {}, which is not supported for weight matrices", source_, name,
                    dtype_name(t->dtype));
+    if (cpu::uses_q8a(t->dtype) && cols % 32 != 0)
+      return error("{}: tensor '{}' of type {} needs a multiple of 32 columns, has {}", source_, name,
+                   dtype_name(t->dtype), cols);
     WeightMatrix m;
     m.type = t->dtype;
     m.rows = rows;
     m.cols = cols;
     m.data = t->data;
     m.row_bytes = *row_bytes(t->dtype, static_cast<uint64_t>(cols));
+    // Per-row scales travel as a companion tensor "<name>.row_scale" [rows] (gemma_pytorch int8:
+    // W[r][c] = int8[r][c] * scale[r]); plain int8 matrices must have one.
+    const std::string scale_name = name + ".row_scale";
+    if (tensors_.find(scale_name)) {
+      GE_ASSIGN(m.row_scales, vector(scale_name, rows));
+    } else if (t->dtype == DType::I8) {
+      return error("{}: int8 tensor '{}' has no per-row scales ('{}')", source_, name, scale_name);
+    }
     return m;
   }
 

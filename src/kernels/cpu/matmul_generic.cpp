@@ -180,6 +180,19 @@ float dot_q6_k(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
   return sum;
 }
 
+// Plain int8 rows (gemma_pytorch's int8 weights) against Q8A blocks; the backend applies the
+// weight's per-row scale afterwards.
+float dot_i8(const uint8_t* w, const BlockQ8A* x, int64_t nb) {
+  const auto* q = reinterpret_cast<const int8_t*>(w);
+  float sum = 0;
+  for (int64_t i = 0; i < nb; ++i, q += 32) {
+    int s = 0;
+    for (int j = 0; j < 32; ++j) s += q[j] * x[i].qs[j];
+    sum += x[i].d * static_cast<float>(s);
+  }
+  return sum;
+}
+
 using DotQ = float (*)(const uint8_t*, const BlockQ8A*, int64_t);
 
 template <DotQ dot>
@@ -263,6 +276,7 @@ IsaKernels make_generic() {
   k.rows[static_cast<int>(DType::Q4_K)] = rows_q<dot_q4_k>;
   k.rows[static_cast<int>(DType::Q5_K)] = rows_q<dot_q5_k>;
   k.rows[static_cast<int>(DType::Q6_K)] = rows_q<dot_q6_k>;
+  k.rows[static_cast<int>(DType::I8)] = rows_q<dot_i8>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_generic;
@@ -285,6 +299,7 @@ const IsaKernels& isa_generic() {
   return k;
 }
 
+// Plain int8 weights take int8 activations too (an integer dot per 32-element block).
 bool uses_q8a(DType t) { return dtype_info(t).quantized || t == DType::I8; }
 
 bool matmul_supported(DType t) { return isa_generic().rows[static_cast<int>(t)] != nullptr; }

@@ -59,7 +59,7 @@ void check_parity(const std::string& model) {
   ASSERT_EQ(cfg.vocab_size, V);
   CpuBackend backend(2, CpuOptions{true});
   const int total = static_cast<int>(prompt.size() + greedy_ref.size());
-  auto cache = KvCache::create(cfg, total + 1, 64);
+  auto cache = KvCache::create(cfg, total + 1, 64, DType::F32);  // exact cache for parity
   ASSERT_TRUE(cache.ok());
   ForwardBuffers buf(cfg, 64);
   std::vector<float> logits;
