@@ -1,5 +1,6 @@
 // Matrix-vector (decode) and matrix-matrix (prefill) kernels per weight type, on every ISA this CPU
 // runs, reporting GB/s of weights streamed and GFLOP/s. Shapes are those of Gemma 3 270M / 1B.
+// Compare matvec_dram's GB/s with build/bench/memory_bandwidth: that is the decode ceiling.
 #include <random>
 
 #include <benchmark/benchmark.h>
@@ -42,6 +43,16 @@ void register_all() {
                                    [=](benchmark::State& s) { run(s, t, 6912, cols, 64, threads); })
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+  }
+  // The tied output projection of Gemma 3 (262144 x 640 for 270M): far larger than the L3 cache, so
+  // this is the one that measures streaming from DRAM (the 6912-row matrices above fit in L3).
+  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 768 : 640;
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(("matvec_dram/" + std::string(gemma::dtype_name(t)) + "/262144x" +
+                                    std::to_string(cols) + "/t" + std::to_string(threads)).c_str(),
+                                   [=](benchmark::State& s) { run(s, t, 262144, cols, 1, threads); })
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
 }
 

@@ -36,9 +36,10 @@ stored: float32 as is; int8 dequantized as gemma_pytorch does (int8 * weight_sca
 float32), embedding scale sqrt(D) in float32 (the scaler's dtype). The f32 reference is also
 checked against the independent float64 forward of tools/fixtures_common.py.
 
-Gemma 1 / Gemma 2 models are skipped unless their attention widths match a released variant:
-without QK-norm tensors the head size of a custom shape cannot be inferred (the engine refuses such
-checkpoints with a clear error).
+Gemma 1 / Gemma 2 HF fixtures (head_dim 16/32) are skipped: without QK-norm tensors the head size
+of a custom shape cannot be read from the tensors, and the engine assumes 256 (every released Gemma
+1/2 but the 27B). Instead the script builds torch_gemma1_tiny and torch_gemma2_tiny of their own
+with head_dim 256 (G12_MODELS).
 """
 
 from __future__ import annotations
@@ -140,12 +141,14 @@ def dequantized_hf_weights(sd8: "collections.OrderedDict", hf_names: dict[str, n
         q, k, v = torch.split(deq[p + "self_attn.qkv_proj.weight"], [N * H, K * H, K * H], 0)
         w[p + "self_attn.q_proj.weight"], w[p + "self_attn.k_proj.weight"], w[p + "self_attn.v_proj.weight"] = q, k, v
         w[p + "self_attn.o_proj.weight"] = deq[p + "self_attn.o_proj.weight"]
-        w[p + "self_attn.q_norm.weight"] = deq[p + "self_attn.query_norm.weight"]
-        w[p + "self_attn.k_norm.weight"] = deq[p + "self_attn.key_norm.weight"]
+        if p + "self_attn.query_norm.weight" in deq:
+            w[p + "self_attn.q_norm.weight"] = deq[p + "self_attn.query_norm.weight"]
+            w[p + "self_attn.k_norm.weight"] = deq[p + "self_attn.key_norm.weight"]
         for rest in ("mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight",
                      "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight",
                      "post_feedforward_layernorm.weight"):
-            w[p + rest] = deq[p + rest]
+            if p + rest in deq:
+                w[p + rest] = deq[p + rest]
     assert set(w) == set(hf_names), set(w) ^ set(hf_names)
     return {k: v.contiguous().numpy().astype(np.float32) for k, v in w.items()}
 
@@ -188,7 +191,66 @@ def reference(m: dict, weights: dict, prompt: list[int], embed_scale: float, che
     return logits, greedy, info
 
 
+# Gemma 1 / 2 models of their own (there is no HF fixture with head_dim 256 to convert): the
+# engine's rule for a custom-shape gemma_pytorch checkpoint without QK-norm is head_dim 256 (every
+# released Gemma 1/2 but the 27B), plus the generation's defaults that gemma_pytorch's 2b / 2b-v2
+# configs use: Gemma 1 all global; Gemma 2 local/global alternating, window 4096, attention
+# soft-cap 50, final soft-cap 30, query_pre_attn_scalar = head_dim.
+G12_MODELS = {
+    "torch_gemma1_tiny": dict(gen=1, seed=3101, vocab=288, hidden=32, heads=2, kv_heads=1, head_dim=256, ffn=64,
+                              layers=2, window=None, layer_types=[fc.GLOBAL, fc.GLOBAL], rope_local=10000.0,
+                              rope_global=10000.0, rope_linear_factor=None, max_pos=512,
+                              norm_means={"post_attention_layernorm.weight": 1.5}),
+    "torch_gemma2_tiny": dict(gen=2, seed=3202, vocab=288, hidden=32, heads=2, kv_heads=1, head_dim=256, ffn=64,
+                              layers=2, window=4096, layer_types=[fc.LOCAL, fc.GLOBAL], rope_local=10000.0,
+                              rope_global=10000.0, rope_linear_factor=None, max_pos=512, qscale=256,
+                              attn_softcap=50.0, final_softcap=30.0),
+}
+
+
+def build_g12(name: str) -> None:
+    import torch
+    m = G12_MODELS[name]
+    d = fc.fresh_dir(name)
+    weights = fc.random_weights(m, m["seed"])
+    prompt = fc.make_prompt(m)
+    v = fc.versions()
+    gen = fc.gen_of(m)
+    sqrt_d = float(m["hidden"]) ** 0.5
+    desc = (f"Gemma {gen}: hidden {m['hidden']}, {m['heads']} q heads x head_dim 256, {m['kv_heads']} kv head, "
+            f"ffn {m['ffn']}, {m['layers']} layers {['local' if t == fc.LOCAL else 'global' for t in m['layer_types']]}"
+            + (", window 4096, soft-caps 50 / 30" if gen == 2 else "") + ", query_pre_attn_scalar 256, vocab 288")
+    print(f"== {name}: {desc}")
+    what = (f"HF transformers {v['transformers']} {fc.HF_CLASS[gen]}, eager attention, float32 on CPU (torch "
+            f"{v['torch']}, numpy {v['numpy']}); {{w}}. Prompt logits from one forward over the {len(prompt)} prompt "
+            f"tokens; greedy = argmax, {N_NEW} steps, each a full re-forward without KV cache.")
+    note = (f"Model: {desc}. gemma_pytorch checkpoints carry no config; this is what the engine infers for a "
+            "custom-shape checkpoint of this generation (head_dim 256, the generation's defaults). Written by "
+            "tools/fixtures_torch_model.py with torch.save.")
+    sd = gemma_pytorch_state_dict(weights, m["layers"], m["head_dim"])
+    torch.save({"model_state_dict": sd}, d / "model.ckpt")
+    logits, greedy, info = reference(m, weights, prompt, sqrt_d, True)
+    fc.write_ref(d, "torch_f32", "model.ckpt", prompt, greedy, logits,
+                 what.format(w=f"weights as stored in model.ckpt (float32); embedding scale sqrt({m['hidden']})"),
+                 note, {"embed_scale": sqrt_d, "checks": info})
+    print(f"  torch_f32  greedy[:8]={greedy[:8]} margins {info['min_top2_margin_prompt']:.3g} "
+          f"{info['min_top2_margin_greedy']:.3g} f64 rel {info['f64_spec_forward_max_rel_err']:.2e}")
+    sd8 = int8_state_dict(sd)
+    torch.save({"model_state_dict": sd8}, d / "model_int8.ckpt")
+    w8 = dequantized_hf_weights(sd8, weights, m)
+    logits8, greedy8, info8 = reference(m, w8, prompt, sqrt_d, False)
+    fc.write_ref(d, "torch_int8", "model_int8.ckpt", prompt, greedy8, logits8,
+                 what.format(w="weights = model_int8.ckpt dequantized as gemma_pytorch does (int8 * "
+                               "weight_scaler[:, None] in float32)"),
+                 note + " int8 per output row as gemma_pytorch's quantize_tensor.", {"embed_scale": sqrt_d,
+                                                                                     "checks": info8})
+    print(f"  torch_int8 greedy[:8]={greedy8[:8]} margins {info8['min_top2_margin_prompt']:.3g} "
+          f"{info8['min_top2_margin_greedy']:.3g}")
+
+
 def build(name: str) -> None:
+    if name in G12_MODELS:
+        return build_g12(name)
     import torch
     from safetensors.numpy import load_file
     d = fc.FIXTURES / "models" / name
@@ -265,6 +327,7 @@ def main() -> None:
     fc.env_threads()
     names = args.models or sorted(p.name for p in (fc.FIXTURES / "models").iterdir()
                                   if (p / "config.json").exists() and (p / "model.safetensors").exists())
+    names = names if args.models else names + list(G12_MODELS)
     for name in names:
         build(name)
 

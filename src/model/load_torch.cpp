@@ -214,10 +214,16 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
       info.notes.push_back(
           fmt::format("head_dim {} taken from the released {} variant with the same attention widths", H,
                       generation_name(c.generation)));
+  } else if (QW % 256 == 0 && KVW % 256 == 0) {
+    // Every released Gemma 1 and Gemma 2 but the 27B (matched above) has head_dim 256.
+    H = 256;
+    info.notes.push_back(fmt::format("attention widths match no released {} variant: head_dim 256 assumed, as in "
+                                     "every released one but Gemma 2 27B",
+                                     generation_name(c.generation)));
   } else {
     return error(
         "{}: cannot tell the head size of this {} checkpoint: q width {} and kv width {} match no released "
-        "variant, and gemma_pytorch checkpoints carry no config",
+        "variant and are not multiples of 256, and gemma_pytorch checkpoints carry no config",
         file, generation_name(c.generation), QW, KVW);
   }
   if (H <= 0 || QW % H != 0 || KVW % H != 0)
@@ -335,8 +341,9 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
                             emb->dtype == DType::I8 ? ", int8" : "");
   info.path = path;
   out.config = std::move(c);
-  out.tokenizer_dir = fs::is_directory(file) ? file : fs::path(file).parent_path().string();
-  if (out.tokenizer_dir.empty()) out.tokenizer_dir = ".";
+  fs::path tok_dir = fs::is_directory(file) ? fs::path(file) : fs::path(file).parent_path();
+  if (tok_dir.empty()) tok_dir = fs::current_path();
+  out.tokenizer_dir = tok_dir.string();
   return out;
 }
 
