@@ -197,7 +197,7 @@ def reference(m: dict, weights: dict, prompt: list[int], embed_scale: float, che
 # configs use: Gemma 1 all global; Gemma 2 local/global alternating, window 4096, attention
 # soft-cap 50, final soft-cap 30, query_pre_attn_scalar = head_dim.
 G12_MODELS = {
-    "torch_gemma1_tiny": dict(gen=1, seed=3101, vocab=288, hidden=32, heads=2, kv_heads=1, head_dim=256, ffn=64,
+    "torch_gemma1_tiny": dict(gen=1, seed=3111, vocab=288, hidden=32, heads=2, kv_heads=1, head_dim=256, ffn=64,
                               layers=2, window=None, layer_types=[fc.GLOBAL, fc.GLOBAL], rope_local=10000.0,
                               rope_global=10000.0, rope_linear_factor=None, max_pos=512,
                               norm_means={"post_attention_layernorm.weight": 1.5}),
