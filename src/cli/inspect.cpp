@@ -68,7 +68,7 @@ int inspect(const InspectArgs& a) {
       static_cast<uint64_t>(c.vocab_size) * sizeof(float);
   fmt::print("memory plan (context {}):\n", n_ctx);
   fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(weights));
-  fmt::print("  KV cache       {} (f32; a full-length cache on every layer would be {})\n", human_bytes(kv),
+  fmt::print("  KV cache       {} (f16; a full-length cache on every layer would be {})\n", human_bytes(kv),
              human_bytes(kv_full));
   fmt::print("  scratch        {} (chunk of {} tokens)\n", human_bytes(scratch), chunk);
   fmt::print("  total          {}\n", human_bytes(weights + kv + scratch));
