@@ -278,5 +278,17 @@ TEST(OrbaxModel, RejectsNonGemmaCheckpoint) {
   EXPECT_NE(ck.error().message.find("layer 0 has no"), std::string::npos) << ck.error().message;
 }
 
+// Model::load recognises an Orbax checkpoint folder, and a Kaggle download's folder that holds
+// one checkpoint folder (with tokenizer.model beside it).
+TEST(OrbaxModel, ModelLoadDetectsOrbaxFolders) {
+  const std::string ckpt = test::fixture("models/orbax_gemma3_tiny/ckpt");
+  const std::string kaggle = test::fixture("models/orbax_gemma3_tiny");
+  for (const std::string& dir : {ckpt, kaggle}) {
+    auto m = Model::load(dir);
+    ASSERT_TRUE(m.ok()) << dir << ": " << m.error().message;
+    EXPECT_EQ((*m)->info().format.rfind("Orbax", 0), 0u) << (*m)->info().format;
+  }
+}
+
 }  // namespace
 }  // namespace gemma
