@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "formats/shard_index.h"
 #include "util/byte_reader.h"
 #include "util/mapped_file.h"
 
@@ -117,26 +117,14 @@ Status read_safetensors_dir(const std::string& dir, TensorSet& out) {
     if (!fs::exists(single)) return error("{}: no model.safetensors or model.safetensors.index.json", dir);
     return read_safetensors(single, out);
   }
-  GE_ASSIGN(std::string text, read_text_file(index_path));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-    return error("{}: not a valid safetensors index (no weight_map object)", index_path);
-  std::map<std::string, std::vector<std::string>> by_shard;
-  for (auto& [name, shard] : j["weight_map"].items()) {
-    if (!shard.is_string()) return error("{}: shard of '{}' is not a string", index_path, name);
-    const std::string s = shard.get<std::string>();
-    if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
-        s == "..")
-      return error("{}: shard name '{}' is not a plain file name", index_path, s);
-    by_shard[s].push_back(name);
-  }
-  for (auto& [shard, names] : by_shard) {
+  GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
+  for (auto& [shard, names] : index.names_by_shard) {
     TensorSet part;
     GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part));
     for (const std::string& name : names)
       if (!part.find(name)) return error("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     for (const auto& [name, t] : part.all()) {
-      if (!j["weight_map"].contains(name))
+      if (!index.names.count(name))
         return error("{}: shard {} holds '{}', which the index does not list", index_path, shard, name);
       if (out.find(name)) return error("{}: tensor '{}' appears in more than one shard", index_path, name);
       out.add(t);

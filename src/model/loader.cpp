@@ -16,7 +16,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Format { kGguf, kHf, kTorch, kOrbax, kOrbaxParent };
+enum class Format { kGguf, kHf, kTorch, kOrbax };
+
+// The format and the path its loader takes (for a Kaggle folder, the checkpoint folder inside).
+struct Detected {
+  Format format;
+  std::string path;
+};
 
 // An Orbax checkpoint directory: OCDBT (manifest.ocdbt) or per-array zarr with Orbax's metadata.
 bool is_orbax_dir(const fs::path& dir) {
@@ -25,19 +31,19 @@ bool is_orbax_dir(const fs::path& dir) {
   return false;
 }
 
-Result<Format> detect_format(const std::string& path) {
+Result<Detected> detect_format(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(fs::path(path) / "config.json")) return Format::kHf;
-    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Format::kTorch;
-    if (is_orbax_dir(path)) return Format::kOrbax;
-    for (const auto& e : fs::directory_iterator(path, ec))
-      if (e.path().extension() == ".ckpt") return Format::kTorch;  // gemma_pytorch: model.ckpt + tokenizer.model
-    int orbax_subdirs = 0;  // a Kaggle Flax download: tokenizer.model beside one checkpoint folder
-    for (const auto& e : fs::directory_iterator(path, ec))
-      if (e.is_directory() && is_orbax_dir(e.path())) ++orbax_subdirs;
-    if (orbax_subdirs == 1) return Format::kOrbaxParent;
+    if (fs::exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
+    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
+    if (is_orbax_dir(path)) return Detected{Format::kOrbax, path};
+    std::vector<std::string> orbax_subdirs;  // a Kaggle Flax download: tokenizer.model beside one checkpoint folder
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      if (e.path().extension() == ".ckpt") return Detected{Format::kTorch, path};  // gemma_pytorch: model.ckpt
+      if (e.is_directory() && is_orbax_dir(e.path())) orbax_subdirs.push_back(e.path().string());
+    }
+    if (orbax_subdirs.size() == 1) return Detected{Format::kOrbax, orbax_subdirs[0]};
     return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
                  ".ckpt or an Orbax checkpoint)", path);
   }
@@ -45,16 +51,16 @@ Result<Format> detect_format(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return error("{}: cannot open", path);
   in.read(magic, 4);
-  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Format::kGguf;
-  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Format::kTorch;  // torch.save zip
+  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
+  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
   // Legacy torch.save files are a bare pickle; the torch loader explains why they are refused.
   if (in.gcount() >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
-    return Format::kTorch;
+    return Detected{Format::kTorch, path};
   auto ends_with = [&](std::string_view suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Format::kHf;
-  if (ends_with("pytorch_model.bin.index.json")) return Format::kTorch;
+  if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Detected{Format::kHf, path};
+  if (ends_with("pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
   if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
   return error("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
@@ -68,23 +74,13 @@ bool hf_has_chat_template(const std::string& dir) {
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& options) {
-  GE_ASSIGN(Format format, detect_format(path));
-  std::string ckpt_path = path;
-  if (format == Format::kOrbaxParent) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(path, ec))
-      if (e.is_directory() && is_orbax_dir(e.path())) ckpt_path = e.path().string();
-    format = Format::kOrbax;
-  }
+  GE_ASSIGN(Detected found, detect_format(path));
   LoadedCheckpoint ck;
-  if (format == Format::kGguf) {
-    GE_ASSIGN(ck, load_gguf(path));
-  } else if (format == Format::kOrbax) {
-    GE_ASSIGN(ck, load_orbax(ckpt_path));
-  } else if (format == Format::kTorch) {
-    GE_ASSIGN(ck, load_gemma_pytorch(path));
-  } else {
-    GE_ASSIGN(ck, load_hf(path));
+  switch (found.format) {
+    case Format::kGguf: { GE_ASSIGN(ck, load_gguf(found.path)); break; }
+    case Format::kHf: { GE_ASSIGN(ck, load_hf(found.path)); break; }
+    case Format::kTorch: { GE_ASSIGN(ck, load_gemma_pytorch(found.path)); break; }
+    case Format::kOrbax: { GE_ASSIGN(ck, load_orbax(found.path)); break; }
   }
 
   std::optional<Tokenizer> tok;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "util/byte_reader.h"
+#include "util/printable.h"
 
 namespace gemma {
 
@@ -108,15 +109,6 @@ const char* opcode_name(uint8_t op) {
     case 0x98: return "READONLY_BUFFER";
     default: return nullptr;
   }
-}
-
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 100)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u >= 0x20 && u < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", u);
-  }
-  return s.size() > 100 ? out + "..." : out;
 }
 
 const char* kind_name(PickleKind k) {
@@ -265,7 +257,7 @@ Result<PickleValue*> Machine::global(std::string_view module, std::string_view n
       }
     }
   }
-  return fail("global '{}.{}' is not allowed in a torch checkpoint", printable(module), printable(name));
+  return fail("global '{}.{}' is not allowed in a torch checkpoint", printable(module, 100), printable(name, 100));
 }
 
 Status Machine::memo_put(uint64_t idx) {
@@ -294,13 +286,13 @@ Result<PickleValue*> Machine::persistent_id(PickleValue* pid) {
   const std::string& key = a[2]->s;
   if (a[2]->kind != PickleKind::kString || key.empty() || key.size() > 20 ||
       key.find_first_not_of("0123456789") != std::string::npos)
-    return fail("persistent id storage key '{}' is not a decimal number", printable(key));
+    return fail("persistent id storage key '{}' is not a decimal number", printable(key, 100));
   // The location (where the tensor lived when saved: cpu, cuda:0, ...) does not matter to a CPU
   // reader; it must only look like one.
   const std::string& loc = a[3]->s;
   if (a[3]->kind != PickleKind::kString || loc.empty() || loc.size() > 32 ||
       loc.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_:") != std::string::npos)
-    return fail("persistent id location '{}' is not a device name", printable(loc));
+    return fail("persistent id location '{}' is not a device name", printable(loc, 100));
   if (a[4]->kind != PickleKind::kInt || a[4]->i < 0)
     return fail("persistent id has an invalid element count");
   PickleValue* s = make(PickleKind::kStorage);
@@ -332,7 +324,7 @@ Result<PickleValue*> Machine::rebuild_tensor(const std::vector<PickleValue*>& a,
       std::string keys;
       for (size_t i = 0; i < m->items.size(); i += 2)
         keys += fmt::format("{}'{}'", i ? ", " : "",
-                            m->items[i]->kind == PickleKind::kString ? printable(m->items[i]->s) : "?");
+                            m->items[i]->kind == PickleKind::kString ? printable(m->items[i]->s, 100) : "?");
       return fail("{}: tensor metadata {{{}}} (a negated or conjugated view) is not supported", fn, keys);
     }
     if (m->kind != PickleKind::kNone && m->kind != PickleKind::kDict)

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <map>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
+#include "formats/shard_index.h"
 #include "formats/torch/zip_reader.h"
 #include "util/mapped_file.h"
+#include "util/printable.h"
 
 namespace gemma {
 
@@ -21,15 +20,6 @@ namespace {
 // holds, so the copies of one archive may not exceed its size plus this slack.
 constexpr uint64_t kCopySlackBytes = 64ull << 20;
 constexpr uint64_t kMaxNumel = uint64_t{1} << 50;
-
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 200)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u >= 0x20 && u < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", u);
-  }
-  return s.size() > 200 ? out + "..." : out;
-}
 
 std::string shape_string(const std::vector<int64_t>& v) {
   std::string s = "[";
@@ -243,22 +233,10 @@ Status read_file(const std::string& path, TensorSet& out, std::vector<std::strin
 // gemma_pytorch's loader, every tensor of every listed shard is read; the index must be right
 // about the names it lists.
 Status read_sharded(const std::string& index_path, TensorSet& out, std::vector<std::string>* skipped) {
-  GE_ASSIGN(std::string text, read_text_file(index_path));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-    return error("{}: not a valid checkpoint index (no weight_map object)", index_path);
-  std::map<std::string, std::vector<std::string>> by_shard;
-  for (auto& [name, shard] : j["weight_map"].items()) {
-    if (!shard.is_string()) return error("{}: shard of '{}' is not a string", index_path, name);
-    const std::string s = shard.get<std::string>();
-    if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
-        s == "..")
-      return error("{}: shard name '{}' is not a plain file name", index_path, printable(s));
-    by_shard[s].push_back(name);
-  }
-  if (by_shard.empty()) return error("{}: weight_map lists no tensors", index_path);
+  GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
+  if (index.names_by_shard.empty()) return error("{}: weight_map lists no tensors", index_path);
   const fs::path dir = fs::path(index_path).parent_path();
-  for (auto& [shard, names] : by_shard) {
+  for (auto& [shard, names] : index.names_by_shard) {
     TensorSet part;
     std::vector<std::string> part_skipped;
     GE_TRY(read_file((dir / shard).string(), part, &part_skipped));

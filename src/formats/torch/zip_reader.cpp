@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/byte_reader.h"
+#include "util/printable.h"
 
 namespace gemma {
 
@@ -43,15 +44,6 @@ bool safe_name(std::string_view n) {
   for (char c : n)
     if (c == '\\' || c == '\0') return false;
   return true;
-}
-
-std::string printable(std::string_view n) {
-  std::string s;
-  for (char c : n.substr(0, 200)) {
-    const auto u = static_cast<unsigned char>(c);
-    s += (u >= 0x20 && u < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", u);
-  }
-  return n.size() > 200 ? s + "..." : s;
 }
 
 }  // namespace

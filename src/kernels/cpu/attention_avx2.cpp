@@ -4,18 +4,14 @@
 
 #include <cmath>
 
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
 
 namespace gemma::cpu {
 
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::hsum;
 
 template <bool kHalf>
 inline __m256 load8(const void* base, int64_t i) {

@@ -59,14 +59,12 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
   };
   Job jobs[8];
   const size_t n_jobs = ws.size();
-  int64_t total_rows = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
     const WeightMatrix* w = ws[i];
     const bool q8a = cpu::uses_q8a(w->type) && !precise;
     cpu::RowsKernel k = q8a || !cpu::uses_q8a(w->type) ? isa_->rows[static_cast<int>(w->type)] : isa_->rows_dequantized;
     if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
     jobs[i] = {k, w, q8a ? xq : static_cast<const void*>(x), ys[i]};
-    total_rows += w->rows;
   }
   // Each thread takes the same share of every matrix, so the matrices run in one parallel region.
   pool_.run([&](int ti, int nt) {
@@ -79,7 +77,6 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
           for (int64_t r = r0; r < r1; ++r) j.y[t * j.w->rows + r] *= j.w->row_scales[r];
     }
   });
-  (void)total_rows;
 }
 
 void CpuBackend::embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
@@ -21,12 +22,7 @@ using namespace quant;
 
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2::hsum;
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -592,30 +588,20 @@ struct F8Q6K {
   }
 };
 
-// Rows [r0, r1) x all tokens with the 8-row kernel (4 tokens at a time); leftover rows use the
-// general kernel T.
-template <typename P, typename T>
-void rows_tiled8(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
-  const auto* x = static_cast<const BlockQ8A*>(xv);
-  const int64_t x_stride = w.cols / 32;
-  const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
-  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-    const int64_t t1 = std::min(n, t0 + chunk);
-    int64_t r = r0;
-    for (; r + 8 <= r1; r += 8) {
-      const uint8_t* next = r + 16 <= r1 ? w.row(r + 8) : nullptr;
-      int64_t t = t0;
-      for (; t + 4 <= t1; t += 4, next = nullptr) tile8<P, 4>(w, r, x, x_stride, t, y, ldy, next);
-      switch (t1 - t) {
-        case 3: tile8<P, 3>(w, r, x, x_stride, t, y, ldy, next); break;
-        case 2: tile8<P, 2>(w, r, x, x_stride, t, y, ldy, next); break;
-        case 1: tile8<P, 1>(w, r, x, x_stride, t, y, ldy, next); break;
-        default: break;
-      }
+// The 32-element block types' 8-row tile (tile8 with pair traits P) in rows_tiled8_with's form.
+template <typename P>
+struct F8Pairs {
+  template <int RN>
+  struct Tile {
+    static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
+                    const uint8_t* pf) {
+      tile8<P, RN>(w, r, x, s, t, y, l, pf);
     }
-    for (; r < r1; ++r)
-      for (int64_t t = t0; t < t1; ++t) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
-  }
+  };
+};
+template <typename P, typename T>
+void rows_tiled8(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
+  rows_tiled8_with<T, F8Pairs<P>::template Tile>(w, r0, r1, x, n, y, ldy);
 }
 
 // Rows [r0, r1) x all tokens: tokens in chunks whose activations stay in L2 while every row tile
