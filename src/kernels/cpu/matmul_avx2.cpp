@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/block_traits_avx2.h"
+#include "kernels/cpu/gemm_avx2.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
@@ -22,140 +24,7 @@ using namespace quant;
 
 namespace {
 
-using avx2::hsum;
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-// 8 int32 partial sums of u[i] * x[i] (u unsigned 0..127, x signed).
-inline __m256i dot_u8_s8(__m256i u, __m256i x) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
-}
-inline __m256i load_x(const BlockQ8A& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
-
-// 16 packed nibble bytes -> 32 bytes: low nibbles first, then high nibbles.
-inline __m256i unpack_nibbles16(const uint8_t* q) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m128i m = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-}
-
-// 32 bits -> 32 bytes, byte i = 0x10 if bit i is set (the fifth bit of a Q5 code).
-inline __m256i bits_to_0x10(uint32_t bits) {
-  const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
-                                          0x0303030303030303);
-  const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
-  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
-  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
-// --- Block traits: one 32-element sub-block of a weight row as bytes plus its scales. -------------
-// A sub-block's weights are scale * q (+ corr added once per unit of the activation block's sum),
-// with q either unsigned bytes (dotted directly with maddubs) or signed (kSigned: sign trick).
-
-struct Sub {
-  __m256i q;
-  __m256 scale;  // per-lane multiplier of the 8 int32 partial sums (lanes 0-3: elements 0-15)
-  float corr;    // zero point / min: contributes corr * s (s = d_x * Σ q_x of the activation block)
-};
-
-struct TQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr int kSub = 1;
-  static constexpr bool kSigned = true;
-  static void load(const Block& b, int, Sub& o) {
-    o.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-    o.scale = _mm256_set1_ps(h2f(b.d));
-    o.corr = 0;
-  }
-};
-
-template <typename B, bool kFive, bool kMin>
-struct TLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
-  using Block = B;
-  static constexpr int kSub = 1;
-  static constexpr bool kSigned = false;
-  static void load(const Block& b, int, Sub& o) {
-    o.q = unpack_nibbles16(b.qs);
-    if constexpr (kFive) {
-      uint32_t qh;
-      std::memcpy(&qh, b.qh, 4);
-      o.q = _mm256_or_si256(o.q, bits_to_0x10(qh));
-    }
-    const float d = h2f(b.d);
-    o.scale = _mm256_set1_ps(d);
-    if constexpr (kMin) o.corr = h2f(b.m);
-    else o.corr = -(kFive ? 16.0f : 8.0f) * d;
-  }
-};
-struct TI8 {  // plain int8 rows (gemma_pytorch int8); the per-row scale is applied after the dot
-  struct Block {
-    int8_t qs[32];
-  };
-  static constexpr int kSub = 1;
-  static constexpr bool kSigned = true;
-  static void load(const Block& b, int, Sub& o) {
-    o.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-    o.scale = _mm256_set1_ps(1.0f);
-    o.corr = 0;
-  }
-};
-
-struct TQ4_0F {  // Q4_0 layout with a float32 scale
-  using Block = BlockQ4_0F;
-  static constexpr int kSub = 1;
-  static constexpr bool kSigned = false;
-  static void load(const Block& b, int, Sub& o) {
-    o.q = unpack_nibbles16(b.qs);
-    o.scale = _mm256_set1_ps(b.d);
-    o.corr = -8.0f * b.d;
-  }
-};
-using TQ4_0 = TLegacy<BlockQ4_0, false, false>;
-using TQ4_1 = TLegacy<BlockQ4_1, false, true>;
-using TQ5_0 = TLegacy<BlockQ5_0, true, false>;
-using TQ5_1 = TLegacy<BlockQ5_1, true, true>;
-
-template <typename B, bool kFive>
-struct TK45 {  // Q4_K, Q5_K: value d*sc*q - dmin*m per 32-element sub-block
-  using Block = B;
-  static constexpr int kSub = 8;
-  static constexpr bool kSigned = false;
-  static void load(const Block& b, int s, Sub& o) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * (s / 2)));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    o.q = (s & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
-    if constexpr (kFive) {
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
-      o.q = _mm256_or_si256(o.q, _mm256_slli_epi16(bit, 4));
-    }
-    uint8_t sc, m;
-    k_scale_min(s, b.scales, sc, m);
-    o.scale = _mm256_set1_ps(h2f(b.d) * sc);
-    o.corr = -h2f(b.dmin) * m;
-  }
-};
-using TQ4_K = TK45<BlockQ4_K, false>;
-using TQ5_K = TK45<BlockQ5_K, true>;
-
-struct TQ6_K {  // value d*sc*(q - 32), one int8 scale per 16 elements
-  using Block = BlockQ6_K;
-  static constexpr int kSub = 8;
-  static constexpr bool kSigned = true;
-  static void load(const Block& b, int s, Sub& o) {
-    const int h = s / 4, k = s % 4;
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32 * (k & 1)));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
-    const __m256i lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0F));
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(0x03));
-    o.q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
-    const int8_t* sc = b.scales + 8 * h + 2 * k;
-    const float d = h2f(b.d);
-    o.scale = _mm256_setr_ps(d * sc[0], d * sc[0], d * sc[0], d * sc[0], d * sc[1], d * sc[1], d * sc[1], d * sc[1]);
-    o.corr = 0;
-  }
-};
+using namespace avx2;
 
 // --- The micro-kernel: RM weight rows x RN tokens, all accumulators in registers. --------------
 // For each 32-element sub-block, each row's weights are unpacked once and each token's activation
@@ -353,26 +222,6 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
 
 // --- 8-row kernels for the K-quants (super-blocks of 256 = 8 sub-blocks of 32). -------------------
 
-// In-register 8x8 transpose: v[i] lane j -> v[j] lane i.
-inline void transpose8(__m256 v[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 constexpr int kLaneRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // row held by each lane of a row-sum vector
 
 // Q4_K / Q5_K: per sub-block s, sc[s] = d*scale and mn[s] = dmin*min of the 8 rows (lane order).
@@ -544,6 +393,7 @@ inline void tile8_q6k(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64
 // Rows [r0, r1) x tokens with an 8-row tile function F<RN>; leftover rows use the general kernel T.
 template <typename T, template <int> class F>
 void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
+  if (n >= kGemmMinTokens) return gemm_packed<T>(w, r0, r1, xv, n, y, ldy);
   const auto* x = static_cast<const BlockQ8A*>(xv);
   const int64_t x_stride = w.cols / 32;
   const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));

@@ -1,0 +1,177 @@
+// The packed prefill GEMM (see gemm_avx2.h). Per block of 32 inputs and 8 rows:
+//   q[g]  (g = 0..7): bytes 4g..4g+3 of rows 0..7 (dword lane i = row i); for signed codes
+//                     |code| here and the codes themselves in sign[g] (maddubs needs one
+//                     unsigned operand: |w| * sign(x, w) = w * x)
+//   d[8], c[8]:       per-row scale and zero point / min (Q6_K: scales of elements 0-15, 16-31)
+// The micro-kernel keeps the 8 rows' sums of RN tokens in RN registers: per token and block,
+// 8 broadcasts + 8 maddubs + int16 adds (as many as the code range allows without overflow),
+// one madd per group, then one or two FMAs.
+#include "kernels/cpu/gemm_avx2.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/avx2_util.h"
+#include "kernels/cpu/block_traits_avx2.h"
+
+namespace gemma::cpu::avx2 {
+
+namespace {
+
+template <bool kSigned>
+struct PackedBlock {
+  __m256i q[8];
+  float d[8];
+  float c[8];
+};
+template <>
+struct PackedBlock<true> {
+  __m256i q[8];
+  __m256i sign[8];
+  float d[8];
+  float c[8];
+};
+
+// Rows r..r+7 of w, every 32-element block, into out[0 .. w.cols / 32).
+template <typename T>
+void pack8(const WeightMatrix& w, int64_t r, PackedBlock<T::kSigned>* out) {
+  using Block = typename T::Block;
+  const Block* rows[8];
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  const int64_t nb = w.cols / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    PackedBlock<T::kSigned>& o = out[b];
+    __m256 v[8];
+    for (int i = 0; i < 8; ++i) {
+      Sub s;
+      T::load(rows[i][b / T::kSub], static_cast<int>(b % T::kSub), s);
+      v[i] = _mm256_castsi256_ps(s.q);
+      o.d[i] = _mm256_cvtss_f32(s.scale);
+      o.c[i] = T::kHalfScales ? _mm_cvtss_f32(_mm256_extractf128_ps(s.scale, 1)) : s.corr;
+    }
+    transpose8(v);
+    for (int g = 0; g < 8; ++g) {
+      const __m256i q = _mm256_castps_si256(v[g]);
+      if constexpr (T::kSigned) {
+        o.sign[g] = q;
+        o.q[g] = _mm256_sign_epi8(q, q);
+      } else {
+        o.q[g] = q;
+      }
+    }
+  }
+}
+
+// 8 rows x RN tokens (t..t+RN-1) over every block of a packed tile.
+template <typename T, int RN>
+__attribute__((always_inline)) inline void packed_tile(const PackedBlock<T::kSigned>* p, int64_t nb,
+                                                       const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
+                                                       int64_t ldy) {
+  // Consecutive maddubs results an int16 lane can hold: each is a sum of 2 products |q| * 127.
+  constexpr int kGroup = std::min(8, 32767 / (2 * 127 * T::kMaxAbs));
+  static_assert(kGroup >= 1 && 8 % kGroup == 0 && (!T::kHalfScales || kGroup == 4));
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[RN];
+  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackedBlock<T::kSigned>& pb = p[b];
+    const __m256 d8 = _mm256_load_ps(pb.d), c8 = _mm256_load_ps(pb.c);
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; ++j) {
+      const BlockQ8A& xb = x[(t + j) * x_stride + b];
+      __m256i part[8 / kGroup];
+#pragma GCC unroll 8
+      for (int k = 0; k < 8 / kGroup; ++k) {
+        __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = k * kGroup; g < (k + 1) * kGroup; ++g) {
+          int32_t x4;
+          std::memcpy(&x4, xb.qs + 4 * g, 4);
+          __m256i xv = _mm256_set1_epi32(x4);
+          if constexpr (T::kSigned) xv = _mm256_sign_epi8(xv, _mm256_load_si256(&pb.sign[g]));
+          const __m256i prod = _mm256_maddubs_epi16(_mm256_load_si256(&pb.q[g]), xv);
+          s16 = g == k * kGroup ? prod : _mm256_add_epi16(s16, prod);
+        }
+        part[k] = _mm256_madd_epi16(s16, ones);
+      }
+      const __m256 dx = _mm256_set1_ps(xb.d);
+      if constexpr (T::kHalfScales) {
+        const __m256 lo = _mm256_cvtepi32_ps(part[0]), hi = _mm256_cvtepi32_ps(part[1]);
+        acc[j] = _mm256_fmadd_ps(_mm256_fmadd_ps(lo, d8, _mm256_mul_ps(hi, c8)), dx, acc[j]);
+      } else {
+        __m256i sum = part[0];
+        for (int k = 1; k < 8 / kGroup; ++k) sum = _mm256_add_epi32(sum, part[k]);
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(d8, dx), acc[j]);
+        if constexpr (!T::kSigned) acc[j] = _mm256_fmadd_ps(c8, _mm256_set1_ps(xb.s), acc[j]);
+      }
+    }
+  }
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy, acc[j]);
+}
+
+// One row against one token in the file's layout (rows left over after the 8-row tiles).
+template <typename T>
+float dot_row(const WeightMatrix& w, int64_t r, const BlockQ8A* x) {
+  const auto* row = reinterpret_cast<const typename T::Block*>(w.row(r));
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int64_t b = 0; b < w.cols / 32; ++b) {
+    Sub s;
+    T::load(row[b / T::kSub], static_cast<int>(b % T::kSub), s);
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i aq = T::kSigned ? _mm256_sign_epi8(s.q, s.q) : s.q;
+    const __m256i xv = T::kSigned ? _mm256_sign_epi8(xq, s.q) : xq;
+    const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_u8_s8(aq, xv)), _mm256_set1_ps(x[b].d));
+    acc = _mm256_fmadd_ps(p, s.scale, acc);
+    corr += s.corr * x[b].s;
+  }
+  return hsum(acc) + corr;
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
+  const auto* x = static_cast<const BlockQ8A*>(xv);
+  const int64_t nb = w.cols / 32;
+  thread_local std::vector<PackedBlock<T::kSigned>> packed;
+  packed.resize(static_cast<size_t>(nb));
+  // Tokens in chunks whose activations stay in L2 (with the packed tile) while every row tile
+  // of the range passes over them; each tile is packed once per chunk.
+  const int64_t chunk = std::max<int64_t>(16, (384 << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8A))));
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t t1 = std::min(n, t0 + chunk);
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+      pack8<T>(w, r, packed.data());
+      int64_t t = t0;
+      for (; t + 4 <= t1; t += 4) packed_tile<T, 4>(packed.data(), nb, x, nb, t, y + r, ldy);
+      switch (t1 - t) {
+        case 3: packed_tile<T, 3>(packed.data(), nb, x, nb, t, y + r, ldy); break;
+        case 2: packed_tile<T, 2>(packed.data(), nb, x, nb, t, y + r, ldy); break;
+        case 1: packed_tile<T, 1>(packed.data(), nb, x, nb, t, y + r, ldy); break;
+        default: break;
+      }
+    }
+    for (; r < r1; ++r)
+      for (int64_t t = t0; t < t1; ++t) y[t * ldy + r] = dot_row<T>(w, r, x + t * nb);
+  }
+}
+
+#define GE_INSTANTIATE(T) \
+  template void gemm_packed<T>(const WeightMatrix&, int64_t, int64_t, const void*, int64_t, float*, int64_t);
+GE_INSTANTIATE(TQ8_0)
+GE_INSTANTIATE(TQ4_0)
+GE_INSTANTIATE(TQ4_1)
+GE_INSTANTIATE(TQ5_0)
+GE_INSTANTIATE(TQ5_1)
+GE_INSTANTIATE(TQ4_0F)
+GE_INSTANTIATE(TI8)
+GE_INSTANTIATE(TQ4_K)
+GE_INSTANTIATE(TQ5_K)
+GE_INSTANTIATE(TQ6_K)
+#undef GE_INSTANTIATE
+
+}  // namespace gemma::cpu::avx2

@@ -1,0 +1,22 @@
+// Prefill GEMM for block-quantized weights (AVX2): weight rows are repacked, 8 at a time, into a
+// layout where one 256-bit register holds 4 consecutive codes of each of the 8 rows. A token's 4
+// activation bytes broadcast to all lanes then give, through maddubs + madd, one int32 per row
+// with no horizontal reductions, which the decode kernels (matmul_avx2.cpp) need because they
+// read the file's layout as is. Packing costs about as much as 2-3 tokens of work, so the row
+// kernels switch to this path from kGemmMinTokens tokens on.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace gemma::cpu::avx2 {
+
+inline constexpr int64_t kGemmMinTokens = 8;
+
+// y[t * ldy + r] = W[r] · x_t for rows [r0, r1), tokens [0, n); x: BlockQ8A [n][W.cols / 32].
+// T: a block trait of block_traits_avx2.h (explicitly instantiated for every one in gemm_avx2.cpp).
+template <typename T>
+void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy);
+
+}  // namespace gemma::cpu::avx2
