@@ -60,18 +60,19 @@ TEST(Ops, RopeRotatesPairsSplitHalf) {
   }
 }
 
-// Attention with GQA, a sliding window over a ring buffer, and a soft-cap, against a direct
-// softmax over the visible keys.
-TEST(Ops, AttentionWindowRingGqaSoftcap) {
+// Attention with GQA (every group size Gemma uses), a sliding window over a ring buffer, and a
+// soft-cap, against a direct softmax over the visible keys. Window 40 spans two key blocks of the
+// AVX2 kernel, one of them partial.
+void check_attention(int n_heads, int n_kv, int hd, int window) {
   CpuBackend be(2);
-  std::mt19937 rng(3);
-  const int n_heads = 4, n_kv = 2, hd = 16, window = 5;
-  const int64_t capacity = 7, n_tok = 3;
-  const int32_t positions[3] = {10, 11, 12};
-  // Keys for positions 0..12 in slot p % capacity: the last `capacity` positions survive.
+  std::mt19937 rng(3 + n_heads * 7 + n_kv + window);
+  const int64_t capacity = window + 2, n_tok = 3;
+  const int32_t last = 60;
+  const int32_t positions[3] = {last - 2, last - 1, last};
+  // Keys for positions 0..last in slot p % capacity: the last `capacity` positions survive.
   std::vector<std::vector<float>> keys, vals;
   std::vector<float> kc(static_cast<size_t>(capacity * n_kv * hd)), vc(kc.size());
-  for (int p = 0; p <= 12; ++p) {
+  for (int p = 0; p <= last; ++p) {
     keys.push_back(randn(static_cast<size_t>(n_kv * hd), rng));
     vals.push_back(randn(static_cast<size_t>(n_kv * hd), rng));
     std::copy(keys.back().begin(), keys.back().end(), kc.begin() + (p % capacity) * n_kv * hd);
@@ -109,10 +110,21 @@ TEST(Ops, AttentionWindowRingGqaSoftcap) {
         double ref = 0;
         for (int j = 0; j < window; ++j)
           ref += std::exp(s[j] - mx) / den * vals[positions[t] - window + 1 + j][g * hd + c];
-        EXPECT_NEAR(out[(t * n_heads + h) * hd + c], ref, 1e-5);
+        ASSERT_NEAR(out[(t * n_heads + h) * hd + c], ref, 1e-5)
+            << n_heads << " heads, " << n_kv << " kv heads, head_dim " << hd << ", window " << window;
       }
     }
   }
+}
+
+TEST(Ops, AttentionWindowRingGqaSoftcap) {
+  for (const char* isa : {"generic", "best"}) {
+    setenv("GEMMA_ISA", isa, 1);  // the backend picks its kernel table at construction
+    for (auto [n_heads, n_kv] : {std::pair{4, 2}, {4, 1}, {8, 1}, {4, 4}, {6, 2}})
+      for (int hd : {16, 40})
+        for (int window : {5, 40}) check_attention(n_heads, n_kv, hd, window);
+  }
+  unsetenv("GEMMA_ISA");
 }
 
 }  // namespace

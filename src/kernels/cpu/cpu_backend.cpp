@@ -185,10 +185,12 @@ void CpuBackend::attention(const AttentionArgs& a) {
   int64_t longest = 0;
   for (int64_t t = 0; t < a.n_tokens; ++t) longest = std::max(longest, key_range(t).second - key_range(t).first + 1);
   // Enough (token, KV group) units for every thread, or short ranges: one unit per task.
+  // Units are dealt round-robin: under the causal mask later tokens see more keys, so contiguous
+  // ranges would give the last thread most of the work.
   if (units >= 2 * nt || longest < 512 || nt == 1) {
-    parallel_for(units, 1, [&](int64_t ub, int64_t ue) {
+    pool_.run([&](int ti, int n) {
       std::vector<float> m(static_cast<size_t>(group)), l(m.size()), acc(static_cast<size_t>(group * hd));
-      for (int64_t u = ub; u < ue; ++u) {
+      for (int64_t u = ti; u < units; u += n) {
         const int64_t t = u / a.n_kv_heads;
         const int g = static_cast<int>(u % a.n_kv_heads);
         auto [j0, j1] = key_range(t);
