@@ -26,7 +26,7 @@ struct BenchArgs {
   std::vector<int> depth{0};
   std::vector<int> threads;
   int reps = 3;
-  int batch = 512;
+  int batch = Session::kDefaultChunk;
   std::string output = "md";
 };
 

@@ -63,8 +63,9 @@ int inspect(const InspectArgs& a) {
   const uint64_t kv_full = KvCache::full_length_bytes(c, n_ctx);
   const uint64_t scratch =
       static_cast<uint64_t>(chunk) * sizeof(float) *
-          (3 * static_cast<uint64_t>(c.hidden) + 2 * static_cast<uint64_t>(c.q_width()) +
-           2 * static_cast<uint64_t>(c.kv_width()) + 2 * static_cast<uint64_t>(c.ffn)) +
+          (2 * static_cast<uint64_t>(c.hidden) + static_cast<uint64_t>(c.q_width()) +
+           2 * static_cast<uint64_t>(c.kv_width()) + static_cast<uint64_t>(std::max(c.ffn, c.hidden)) +
+           static_cast<uint64_t>(c.ffn)) +
       static_cast<uint64_t>(c.vocab_size) * sizeof(float);
   fmt::print("memory plan (context {}):\n", n_ctx);
   fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(weights));

@@ -27,7 +27,7 @@ struct WeightMatrix {
 // One sequence's attention over its KV cache for a chunk of queries.
 struct AttentionArgs {
   const float* q = nullptr;    // [n_tokens, n_heads, head_dim], RoPE applied
-  float* out = nullptr;        // [n_tokens, n_heads, head_dim]
+  float* out = nullptr;        // [n_tokens, n_heads, head_dim]; may be q (each row replaces its query)
   const int32_t* positions = nullptr;  // [n_tokens] absolute positions of the queries
   int64_t n_tokens = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;

@@ -100,7 +100,7 @@ void write_tokenizer_gguf(const Tokenizer& t, GgufWriter& g) {
   std::vector<std::string> pieces;
   std::vector<int32_t> types;
   for (int32_t i = 0; i < t.vocab_size(); ++i) {
-    std::string p = t.piece(i);
+    std::string p(t.piece(i));
     // llama.cpp writes user-defined pieces with '▁' as ' ' (its loader expects that spelling).
     if (t.kind(i) == TokenKind::UserDefined)
       for (size_t k; (k = p.find("\xE2\x96\x81")) != std::string::npos;) p.replace(k, 3, " ");
@@ -200,7 +200,7 @@ std::string sentencepiece_proto(const Tokenizer& t) {
       s += static_cast<char>(b | (v ? 0x80 : 0));
     } while (v);
   };
-  auto field_bytes = [&](std::string& s, int num, const std::string& b) {
+  auto field_bytes = [&](std::string& s, int num, std::string_view b) {
     varint(s, static_cast<uint64_t>(num) << 3 | 2);
     varint(s, b.size());
     s += b;

@@ -12,13 +12,11 @@ ForwardBuffers::ForwardBuffers(const ModelConfig& c, int max_tok) : max_tokens(m
   const size_t t = static_cast<size_t>(max_tok);
   x.resize(t * static_cast<size_t>(c.hidden));
   h.resize(x.size());
-  out.resize(x.size());
   q.resize(t * static_cast<size_t>(c.q_width()));
-  att.resize(q.size());
   k.resize(t * static_cast<size_t>(c.kv_width()));
   v.resize(k.size());
-  gate.resize(t * static_cast<size_t>(c.ffn));
-  up.resize(gate.size());
+  gate.resize(t * static_cast<size_t>(std::max(c.ffn, c.hidden)));  // also the final norm's output
+  up.resize(t * static_cast<size_t>(c.ffn));
   positions.resize(t);
 }
 
@@ -51,7 +49,7 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
     }
     AttentionArgs a;
     a.q = b.q.data() + t0 * c.q_width();
-    a.out = b.att.data() + t0 * c.q_width();
+    a.out = b.q.data() + t0 * c.q_width();  // each (token, head) output replaces its own query
     a.positions = b.positions.data() + t0;
     a.n_tokens = n;
     a.n_heads = c.n_heads;
@@ -67,8 +65,8 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
     be.attention(a);
     t0 += n;
   }
-  be.matmul(w.o, b.att.data(), T, b.out.data());
-  be.add_norm(b.x.data(), b.out.data(), w.post_attn_norm, T, D, c.rms_eps);  // x += post_norm(attn)
+  be.matmul(w.o, b.q.data(), T, b.h.data());
+  be.add_norm(b.x.data(), b.h.data(), w.post_attn_norm, T, D, c.rms_eps);  // x += post_norm(attn)
 
   // Feed-forward block: h = norm(x); x += post_norm(down(gelu(gate·h) * up·h)).
   be.rms_norm(b.x.data(), w.ffn_norm, T, D, c.rms_eps, b.h.data());
@@ -76,8 +74,8 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
   float* gu_out[2] = {b.gate.data(), b.up.data()};
   be.matmul_many(gu, b.h.data(), T, gu_out);
   be.gelu_mul(b.gate.data(), b.up.data(), T * c.ffn);
-  be.matmul(w.down, b.gate.data(), T, b.out.data());
-  be.add_norm(b.x.data(), b.out.data(), w.post_ffn_norm, T, D, c.rms_eps);
+  be.matmul(w.down, b.gate.data(), T, b.h.data());
+  be.add_norm(b.x.data(), b.h.data(), w.post_ffn_norm, T, D, c.rms_eps);
 }
 
 Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, ForwardBuffers& b,
@@ -114,10 +112,10 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
       std::memcpy(b.h.data() + rows * D, b.x.data() + t * D, static_cast<size_t>(D) * sizeof(float));
     t0 += n;
   }
-  be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.out.data());
+  be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.gate.data());
   const size_t base = logits.size();
   logits.resize(base + static_cast<size_t>(rows) * static_cast<size_t>(c.vocab_size));
-  be.matmul(weights_.embedding, b.out.data(), rows, logits.data() + base);
+  be.matmul(weights_.embedding, b.gate.data(), rows, logits.data() + base);
   if (c.final_softcap > 0) be.softcap(logits.data() + base, rows * c.vocab_size, c.final_softcap);
   for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.tokens.size()));
   return {};

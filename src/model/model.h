@@ -44,7 +44,10 @@ struct SequenceChunk {
 struct ForwardBuffers {
   explicit ForwardBuffers(const ModelConfig& c, int max_tokens);
   int max_tokens;
-  std::vector<float> x, h, q, k, v, att, gate, up, out;
+  // Activations of up to max_tokens tokens. Buffers are reused once their contents are consumed:
+  // attention writes its output over q, and h (the normed input of a block's first products) takes
+  // the block's output.
+  std::vector<float> x, h, q, k, v, gate, up;
   std::vector<int32_t> positions;
 };
 

@@ -33,7 +33,9 @@ struct GenerateStats {
 
 class Session {
  public:
-  static constexpr int kDefaultChunk = 512;
+  // Prefill chunk: on the CPU 256 tokens run as fast as 512 (the kernels' token tiles are smaller
+  // still) with half the activation buffers.
+  static constexpr int kDefaultChunk = 256;
   // kv_type: F16 (default, as llama.cpp) or F32 (exact float32 attention inputs).
   static Result<std::unique_ptr<Session>> create(const Model& model, Backend& backend, int n_ctx,
                                                  int max_chunk = kDefaultChunk, DType kv_type = DType::F16);

@@ -147,13 +147,14 @@ void Tokenizer::merge_chunk(std::vector<Sym>& syms, int32_t begin, int32_t end, 
     return x.rank != y.rank ? x.rank > y.rank : x.left > y.left;
   };
   heap.clear();
+  std::string buf;
   // Queues the pair starting at symbol `left`, if it merges.
   auto consider = [&](int32_t left, bool keep_heap) {
     if (left < begin) return;
     const Sym& a = syms[static_cast<size_t>(left)];
     if (a.next < 0) return;
     const int32_t right_id = syms[static_cast<size_t>(a.next)].id;
-    const tok::PairMap::Merge m = merges_.find(a.id, right_id);
+    const tok::PairMap::Merge m = rank_by_score_ ? score_merge(a.id, right_id, buf) : merges_.find(a.id, right_id);
     if (m.rank < 0) return;
     heap.push_back({m.rank, left, a.id, right_id, m.id});
     if (keep_heap) std::push_heap(heap.begin(), heap.end(), later);

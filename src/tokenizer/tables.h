@@ -1,7 +1,8 @@
-// Flat open-addressing hash tables for the tokenizer's two hot lookups: piece text -> id (262k
-// entries, hit once per character) and token pair -> merge (515k entries, hit once per adjacent
-// pair). std::unordered_map costs a node allocation per entry and a cache miss per probe; these are
-// one array each, which also makes loading several times faster.
+// Flat tables for the tokenizer: the vocabulary's texts in one buffer, and open-addressing hash
+// tables for its two hot lookups: piece text -> id (262k entries, hit once per character and per
+// candidate merge) and token pair -> merge (the merge list of tokenizer.json, hit once per adjacent
+// pair). std::string and std::unordered_map cost a heap block per entry and a cache miss per probe;
+// these are one or two arrays each, which also makes loading several times faster.
 #pragma once
 
 #include <algorithm>
@@ -20,47 +21,76 @@ inline size_t table_capacity(size_t n) {
   return cap;
 }
 
-// Piece text -> id over a vector of pieces the index does not own. Each slot keeps 32 bits of the
-// hash next to the id, so a probe only reads a piece's text when the hashes agree.
+// The pieces' texts back to back: the bytes plus 4 per piece, instead of a 32-byte std::string
+// (and a heap block past 15 bytes) each.
+class PieceTable {
+ public:
+  // False if the texts add up to 4 GiB or more.
+  bool assign(const std::vector<std::string>& pieces) {
+    size_t total = 0;
+    for (const std::string& p : pieces) total += p.size();
+    if (total > UINT32_MAX) return false;
+    bytes_.clear();
+    bytes_.reserve(total);
+    ends_.clear();
+    ends_.reserve(pieces.size());
+    for (const std::string& p : pieces) {
+      bytes_ += p;
+      ends_.push_back(static_cast<uint32_t>(bytes_.size()));
+    }
+    return true;
+  }
+  size_t size() const { return ends_.size(); }
+  std::string_view operator[](size_t i) const {
+    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_).substr(begin, ends_[i] - begin);
+  }
+
+ private:
+  std::string bytes_;
+  std::vector<uint32_t> ends_;
+};
+
+// Piece text -> id over a table of pieces the index does not own. A slot is 4 bytes: the id (ids
+// are < 2^24, Tokenizer::build checks) and 8 bits of the hash, so most probes that miss never
+// read a piece's text.
 class PieceIndex {
  public:
   // The first id wins when a piece occurs twice; empty pieces are not indexed.
-  void build(const std::vector<std::string>& pieces) {
-    slots_.assign(table_capacity(pieces.size()), Slot{});
+  void build(const PieceTable& pieces) {
+    slots_.assign(table_capacity(pieces.size()), kEmpty);
     mask_ = slots_.size() - 1;
     for (size_t id = 0; id < pieces.size(); ++id) {
-      const std::string& p = pieces[id];
+      const std::string_view p = pieces[id];
       if (p.empty()) continue;
       const size_t h = hash(p);
       for (size_t s = h & mask_;; s = (s + 1) & mask_) {
-        if (slots_[s].id < 0) {
-          slots_[s] = {static_cast<int32_t>(id), tag(h)};
+        if (slots_[s] == kEmpty) {
+          slots_[s] = static_cast<uint32_t>(id) | tag(h);
           break;
         }
-        if (slots_[s].tag == tag(h) && pieces[static_cast<size_t>(slots_[s].id)] == p) break;
+        if ((slots_[s] & kTagMask) == tag(h) && pieces[slots_[s] & kIdMask] == p) break;
       }
     }
   }
 
   // The id of `piece`, or -1.
-  int32_t find(std::string_view piece, const std::vector<std::string>& pieces) const {
+  int32_t find(std::string_view piece, const PieceTable& pieces) const {
     if (slots_.empty()) return -1;
     const size_t h = hash(piece);
     for (size_t s = h & mask_;; s = (s + 1) & mask_) {
-      const Slot& slot = slots_[s];
-      if (slot.id < 0) return -1;
-      if (slot.tag == tag(h) && pieces[static_cast<size_t>(slot.id)] == piece) return slot.id;
+      const uint32_t slot = slots_[s];
+      if (slot == kEmpty) return -1;
+      if ((slot & kTagMask) == tag(h) && pieces[slot & kIdMask] == piece) return static_cast<int32_t>(slot & kIdMask);
     }
   }
 
  private:
-  struct Slot {
-    int32_t id = -1;
-    uint32_t tag = 0;
-  };
+  static constexpr uint32_t kIdMask = (1u << 24) - 1, kTagMask = ~kIdMask, kEmpty = ~uint32_t{0};
   static size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
-  static uint32_t tag(size_t h) { return static_cast<uint32_t>(static_cast<uint64_t>(h) >> 32); }
-  std::vector<Slot> slots_;
+  // The hash's top 8 bits (the low bits pick the slot); never all ones, so no slot equals kEmpty.
+  static uint32_t tag(size_t h) { return static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(h) >> 56, 0xFE)) << 24; }
+  std::vector<uint32_t> slots_;
   size_t mask_ = 0;
 };
 

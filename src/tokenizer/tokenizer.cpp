@@ -100,7 +100,8 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
     if (s.pieces[i].size() > kMaxPieceBytes) return error("{}: token {} is longer than 64 KiB", src, i);
 
   Tokenizer t;
-  t.pieces_ = std::move(s.pieces);
+  if (!t.pieces_.assign(s.pieces)) return error("{}: the token texts add up to 4 GiB or more", src);
+  std::vector<std::string>().swap(s.pieces);
   t.kinds_ = std::move(s.kinds);
   t.index_.build(t.pieces_);
   t.dummy_prefix_ = s.dummy_prefix;
@@ -136,7 +137,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   for (size_t i = 0; i < n; ++i) {
     if (t.kinds_[i] != TokenKind::Byte) continue;
     const int v = byte_piece_value(t.pieces_[i]);
-    if (v < 0) return error("{}: byte token {} is '{}', not <0xNN>", src, i, t.pieces_[i]);
+    if (v < 0) return error("{}: byte token {} is '{}', not <0xNN>", src, i, utf8_sanitize(t.pieces_[i]));
     t.byte_value_[i] = static_cast<int16_t>(v);
     if (t.byte_ids_[static_cast<size_t>(v)] < 0)
       t.byte_ids_[static_cast<size_t>(v)] = static_cast<int32_t>(i);
@@ -146,14 +147,15 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
     t.ascii_ids_[c] = t.index_.find(std::string_view(&ch, 1), t.pieces_);
   }
 
-  // The pair table. HF: (a, b) -> rank in the merge list. SentencePiece: every split of a piece
-  // into two pieces, ranked by the merged piece's score (higher first); SentencePiece only merges
-  // into normal and user-defined pieces.
+  // Merge ranks. HF: (a, b) -> rank in the merge list. SentencePiece: a pair merges into the piece
+  // its texts make, ranked by that piece's score (higher first); SentencePiece only merges into
+  // normal and user-defined pieces.
   std::string buf;
   std::vector<bool> scored(n, false);
   t.scores_.assign(n, 0.0f);
   for (size_t i = 0; i < n; ++i)
     if (t.kinds_[i] == TokenKind::Control || t.kinds_[i] == TokenKind::UserDefined) t.scores_[i] = -1000.0f;
+  t.rank_by_score_ = rank_by_score;
   if (!rank_by_score) {
     const size_t count = s.merge_ends.size() / 2;
     if (count > size_t{INT32_MAX}) return error("{}: too many merges", src);
@@ -188,34 +190,22 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
       return std::isnan(v) ? -INFINITY : v;  // NaN would break the sort's ordering
     };
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return score(a) > score(b); });
-    struct Split {
-      int32_t a, b, rank, id;
-    };
-    std::vector<Split> splits;
+    t.merge_rank_.assign(n, -1);
     int32_t rank = -1;
     for (size_t k = 0; k < order.size(); ++k) {
       if (k == 0 || score(order[k]) != score(order[k - 1])) rank = static_cast<int32_t>(k);
-      const std::string_view p = t.pieces_[static_cast<size_t>(order[k])];
-      for (size_t i = 0; i < p.size();) {
-        i += std::max<size_t>(1, utf8_sequence_length(p, i));
-        if (i >= p.size()) break;
-        const int32_t ia = t.index_.find(p.substr(0, i), t.pieces_);
-        if (ia < 0) continue;
-        const int32_t ib = t.index_.find(p.substr(i), t.pieces_);
-        if (ib >= 0) splits.push_back({ia, ib, rank, order[k]});
-      }
+      t.merge_rank_[static_cast<size_t>(order[k])] = rank;
     }
-    t.merges_.reserve(splits.size());
-    for (const Split& sp : splits) t.merges_.put(sp.a, sp.b, {sp.rank, sp.id});
   }
 
   // Which characters are adjacent inside some piece (see bpe()). Invalid bytes in a hostile piece
   // get code points past U+10FFFF, which no input character has.
-  for (const std::string& p : t.pieces_) {
+  for (size_t id = 0; id < n; ++id) {
+    const std::string_view p = t.pieces_[id];
     uint32_t prev = 0;
     for (size_t i = 0; i < p.size();) {
       const size_t len = utf8_sequence_length(p, i);
-      const uint32_t cp = len ? utf8_code_point(std::string_view(p).substr(i, len))
+      const uint32_t cp = len ? utf8_code_point(p.substr(i, len))
                               : 0x110000u + static_cast<unsigned char>(p[i]);
       if (i > 0) t.adjacent_.insert(prev, cp);
       prev = cp;
@@ -232,7 +222,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   }
   for (int32_t id : s.normalized_added) {
     if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
-    const std::string& p = t.pieces_[static_cast<size_t>(id)];
+    const std::string_view p = t.pieces_[static_cast<size_t>(id)];
     t.normalized_added_.add(t.escape_spaces_ ? escape_spaces(p) : p, id);
   }
   return t;
@@ -244,9 +234,16 @@ std::optional<int32_t> Tokenizer::find(std::string_view piece) const {
   return id;
 }
 
-const std::string& Tokenizer::piece(int32_t id) const {
-  static const std::string kNone;
-  return id >= 0 && id < vocab_size() ? pieces_[static_cast<size_t>(id)] : kNone;
+std::string_view Tokenizer::piece(int32_t id) const {
+  return id >= 0 && id < vocab_size() ? pieces_[static_cast<size_t>(id)] : std::string_view();
+}
+
+tok::PairMap::Merge Tokenizer::score_merge(int32_t a, int32_t b, std::string& buf) const {
+  buf.assign(pieces_[static_cast<size_t>(a)]);
+  buf += pieces_[static_cast<size_t>(b)];
+  const int32_t id = index_.find(buf, pieces_);
+  if (id < 0 || merge_rank_[static_cast<size_t>(id)] < 0) return {};
+  return {merge_rank_[static_cast<size_t>(id)], id};
 }
 
 TokenKind Tokenizer::kind(int32_t id) const {
@@ -257,7 +254,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
   if (byte_value_[static_cast<size_t>(id)] >= 0)
     return std::string(1, static_cast<char>(byte_value_[static_cast<size_t>(id)]));
-  const std::string& p = pieces_[static_cast<size_t>(id)];
+  const std::string_view p = pieces_[static_cast<size_t>(id)];
   std::string out;
   out.reserve(p.size());
   for (size_t i = 0; i < p.size();) {

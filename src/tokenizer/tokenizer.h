@@ -67,7 +67,7 @@ class Tokenizer {
   const std::vector<float>& scores() const { return scores_; }
   int32_t vocab_size() const { return static_cast<int32_t>(pieces_.size()); }
   std::optional<int32_t> find(std::string_view piece) const;
-  const std::string& piece(int32_t id) const;  // "" for an out-of-range id
+  std::string_view piece(int32_t id) const;  // "" for an out-of-range id
   TokenKind kind(int32_t id) const;            // Unused for an out-of-range id
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
@@ -132,12 +132,22 @@ class Tokenizer {
                    std::vector<int32_t>& out) const;
   int32_t char_id(std::string_view ch) const;
 
-  std::vector<std::string> pieces_;
+  // SentencePiece (score-ranked) vocabularies: the merge of a and b, if their texts joined are a
+  // piece that merges; buf is scratch space.
+  tok::PairMap::Merge score_merge(int32_t a, int32_t b, std::string& buf) const;
+
+  tok::PieceTable pieces_;
   std::vector<TokenKind> kinds_;
   std::vector<float> scores_;  // see scores()
   std::vector<int16_t> byte_value_;  // per id: the byte of a <0xNN> token, or -1
   tok::PieceIndex index_;
+  // How pairs merge. A merge list (tokenizer.json, GGUF 'gemma4'): merges_, keyed by the pair's
+  // ids. Ranked by score (SentencePiece, GGUF 'llama'): two symbols merge into the piece their texts
+  // make together, with merge_rank_[piece] (-1: never a merge result), found through index_ when
+  // needed rather than tabulated: the table of every split of every piece took 17 MB.
+  bool rank_by_score_ = false;
   tok::PairMap merges_;
+  std::vector<int32_t> merge_rank_;
   tok::CodePairSet adjacent_;  // code point pairs adjacent in some piece: BPE may merge across them
   std::array<int32_t, 128> ascii_ids_{};  // single-ASCII-character pieces (or -1), the common case
   std::array<int32_t, 256> byte_ids_{};   // <0xNN> ids, or -1
