@@ -19,4 +19,9 @@ inline constexpr int64_t kGemmMinTokens = 8;
 template <typename T>
 void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy);
 
+// The same for float weights (F32, F16, BF16; w.cols a multiple of 8) against float activations:
+// 16 rows at a time widened to float32 and stored column-major, so a 6-token x 16-row tile keeps
+// 12 accumulators in registers and does 12 FMAs per 2 weight loads and 6 broadcasts.
+void gemm_float(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy);
+
 }  // namespace gemma::cpu::avx2

@@ -523,6 +523,7 @@ GE_ALWAYS_INLINE void float_tile(const WeightMatrix& w, int64_t r, const float* 
 template <int kBytes, __m256 (*load8)(const uint8_t*), float (*load1)(const uint8_t*)>
 void rows_float(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const float*>(xv);
+  if (w.cols % 8 == 0 && n >= kGemmMinTokens) return gemm_float(w, r0, r1, x, n, y, ldy);
   if (w.cols % 8 == 0) {
     // Tokens in chunks whose activations stay in L2 while the row tiles pass over them.
     const int64_t chunk = std::max<int64_t>(2, (256 << 10) / (w.cols * 4));
