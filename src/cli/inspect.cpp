@@ -61,12 +61,7 @@ int inspect(const InspectArgs& a) {
   const uint64_t weights = m.weights().bytes();
   const uint64_t kv = KvCache::bytes_for(c, n_ctx, chunk);
   const uint64_t kv_full = KvCache::full_length_bytes(c, n_ctx);
-  const uint64_t scratch =
-      static_cast<uint64_t>(chunk) * sizeof(float) *
-          (2 * static_cast<uint64_t>(c.hidden) + static_cast<uint64_t>(c.q_width()) +
-           2 * static_cast<uint64_t>(c.kv_width()) + static_cast<uint64_t>(std::max(c.ffn, c.hidden)) +
-           static_cast<uint64_t>(c.ffn)) +
-      static_cast<uint64_t>(c.vocab_size) * sizeof(float);
+  const uint64_t scratch = ForwardBuffers::bytes(c, chunk) + static_cast<uint64_t>(c.vocab_size) * sizeof(float);
   fmt::print("memory plan (context {}):\n", n_ctx);
   fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(weights));
   fmt::print("  KV cache       {} (f16; a full-length cache on every layer would be {})\n", human_bytes(kv),

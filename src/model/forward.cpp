@@ -20,6 +20,13 @@ ForwardBuffers::ForwardBuffers(const ModelConfig& c, int max_tok) : max_tokens(m
   positions.resize(t);
 }
 
+uint64_t ForwardBuffers::bytes(const ModelConfig& c, int max_tokens) {
+  const uint64_t floats = 2 * static_cast<uint64_t>(c.hidden) + static_cast<uint64_t>(c.q_width()) +
+                          2 * static_cast<uint64_t>(c.kv_width()) + static_cast<uint64_t>(std::max(c.ffn, c.hidden)) +
+                          static_cast<uint64_t>(c.ffn);
+  return static_cast<uint64_t>(max_tokens) * (floats * sizeof(float) + sizeof(int32_t));
+}
+
 void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backend& be, ForwardBuffers& b) const {
   const ModelConfig& c = config_;
   const LayerConfig& lc = c.layers[static_cast<size_t>(l)];

@@ -43,6 +43,8 @@ struct SequenceChunk {
 // Scratch activations for up to max_tokens tokens per forward call.
 struct ForwardBuffers {
   explicit ForwardBuffers(const ModelConfig& c, int max_tokens);
+  // What the constructor allocates, for memory plans.
+  static uint64_t bytes(const ModelConfig& c, int max_tokens);
   int max_tokens;
   // Activations of up to max_tokens tokens. Buffers are reused once their contents are consumed:
   // attention writes its output over q, and h (the normed input of a block's first products) takes

@@ -111,25 +111,6 @@ __attribute__((always_inline)) inline void packed_tile(const PackedBlock<T::kSig
   for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy, acc[j]);
 }
 
-// One row against one token in the file's layout (rows left over after the 8-row tiles).
-template <typename T>
-float dot_row(const WeightMatrix& w, int64_t r, const BlockQ8A* x) {
-  const auto* row = reinterpret_cast<const typename T::Block*>(w.row(r));
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t b = 0; b < w.cols / 32; ++b) {
-    Sub s;
-    T::load(row[b / T::kSub], static_cast<int>(b % T::kSub), s);
-    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i aq = T::kSigned ? _mm256_sign_epi8(s.q, s.q) : s.q;
-    const __m256i xv = T::kSigned ? _mm256_sign_epi8(xq, s.q) : xq;
-    const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot_u8_s8(aq, xv)), _mm256_set1_ps(x[b].d));
-    acc = _mm256_fmadd_ps(p, s.scale, acc);
-    corr += s.corr * x[b].s;
-  }
-  return hsum(acc) + corr;
-}
-
 }  // namespace
 
 template <typename T>
@@ -143,8 +124,7 @@ void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, 
   const int64_t chunk = std::max<int64_t>(16, (384 << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8A))));
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t t1 = std::min(n, t0 + chunk);
-    int64_t r = r0;
-    for (; r + 8 <= r1; r += 8) {
+    for (int64_t r = r0; r < r1; r += 8) {
       pack8<T>(w, r, packed.data());
       int64_t t = t0;
       for (; t + 4 <= t1; t += 4) packed_tile<T, 4>(packed.data(), nb, x, nb, t, y + r, ldy);
@@ -155,8 +135,6 @@ void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, 
         default: break;
       }
     }
-    for (; r < r1; ++r)
-      for (int64_t t = t0; t < t1; ++t) y[t * ldy + r] = dot_row<T>(w, r, x + t * nb);
   }
 }
 
@@ -251,14 +229,6 @@ void gemm_float_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const float
       for (; r + 8 <= r1; r += 8) {
         pack_float<kType, 1>(w, r, c0, kc, packed.data());
         float_tokens<1>(packed.data(), kc, xc, w.cols, nt, yc + r, ldy, c0 > 0);
-      }
-      for (; r < r1; ++r) {  // rows outside 8-row tiles
-        const uint8_t* row = w.row(r);
-        for (int64_t t = 0; t < nt; ++t) {
-          __m256 a = _mm256_setzero_ps();
-          for (int64_t c = 0; c < kc; c += 8) a = _mm256_fmadd_ps(widen8<kType>(row, c0 + c), _mm256_loadu_ps(xc + t * w.cols + c), a);
-          yc[t * ldy + r] = (c0 > 0 ? yc[t * ldy + r] : 0.0f) + hsum(a);
-        }
       }
     }
   }

@@ -15,6 +15,7 @@ namespace gemma::cpu::avx2 {
 inline constexpr int64_t kGemmMinTokens = 8;
 
 // y[t * ldy + r] = W[r] · x_t for rows [r0, r1), tokens [0, n); x: BlockQ8A [n][W.cols / 32].
+// r1 - r0 is a multiple of 8: the row kernels that call these finish leftover rows themselves.
 // T: a block trait of block_traits_avx2.h (explicitly instantiated for every one in gemm_avx2.cpp).
 template <typename T>
 void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy);

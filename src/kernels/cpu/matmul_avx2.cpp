@@ -393,9 +393,15 @@ inline void tile8_q6k(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64
 // Rows [r0, r1) x tokens with an 8-row tile function F<RN>; leftover rows use the general kernel T.
 template <typename T, template <int> class F>
 void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
-  if (n >= kGemmMinTokens) return gemm_packed<T>(w, r0, r1, xv, n, y, ldy);
   const auto* x = static_cast<const BlockQ8A*>(xv);
   const int64_t x_stride = w.cols / 32;
+  if (n >= kGemmMinTokens) {  // prefill: the packed GEMM takes the 8-row tiles
+    const int64_t r8 = r0 + (r1 - r0) / 8 * 8;
+    gemm_packed<T>(w, r0, r8, xv, n, y, ldy);
+    for (int64_t r = r8; r < r1; ++r)
+      for (int64_t t = 0; t < n; ++t) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
+    return;
+  }
   const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t t1 = std::min(n, t0 + chunk);
@@ -523,7 +529,13 @@ GE_ALWAYS_INLINE void float_tile(const WeightMatrix& w, int64_t r, const float* 
 template <int kBytes, __m256 (*load8)(const uint8_t*), float (*load1)(const uint8_t*)>
 void rows_float(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const float*>(xv);
-  if (w.cols % 8 == 0 && n >= kGemmMinTokens) return gemm_float(w, r0, r1, x, n, y, ldy);
+  if (w.cols % 8 == 0 && n >= kGemmMinTokens) {  // prefill: the float GEMM takes the 8-row tiles
+    const int64_t r8 = r0 + (r1 - r0) / 8 * 8;
+    gemm_float(w, r0, r8, x, n, y, ldy);
+    for (int64_t r = r8; r < r1; ++r)
+      for (int64_t t = 0; t < n; ++t) float_tile<kBytes, load8, 1, 1>(w, r, x, t, y, ldy, nullptr);
+    return;
+  }
   if (w.cols % 8 == 0) {
     // Tokens in chunks whose activations stay in L2 while the row tiles pass over them.
     const int64_t chunk = std::max<int64_t>(2, (256 << 10) / (w.cols * 4));
