@@ -3,7 +3,10 @@
 // by _mm256_maddubs_epi16 (u8 x s8 -> s16 pairs), widen with _mm256_madd_epi16, and accumulate
 // in float with one fused multiply-add per block. Weight types with a zero point (Q4_0 −8,
 // Q5_0 −16) or a min (Q4_1, Q5_1, Q4_K, Q5_K) keep the unsigned codes and correct with the
-// activation block sum s; signed types (Q8_0, Q6_K) use the sign trick.
+// activation block sum s; signed types (Q8_0, int8) use the sign trick. Which kernel runs:
+// prefill (8+ tokens) the packed GEMM of gemm_avx2.cpp; decode the 8-row pair tiles below for the
+// 32-element types with 4- and 5-bit codes, and one row at a time (decode_rows_avx2.h) for Q8_0
+// and the K-quants.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/block_traits_avx2.h"
+#include "kernels/cpu/decode_rows_avx2.h"
 #include "kernels/cpu/gemm_avx2.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/dequant.h"
@@ -96,30 +100,17 @@ GE_ALWAYS_INLINE __m256 gather8_f16(const Block* const* rows, int64_t b, size_t 
   return _mm256_cvtph_ps(v);
 }
 
-struct PQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr bool kSigned = true;
-  static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
-    lo = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
-                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
-    hi = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16)),
-                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs + 16)));
-  }
-  static __m256 d8(const Block* const* rows, int64_t b) { return gather8_f16(rows, b, offsetof(Block, d)); }
-  static __m256 corr8(const Block* const*, int64_t, __m256) { return _mm256_setzero_ps(); }
-};
-
 struct PI8 {
   using Block = TI8::Block;
   static constexpr bool kSigned = true;
-  static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
+  GE_ALWAYS_INLINE static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
     lo = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
     hi = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16)),
                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs + 16)));
   }
-  static __m256 d8(const Block* const*, int64_t) { return _mm256_set1_ps(1.0f); }
-  static __m256 corr8(const Block* const*, int64_t, __m256) { return _mm256_setzero_ps(); }
+  GE_ALWAYS_INLINE static __m256 d8(const Block* const*, int64_t) { return _mm256_set1_ps(1.0f); }
+  GE_ALWAYS_INLINE static __m256 corr8(const Block* const*, int64_t, __m256) { return _mm256_setzero_ps(); }
 };
 
 // Nibble types: Q4_0 (offset 8), Q4_1 (min), Q5_0 (offset 16), Q5_1 (min), Q4_0F (offset 8, f32 d).
@@ -127,28 +118,37 @@ template <typename B, bool kFive, bool kMin, bool kF32Scale = false>
 struct PNibble {
   using Block = B;
   static constexpr bool kSigned = false;
-  static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
+  GE_ALWAYS_INLINE static void load_pair(const Block& a, const Block& b, __m256i& lo, __m256i& hi) {
     const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     lo = _mm256_and_si256(v, m4);
     hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    if constexpr (kFive) {
+    if constexpr (kFive) {  // fifth bits: lo takes bytes 0-1 of a's and b's qh, hi bytes 2-3
       uint32_t ha, hb;
       std::memcpy(&ha, a.qh, 4);
       std::memcpy(&hb, b.qh, 4);
-      lo = _mm256_or_si256(lo, bits_to_0x10((ha & 0xFFFFu) | (hb << 16)));
-      hi = _mm256_or_si256(hi, bits_to_0x10((ha >> 16) | (hb & 0xFFFF0000u)));
+      const __m256i both = _mm256_set1_epi64x(static_cast<int64_t>(ha | uint64_t{hb} << 32));
+      const __m256i pick_lo = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0404040404040404,
+                                                 0x0505050505050505);
+      const __m256i pick_hi = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0606060606060606,
+                                                 0x0707070707070707);
+      const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+      auto to_0x10 = [&](__m256i bytes) {
+        return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask), _mm256_set1_epi8(0x10));
+      };
+      lo = _mm256_or_si256(lo, to_0x10(_mm256_shuffle_epi8(both, pick_lo)));
+      hi = _mm256_or_si256(hi, to_0x10(_mm256_shuffle_epi8(both, pick_hi)));
     }
   }
-  static __m256 d8(const Block* const* rows, int64_t b) {
+  GE_ALWAYS_INLINE static __m256 d8(const Block* const* rows, int64_t b) {
     if constexpr (kF32Scale)
       return _mm256_setr_ps(rows[0][b].d, rows[2][b].d, rows[4][b].d, rows[6][b].d, rows[1][b].d, rows[3][b].d,
                             rows[5][b].d, rows[7][b].d);
     else
       return gather8_f16(rows, b, offsetof(Block, d));
   }
-  static __m256 corr8(const Block* const* rows, int64_t b, __m256 dv) {
+  GE_ALWAYS_INLINE static __m256 corr8(const Block* const* rows, int64_t b, __m256 dv) {
     if constexpr (kMin) return gather8_f16(rows, b, offsetof(Block, m));
     else return _mm256_mul_ps(dv, _mm256_set1_ps(kFive ? -16.0f : -8.0f));
   }
@@ -172,15 +172,6 @@ inline __m256i pair_dot(__m256i lo, __m256i hi, __m256i xl, __m256i xh) {
   }
 }
 
-// Decode streams each weight once from DRAM, and the hardware prefetchers alone keep too few
-// lines in flight for the 8 interleaved row streams of a tile (the 262144-row output projection
-// ran at ~1/3 of the read bandwidth). So while a tile works on block b of its 8 rows, it asks for
-// the same bytes of the next 8 rows: pf points at them (nullptr when the rows are cached already,
-// i.e. for every token group of a tile after the first).
-GE_ALWAYS_INLINE void prefetch_span(const uint8_t* p, int64_t bytes) {
-  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
-}
-
 // Rows r..r+7 x tokens t..t+RN-1.
 template <typename P, int RN>
 inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
@@ -194,7 +185,7 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
   __m256 acc[RN];
   for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    if (pf) prefetch_span(pf + b * 8 * int64_t{sizeof(Block)}, 8 * int64_t{sizeof(Block)});
+    if (pf) prefetch_bytes(pf + b * 8 * int64_t{sizeof(Block)}, 8 * int64_t{sizeof(Block)});
     __m256i h01[RN];
     __m256i lo0, hi0, lo1, hi1;
     P::load_pair(rows[0][b], rows[1][b], lo0, hi0);
@@ -214,176 +205,6 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
       const __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01[j], h23));
       acc[j] = _mm256_fmadd_ps(sums, _mm256_mul_ps(dv, _mm256_set1_ps(xs[j][b].d)), acc[j]);
       acc[j] = _mm256_fmadd_ps(cv, _mm256_set1_ps(xs[j][b].s), acc[j]);
-    }
-  }
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, _mm256_permutevar8x32_ps(acc[j], order));
-}
-
-// --- 8-row kernels for the K-quants (super-blocks of 256 = 8 sub-blocks of 32). -------------------
-
-constexpr int kLaneRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // row held by each lane of a row-sum vector
-
-// Q4_K / Q5_K: per sub-block s, sc[s] = d*scale and mn[s] = dmin*min of the 8 rows (lane order).
-// The twelve 6-bit-packed bytes unpack with word operations into 8 scale bytes and 8 min bytes.
-template <typename Block>
-inline void k45_scales8(const Block* const* rows, int64_t b, __m256 sc[8], __m256 mn[8]) {
-  for (int k = 0; k < 8; ++k) {
-    const Block& blk = rows[kLaneRow[k]][b];
-    uint32_t u[4];
-    std::memcpy(u, blk.scales, 12);
-    constexpr uint32_t kM1 = 0x3f3f3f3f, kM2 = 0x0f0f0f0f, kM3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & kM2) | (((u[1] >> 6) & kM3) << 4);
-    const uint32_t mins_lo = u[1] & kM1;
-    u[1] = (u[2] & kM2) | (((u[0] >> 6) & kM3) << 4);
-    u[0] &= kM1;
-    u[2] = mins_lo;
-    // u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins.
-    const __m256 s = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[1]), static_cast<int>(u[0]))));
-    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[3]), static_cast<int>(u[2]))));
-    sc[k] = _mm256_mul_ps(s, _mm256_set1_ps(h2f(blk.d)));
-    mn[k] = _mm256_mul_ps(m, _mm256_set1_ps(h2f(blk.dmin)));
-  }
-  transpose8(sc);
-  transpose8(mn);
-}
-
-// Rows a, b, sub-block s of a Q4_K/Q5_K super-block as a pair (see PNibble).
-template <typename Block, bool kFive>
-GE_ALWAYS_INLINE void k45_pair(const Block& a, const Block& b, int s, __m256i& lo, __m256i& hi) {
-  const uint8_t* qa = a.qs + 32 * (s / 2);
-  const uint8_t* qb = b.qs + 32 * (s / 2);
-  __m256i l = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb)),
-                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(qa)));
-  __m256i h = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb + 16)),
-                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(qa + 16)));
-  if (s & 1) {
-    l = _mm256_srli_epi16(l, 4);
-    h = _mm256_srli_epi16(h, 4);
-  }
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  lo = _mm256_and_si256(l, m4);
-  hi = _mm256_and_si256(h, m4);
-  if constexpr (kFive) {
-    const __m256i bl = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qh)));
-    const __m256i bh = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh + 16)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qh + 16)));
-    const __m256i one = _mm256_set1_epi8(1);
-    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bl, s), one), 4));
-    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, s), one), 4));
-  }
-}
-
-template <typename Block, bool kFive, int RN>
-inline void tile8_k45(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
-                      int64_t ldy, const uint8_t* pf) {
-  using P = PQ4_0;  // pair_dot traits: unsigned codes, small enough to sum both halves in int16
-  const int64_t nb = w.cols / 256;
-  const Block* rows[8];
-  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
-  const BlockQ8A* xs[RN];
-  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
-  __m256 acc[RN];
-  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
-  __m256 sc[8], mn[8];
-  for (int64_t b = 0; b < nb; ++b) {
-    if (pf) prefetch_span(pf + b * 8 * int64_t{sizeof(Block)}, 8 * int64_t{sizeof(Block)});
-    k45_scales8(rows, b, sc, mn);
-    for (int sub = 0; sub < 8; ++sub) {
-      const int64_t xb = b * 8 + sub;
-      __m256i h01[RN];
-      __m256i lo0, hi0, lo1, hi1;
-      k45_pair<Block, kFive>(rows[0][b], rows[1][b], sub, lo0, hi0);
-      k45_pair<Block, kFive>(rows[2][b], rows[3][b], sub, lo1, hi1);
-      for (int j = 0; j < RN; ++j) {
-        const __m256i xq = load_x(xs[j][xb]);
-        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
-        h01[j] = _mm256_hadd_epi32(pair_dot<P>(lo0, hi0, xl, xh), pair_dot<P>(lo1, hi1, xl, xh));
-      }
-      k45_pair<Block, kFive>(rows[4][b], rows[5][b], sub, lo0, hi0);
-      k45_pair<Block, kFive>(rows[6][b], rows[7][b], sub, lo1, hi1);
-      for (int j = 0; j < RN; ++j) {
-        const __m256i xq = load_x(xs[j][xb]);
-        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
-        const __m256i h23 = _mm256_hadd_epi32(pair_dot<P>(lo0, hi0, xl, xh), pair_dot<P>(lo1, hi1, xl, xh));
-        const __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01[j], h23));
-        acc[j] = _mm256_fmadd_ps(sums, _mm256_mul_ps(sc[sub], _mm256_set1_ps(xs[j][xb].d)), acc[j]);
-        acc[j] = _mm256_fnmadd_ps(mn[sub], _mm256_set1_ps(xs[j][xb].s), acc[j]);
-      }
-    }
-  }
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, _mm256_permutevar8x32_ps(acc[j], order));
-}
-
-// Q6_K: value d * sc16 * (q - 32) with one int8 scale per 16 elements, so the two halves of a
-// 32-element sub-block are reduced separately (lo: elements 0-15, hi: 16-31).
-GE_ALWAYS_INLINE void q6k_pair(const BlockQ6_K& a, const BlockQ6_K& b, int s, __m256i& lo, __m256i& hi) {
-  const int h = s / 4, k = s % 4;
-  auto half = [&](const BlockQ6_K& blk, int e) {  // 16 codes, elements e..e+15 of the sub-block, minus 32
-    const __m128i ql = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.ql + 64 * h + 32 * (k & 1) + e));
-    const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qh + 32 * h + e));
-    const __m128i l4 = _mm_and_si128(k < 2 ? ql : _mm_srli_epi16(ql, 4), _mm_set1_epi8(0x0F));
-    const __m128i h2 = _mm_and_si128(_mm_srli_epi16(qh, 2 * k), _mm_set1_epi8(0x03));
-    return _mm_sub_epi8(_mm_or_si128(l4, _mm_slli_epi16(h2, 4)), _mm_set1_epi8(32));
-  };
-  lo = _mm256_set_m128i(half(b, 0), half(a, 0));
-  hi = _mm256_set_m128i(half(b, 16), half(a, 16));
-}
-
-template <int RN>
-inline void tile8_q6k(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
-                      int64_t ldy, const uint8_t* pf) {
-  const int64_t nb = w.cols / 256;
-  const BlockQ6_K* rows[8];
-  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const BlockQ6_K*>(w.row(r + i));
-  const BlockQ8A* xs[RN];
-  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
-  __m256 acc[RN];
-  for (int j = 0; j < RN; ++j) acc[j] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  auto dot = [&](__m256i q, __m256i xv) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q)), ones);
-  };
-  for (int64_t b = 0; b < nb; ++b) {
-    if (pf) prefetch_span(pf + b * 8 * int64_t{sizeof(BlockQ6_K)}, 8 * int64_t{sizeof(BlockQ6_K)});
-    // The 16 scales of the 8 rows: sc16[k] lane i = d * scales[k] of row kLaneRow[i].
-    __m256 s_lo[8], s_hi[8];
-    for (int i = 0; i < 8; ++i) {
-      const BlockQ6_K& blk = rows[kLaneRow[i]][b];
-      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
-      const __m256 d = _mm256_set1_ps(h2f(blk.d));
-      // Sub-block s uses scales[2s] (elements 0-15) and scales[2s+1] (16-31).
-      const __m128i even = _mm_shuffle_epi8(s16, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
-      const __m128i odd = _mm_shuffle_epi8(s16, _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1));
-      s_lo[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even)), d);
-      s_hi[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(odd)), d);
-    }
-    transpose8(s_lo);
-    transpose8(s_hi);
-    for (int sub = 0; sub < 8; ++sub) {
-      const int64_t xb = b * 8 + sub;
-      __m256i l01[RN], h01[RN];
-      __m256i lo0, hi0, lo1, hi1;
-      q6k_pair(*(rows[0] + b), *(rows[1] + b), sub, lo0, hi0);
-      q6k_pair(*(rows[2] + b), *(rows[3] + b), sub, lo1, hi1);
-      for (int j = 0; j < RN; ++j) {
-        const __m256i xq = load_x(xs[j][xb]);
-        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
-        l01[j] = _mm256_hadd_epi32(dot(lo0, xl), dot(lo1, xl));
-        h01[j] = _mm256_hadd_epi32(dot(hi0, xh), dot(hi1, xh));
-      }
-      q6k_pair(*(rows[4] + b), *(rows[5] + b), sub, lo0, hi0);
-      q6k_pair(*(rows[6] + b), *(rows[7] + b), sub, lo1, hi1);
-      for (int j = 0; j < RN; ++j) {
-        const __m256i xq = load_x(xs[j][xb]);
-        const __m256i xl = _mm256_permute4x64_epi64(xq, 0x44), xh = _mm256_permute4x64_epi64(xq, 0xEE);
-        const __m256 sl = _mm256_cvtepi32_ps(_mm256_hadd_epi32(l01[j], _mm256_hadd_epi32(dot(lo0, xl), dot(lo1, xl))));
-        const __m256 sh = _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01[j], _mm256_hadd_epi32(dot(hi0, xh), dot(hi1, xh))));
-        const __m256 dx = _mm256_set1_ps(xs[j][xb].d);
-        acc[j] = _mm256_fmadd_ps(_mm256_fmadd_ps(sl, s_lo[sub], _mm256_mul_ps(sh, s_hi[sub])), dx, acc[j]);
-      }
     }
   }
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -422,28 +243,6 @@ void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void*
   }
 }
 
-template <int RN>
-struct F8Q4K {
-  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
-                  const uint8_t* pf) {
-    tile8_k45<BlockQ4_K, false, RN>(w, r, x, s, t, y, l, pf);
-  }
-};
-template <int RN>
-struct F8Q5K {
-  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
-                  const uint8_t* pf) {
-    tile8_k45<BlockQ5_K, true, RN>(w, r, x, s, t, y, l, pf);
-  }
-};
-template <int RN>
-struct F8Q6K {
-  static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
-                  const uint8_t* pf) {
-    tile8_q6k<RN>(w, r, x, s, t, y, l, pf);
-  }
-};
-
 // The 32-element block types' 8-row tile (tile8 with pair traits P) in rows_tiled8_with's form.
 template <typename P>
 struct F8Pairs {
@@ -452,6 +251,17 @@ struct F8Pairs {
     static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
                     const uint8_t* pf) {
       tile8<P, RN>(w, r, x, s, t, y, l, pf);
+    }
+  };
+};
+// The row-at-a-time decode kernels (decode_rows_avx2.h) in rows_tiled8_with's form.
+template <typename R>
+struct F8Rows {
+  template <int RN>
+  struct Tile {
+    static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
+                    const uint8_t* pf) {
+      tile8_by_rows<R, RN>(w, r, x, s, t, y, l, pf);
     }
   };
 };
@@ -645,16 +455,16 @@ IsaKernels make_avx2() {
   k.rows[static_cast<int>(DType::F32)] = rows_float<4, load8_f32, load1_f32>;
   k.rows[static_cast<int>(DType::F16)] = rows_float<2, load8_f16, load1_f16>;
   k.rows[static_cast<int>(DType::BF16)] = rows_float<2, load8_bf16, load1_bf16>;
-  k.rows[static_cast<int>(DType::Q8_0)] = rows_tiled8<PQ8_0, TQ8_0>;
+  k.rows[static_cast<int>(DType::Q8_0)] = rows_tiled8_with<TQ8_0, F8Rows<RowQ8_0>::Tile>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_tiled8<PQ4_0, TQ4_0>;
   k.rows[static_cast<int>(DType::Q4_1)] = rows_tiled8<PQ4_1, TQ4_1>;
   k.rows[static_cast<int>(DType::Q4_0F)] = rows_tiled8<PQ4_0F, TQ4_0F>;
   k.rows[static_cast<int>(DType::I8)] = rows_tiled8<PI8, TI8>;
   k.rows[static_cast<int>(DType::Q5_0)] = rows_tiled8<PQ5_0, TQ5_0>;
   k.rows[static_cast<int>(DType::Q5_1)] = rows_tiled8<PQ5_1, TQ5_1>;
-  k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled8_with<TQ4_K, F8Q4K>;
-  k.rows[static_cast<int>(DType::Q5_K)] = rows_tiled8_with<TQ5_K, F8Q5K>;
-  k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled8_with<TQ6_K, F8Q6K>;
+  k.rows[static_cast<int>(DType::Q4_K)] = rows_tiled8_with<TQ4_K, F8Rows<RowK45<BlockQ4_K, false>>::Tile>;
+  k.rows[static_cast<int>(DType::Q5_K)] = rows_tiled8_with<TQ5_K, F8Rows<RowK45<BlockQ5_K, true>>::Tile>;
+  k.rows[static_cast<int>(DType::Q6_K)] = rows_tiled8_with<TQ6_K, F8Rows<RowQ6K>::Tile>;
   k.quantize_q8a = quantize_q8a;
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_avx2;
