@@ -1,7 +1,8 @@
 // Matmul kernels of every weight type and every ISA compiled in, against a float64 reference on
 // the dequantized weights. The tolerance is derived from the operands: quantizing an activation
 // block to int8 moves each element by at most d/2, so |error| <= Σ_blocks (Σ|w|) * d_x / 2, plus
-// float32 rounding of the accumulation. 5 tokens take the decode tiles, 21 the packed prefill GEMM
+// float32 rounding of the accumulation. 5, 6 and 7 tokens take the decode tiles (a 4-token group
+// plus 1, 2 or 3), 21 the packed prefill GEMM
 // (kernels/cpu/gemm_avx2.h) with a partial token tile; 45 rows leave 5 rows outside 8-row tiles
 // (and one 8-row tile after the 16-row tiles of float weights, whose 520 columns span 3 blocks).
 #include <cmath>
@@ -34,7 +35,7 @@ class MatmulTest : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(MatmulTest, MatchesFloat64ReferenceWithinQuantizationBound) {
-  for (const int64_t n_tok : {5, 21}) check(n_tok);
+  for (const int64_t n_tok : {5, 6, 7, 21}) check(n_tok);
 }
 
 void MatmulTest::check(int64_t n_tok) {
