@@ -85,9 +85,11 @@ void MatmulTest::check(int64_t n_tok) {
   }
 }
 
+// Q8_0 has 21 blocks a row, so the one-token kernel's groups of 8 blocks, its pairs and a last single
+// block all run.
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520},
-                                           Case{DType::Q8_0, 640}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
+                                           Case{DType::Q8_0, 672}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
                                            Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
                                            Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
                          [](const auto& p) { return std::string(dtype_name(p.param.type)); });

@@ -27,6 +27,8 @@
 
 namespace gemma::cpu::avx2 {
 
+#define GE_ROW_INLINE inline __attribute__((always_inline))
+
 // Decode streams each weight once from DRAM, and the hardware prefetchers alone keep too few
 // lines in flight (the 262144-row output projection ran at ~1/3 of the read bandwidth). So while
 // a tile reads its rows, it asks for the same bytes of the next tile's rows (nullptr when the rows
@@ -39,7 +41,7 @@ inline __attribute__((always_inline)) void prefetch_bytes(const uint8_t* p, int6
 // and 32 * Σx is taken off the int16 pair sums (|q - 32| * 127 * 2 fits in int16); madd with the
 // sub-block's [scales[2s] x 8 | scales[2s+1] x 8] then gives both halves' scaled int32 sums.
 struct RowQ6K {
-  static constexpr bool kNeedsSums = false;
+  static constexpr float BlockQ8A::*kContiguous = nullptr;
   template <int RN>
   static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
                   const uint8_t* next, float* out) {
@@ -94,7 +96,7 @@ struct RowQ6K {
 // product per super-block (sums: the 8 sub-blocks' d_x * Σq_x, made contiguous by the caller).
 template <typename Block, bool kFive>
 struct RowK45 {
-  static constexpr bool kNeedsSums = true;
+  static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::s;
   template <int RN>
   static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
                   const uint8_t* next, float* out) {
@@ -148,29 +150,73 @@ struct RowK45 {
   }
 };
 
+// Q8_0: sign trick (|w| unsigned, x takes w's sign), maddubs + madd to int32 lanes per block.
+// One token (decode proper): eight blocks' lane sums are reduced to one vector (lane k = block k)
+// by a hadd tree, then one convert and one FMA take all eight d_w * d_x at once (the activation
+// scales contiguous, the weights' eight f16 scales converted together), instead of a scalar
+// convert, multiply and broadcast per block: 1.26x from L2 (1 thread), 1.15x from DRAM (1 and 2
+// threads), medians of 6 interleaved runs. 2-7 tokens: one FMA per block and token, blocks in pairs with two named
+// accumulator sets (an accumulator indexed by b & 1 at run time lived on the stack).
 struct RowQ8_0 {
-  static constexpr bool kNeedsSums = false;
+  static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::d;
   template <int RN>
-  static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
+  GE_ROW_INLINE static void step(const BlockQ8_0& blk, const BlockQ8A* const* xs, int64_t b, __m256* acc) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+    const __m256i aq = _mm256_sign_epi8(q, q);
+    const float d = h2f(blk.d);
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; ++j) {
+      const BlockQ8A& xb = xs[j][b];
+      const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(load_x(xb), q)),
+                                            _mm256_set1_epi16(1));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xb.d), acc[j]);
+    }
+  }
+  GE_ROW_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(load_x(xb), q)),
+                             _mm256_set1_epi16(1));
+  }
+  template <int RN>
+  static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
                   const uint8_t* next, float* out) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(p);
     const int64_t nb = cols / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[RN][2];
-    for (int j = 0; j < RN; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const BlockQ8_0& blk = blocks[b];
-      if (next) _mm_prefetch(reinterpret_cast<const char*>(next + b * int64_t{sizeof(BlockQ8_0)} + 33), _MM_HINT_T0);
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
-      const __m256i aq = _mm256_sign_epi8(q, q);
-      const float d = h2f(blk.d);
-      for (int j = 0; j < RN; ++j) {
-        const BlockQ8A& xb = xs[j][b];
-        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(load_x(xb), q)), ones);
-        acc[j][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xb.d), acc[j][b & 1]);
+    __m256 acc0[RN], acc1[RN];
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
+    int64_t b = 0;
+    if constexpr (RN == 1) {
+      for (; b + 8 <= nb; b += 8) {
+        if (next)
+          for (int o = 0; o < 8 * int{sizeof(BlockQ8_0)}; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next + b * int64_t{sizeof(BlockQ8_0)} + o), _MM_HINT_T0);
+        const BlockQ8_0* k = blocks + b;
+        const BlockQ8A* x = xs[0] + b;
+        const __m256i h01 = _mm256_hadd_epi32(block_dot(k[0], x[0]), block_dot(k[1], x[1]));
+        const __m256i h23 = _mm256_hadd_epi32(block_dot(k[2], x[2]), block_dot(k[3], x[3]));
+        const __m256i h45 = _mm256_hadd_epi32(block_dot(k[4], x[4]), block_dot(k[5], x[5]));
+        const __m256i h67 = _mm256_hadd_epi32(block_dot(k[6], x[6]), block_dot(k[7], x[7]));
+        const __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
+        // Lanes [b0..b3 of elements 0-15 | b0..b3 of 16-31] and the same for b4..b7.
+        const __m256i dots = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                              _mm256_permute2x128_si256(h0123, h4567, 0x31));
+        const __m128i dh = _mm_setr_epi16(static_cast<int16_t>(k[0].d), static_cast<int16_t>(k[1].d),
+                                          static_cast<int16_t>(k[2].d), static_cast<int16_t>(k[3].d),
+                                          static_cast<int16_t>(k[4].d), static_cast<int16_t>(k[5].d),
+                                          static_cast<int16_t>(k[6].d), static_cast<int16_t>(k[7].d));
+        const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(xd[0] + b));
+        acc0[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), scale, acc0[0]);
       }
     }
-    for (int j = 0; j < RN; ++j) out[j] = hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+    for (; b + 2 <= nb; b += 2) {
+      if (next) _mm_prefetch(reinterpret_cast<const char*>(next + b * int64_t{sizeof(BlockQ8_0)} + 64), _MM_HINT_T0);
+      step<RN>(blocks[b], xs, b, acc0);
+      step<RN>(blocks[b + 1], xs, b + 1, acc1);
+    }
+    if (b < nb) step<RN>(blocks[b], xs, b, acc0);
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; ++j) out[j] = hsum(_mm256_add_ps(acc0[j], acc1[j]));
   }
 };
 
@@ -182,20 +228,21 @@ inline void tile8_by_rows(const WeightMatrix& w, int64_t r, const BlockQ8A* x, i
                           int64_t ldy, const uint8_t* pf) {
   const BlockQ8A* xs[RN];
   for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
-  // The activation blocks' sums, contiguous per token, for the rows' min terms.
-  thread_local std::vector<float> sums_buf;
-  const float* sums[RN] = {};
-  if constexpr (R::kNeedsSums) {
-    sums_buf.resize(static_cast<size_t>(RN * x_stride));
+  // One field of the activation blocks (R::kContiguous: the sums for the K-quants' min terms, the
+  // scales for Q8_0), contiguous per token, so a row kernel loads eight blocks' worth at once.
+  thread_local std::vector<float> field_buf;
+  const float* fields[RN] = {};
+  if constexpr (R::kContiguous != nullptr) {
+    field_buf.resize(static_cast<size_t>(RN * x_stride));
     for (int j = 0; j < RN; ++j) {
-      float* s = sums_buf.data() + j * x_stride;
-      for (int64_t k = 0; k < x_stride; ++k) s[k] = xs[j][k].s;
-      sums[j] = s;
+      float* f = field_buf.data() + j * x_stride;
+      for (int64_t k = 0; k < x_stride; ++k) f[k] = xs[j][k].*R::kContiguous;
+      fields[j] = f;
     }
   }
   for (int i = 0; i < 8; ++i) {
     float out[RN];
-    R::template row<RN>(w.row(r + i), w.cols, xs, sums, pf ? pf + i * w.row_bytes : nullptr, out);
+    R::template row<RN>(w.row(r + i), w.cols, xs, fields, pf ? pf + i * w.row_bytes : nullptr, out);
     for (int j = 0; j < RN; ++j) y[(t + j) * ldy + r + i] = out[j];
   }
 }
