@@ -43,8 +43,8 @@ inline __attribute__((always_inline)) void prefetch_bytes(const uint8_t* p, int6
 struct RowQ6K {
   static constexpr float BlockQ8A::*kContiguous = nullptr;
   template <int RN>
-  static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
-                  const uint8_t* next, float* out) {
+  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
+                                const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ6_K*>(p);
     const int64_t nb = cols / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
@@ -86,7 +86,7 @@ struct RowQ6K {
       const __m256 d = _mm256_set1_ps(h2f(blk.d));
       for (int j = 0; j < RN; ++j) acc[j] = _mm256_fmadd_ps(_mm256_add_ps(part[j][0], part[j][1]), d, acc[j]);
     }
-    for (int j = 0; j < RN; ++j) out[j] = hsum(acc[j]);
+    for (int j = 0; j < RN; ++j) out[j] = acc[j];
   }
 };
 
@@ -98,8 +98,8 @@ template <typename Block, bool kFive>
 struct RowK45 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::s;
   template <int RN>
-  static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
-                  const uint8_t* next, float* out) {
+  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
+                                const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const Block*>(p);
     const int64_t nb = cols / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
@@ -146,7 +146,7 @@ struct RowK45 {
         acc[j] = _mm256_fnmadd_ps(_mm256_mul_ps(mins, _mm256_loadu_ps(sums[j] + b * 8)), dmin, acc[j]);
       }
     }
-    for (int j = 0; j < RN; ++j) out[j] = hsum(acc[j]);
+    for (int j = 0; j < RN; ++j) out[j] = acc[j];
   }
 };
 
@@ -178,8 +178,8 @@ struct RowQ8_0 {
                              _mm256_set1_epi16(1));
   }
   template <int RN>
-  static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
-                  const uint8_t* next, float* out) {
+  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
+                                const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(p);
     const int64_t nb = cols / 32;
     __m256 acc0[RN], acc1[RN];
@@ -216,9 +216,17 @@ struct RowQ8_0 {
     }
     if (b < nb) step<RN>(blocks[b], xs, b, acc0);
 #pragma GCC unroll 4
-    for (int j = 0; j < RN; ++j) out[j] = hsum(_mm256_add_ps(acc0[j], acc1[j]));
+    for (int j = 0; j < RN; ++j) out[j] = _mm256_add_ps(acc0[j], acc1[j]);
   }
 };
+
+// out lane i = the sum of v[i]'s 8 lanes.
+GE_ROW_INLINE __m256 sum8(const __m256 v[8]) {
+  const __m256 h0123 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 h4567 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  // [rows 0-3, lanes 0-3 | rows 0-3, lanes 4-7] and the same for rows 4-7.
+  return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
 
 // Rows r..r+7 x tokens t..t+RN-1, one row at a time (the rows of a tile are contiguous, so this
 // streams memory in order); pf: the next tile's first row, prefetched as the same bytes of this
@@ -240,11 +248,16 @@ inline void tile8_by_rows(const WeightMatrix& w, int64_t r, const BlockQ8A* x, i
       fields[j] = f;
     }
   }
+  // Each row leaves its 8-lane partial sums per token; one hadd tree per token turns the 8 rows'
+  // vectors into the 8 outputs, stored together (a horizontal sum per row and output cost more
+  // than a 20-block row's dot products took).
+  __m256 acc[RN][8];
   for (int i = 0; i < 8; ++i) {
-    float out[RN];
+    __m256 out[RN];
     R::template row<RN>(w.row(r + i), w.cols, xs, fields, pf ? pf + i * w.row_bytes : nullptr, out);
-    for (int j = 0; j < RN; ++j) y[(t + j) * ldy + r + i] = out[j];
+    for (int j = 0; j < RN; ++j) acc[j][i] = out[j];
   }
+  for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, sum8(acc[j]));
 }
 
 }  // namespace gemma::cpu::avx2
