@@ -3,6 +3,9 @@
 
 #include <immintrin.h>
 
+// Kernel pieces that must inline into their loops even where the compiler's heuristics would not.
+#define GE_ALWAYS_INLINE inline __attribute__((always_inline))
+
 namespace gemma::cpu::avx2 {
 
 // Sum of the 8 lanes.

@@ -27,13 +27,11 @@
 
 namespace gemma::cpu::avx2 {
 
-#define GE_ROW_INLINE inline __attribute__((always_inline))
-
 // Decode streams each weight once from DRAM, and the hardware prefetchers alone keep too few
 // lines in flight (the 262144-row output projection ran at ~1/3 of the read bandwidth). So while
 // a tile reads its rows, it asks for the same bytes of the next tile's rows (nullptr when the rows
 // are cached already, i.e. for every token group of a tile after the first).
-inline __attribute__((always_inline)) void prefetch_bytes(const uint8_t* p, int64_t bytes) {
+GE_ALWAYS_INLINE void prefetch_bytes(const uint8_t* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
 }
 
@@ -43,7 +41,7 @@ inline __attribute__((always_inline)) void prefetch_bytes(const uint8_t* p, int6
 struct RowQ6K {
   static constexpr float BlockQ8A::*kContiguous = nullptr;
   template <int RN>
-  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
+  GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
                                 const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ6_K*>(p);
     const int64_t nb = cols / 256;
@@ -98,7 +96,7 @@ template <typename Block, bool kFive>
 struct RowK45 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::s;
   template <int RN>
-  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
+  GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
                                 const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const Block*>(p);
     const int64_t nb = cols / 256;
@@ -153,14 +151,14 @@ struct RowK45 {
 // Q8_0: sign trick (|w| unsigned, x takes w's sign), maddubs + madd to int32 lanes per block.
 // One token (decode proper): eight blocks' lane sums are reduced to one vector (lane k = block k)
 // by a hadd tree, then one convert and one FMA take all eight d_w * d_x at once (the activation
-// scales contiguous, the weights' eight f16 scales converted together), instead of a scalar
-// convert, multiply and broadcast per block: 1.26x from L2 (1 thread), 1.15x from DRAM (1 and 2
-// threads), medians of 6 interleaved runs. 2-7 tokens: one FMA per block and token, blocks in pairs with two named
-// accumulator sets (an accumulator indexed by b & 1 at run time lived on the stack).
+// scales contiguous, the weights' eight f16 scales converted together) instead of a scalar
+// convert, multiply and broadcast per block: 1.26x from L2 on 1 thread, 1.15x from DRAM on 1 and
+// 2 threads (medians of 6 interleaved runs). 2-7 tokens: one FMA per block and token, blocks in
+// pairs with two named accumulator sets (one indexed by b & 1 at run time lived on the stack).
 struct RowQ8_0 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::d;
   template <int RN>
-  GE_ROW_INLINE static void step(const BlockQ8_0& blk, const BlockQ8A* const* xs, int64_t b, __m256* acc) {
+  GE_ALWAYS_INLINE static void step(const BlockQ8_0& blk, const BlockQ8A* const* xs, int64_t b, __m256* acc) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
     const __m256i aq = _mm256_sign_epi8(q, q);
     const float d = h2f(blk.d);
@@ -172,13 +170,13 @@ struct RowQ8_0 {
       acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xb.d), acc[j]);
     }
   }
-  GE_ROW_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {
+  GE_ALWAYS_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(load_x(xb), q)),
                              _mm256_set1_epi16(1));
   }
   template <int RN>
-  GE_ROW_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
+  GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
                                 const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(p);
     const int64_t nb = cols / 32;
@@ -221,7 +219,7 @@ struct RowQ8_0 {
 };
 
 // out lane i = the sum of v[i]'s 8 lanes.
-GE_ROW_INLINE __m256 sum8(const __m256 v[8]) {
+GE_ALWAYS_INLINE __m256 sum8(const __m256 v[8]) {
   const __m256 h0123 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
   const __m256 h4567 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
   // [rows 0-3, lanes 0-3 | rows 0-3, lanes 4-7] and the same for rows 4-7.
@@ -249,8 +247,8 @@ inline void tile8_by_rows(const WeightMatrix& w, int64_t r, const BlockQ8A* x, i
     }
   }
   // Each row leaves its 8-lane partial sums per token; one hadd tree per token turns the 8 rows'
-  // vectors into the 8 outputs, stored together (a horizontal sum per row and output cost more
-  // than a 20-block row's dot products took).
+  // vectors into the 8 outputs, stored together, instead of a horizontal sum and a scalar store
+  // per row and token (a 640-column Q8_0 row is only 20 blocks, so those showed in the profile).
   __m256 acc[RN][8];
   for (int i = 0; i < 8; ++i) {
     __m256 out[RN];

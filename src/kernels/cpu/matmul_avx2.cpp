@@ -80,8 +80,6 @@ inline void tile(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_
 // maddubs halves are widened separately (their int16 sum could overflow) and the sign trick applies.
 
 // The f16 field at `offset` of 8 blocks, in lane order r0 r2 r4 r6 r1 r3 r5 r7, as floats.
-#define GE_ALWAYS_INLINE inline __attribute__((always_inline))
-
 template <typename Block>
 GE_ALWAYS_INLINE __m256 gather8_f16(const Block* const* rows, int64_t b, size_t offset) {
   auto h = [&](int i) {
