@@ -44,9 +44,9 @@ void register_all() {
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }
-  // 512 rows (~170-680 KB): held in one core's 512 KB L2, so this measures the kernel's arithmetic,
-  // the rate it could stream at if memory were no limit (the 6912-row matrices above are 3-28 MB,
-  // at or beyond the part of the shared L3 this machine gets).
+  // 512 rows (256 for the float types; 170-680 KB): held in one core's 512 KB L2, so this
+  // measures the kernel's arithmetic, the rate it could stream at if memory were no limit (the
+  // 6912-row matrices above are 3-28 MB, at or beyond the part of the shared L3 this machine gets).
   for (DType t : types) {
     const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 768 : 640;
     const int64_t rows = gemma::dtype_info(t).block_bytes * cols / gemma::dtype_info(t).block_elems > 800 ? 256 : 512;

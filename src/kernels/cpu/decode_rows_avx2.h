@@ -157,23 +157,17 @@ struct RowK45 {
 // pairs with two named accumulator sets (one indexed by b & 1 at run time lived on the stack).
 struct RowQ8_0 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::d;
-  template <int RN>
-  GE_ALWAYS_INLINE static void step(const BlockQ8_0& blk, const BlockQ8A* const* xs, int64_t b, __m256* acc) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
-    const __m256i aq = _mm256_sign_epi8(q, q);
-    const float d = h2f(blk.d);
-#pragma GCC unroll 4
-    for (int j = 0; j < RN; ++j) {
-      const BlockQ8A& xb = xs[j][b];
-      const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(load_x(xb), q)),
-                                            _mm256_set1_epi16(1));
-      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xb.d), acc[j]);
-    }
-  }
   GE_ALWAYS_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(load_x(xb), q)),
                              _mm256_set1_epi16(1));
+  }
+  template <int RN>
+  GE_ALWAYS_INLINE static void step(const BlockQ8_0& blk, const BlockQ8A* const* xs, int64_t b, __m256* acc) {
+    const float d = h2f(blk.d);
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; ++j)
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(blk, xs[j][b])), _mm256_set1_ps(d * xs[j][b].d), acc[j]);
   }
   template <int RN>
   GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
