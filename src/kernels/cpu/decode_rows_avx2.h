@@ -17,7 +17,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/avx2_util.h"
@@ -222,31 +221,21 @@ GE_ALWAYS_INLINE __m256 sum8(const __m256 v[8]) {
 
 // Rows r..r+7 x tokens t..t+RN-1, one row at a time (the rows of a tile are contiguous, so this
 // streams memory in order); pf: the next tile's first row, prefetched as the same bytes of this
-// tile are read (nullptr when there is none or it is cached already).
+// tile are read (nullptr when there is none or it is cached already). fields: R::kContiguous of
+// the tokens' activation blocks, one row of x_stride floats per token (nullptr if R has none).
 template <typename R, int RN>
 inline void tile8_by_rows(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
-                          int64_t ldy, const uint8_t* pf) {
+                          int64_t ldy, const uint8_t* pf, const float* fields) {
   const BlockQ8A* xs[RN];
-  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
-  // One field of the activation blocks (R::kContiguous: the sums for the K-quants' min terms, the
-  // scales for Q8_0), contiguous per token, so a row kernel loads eight blocks' worth at once.
-  thread_local std::vector<float> field_buf;
-  const float* fields[RN] = {};
-  if constexpr (R::kContiguous != nullptr) {
-    field_buf.resize(static_cast<size_t>(RN * x_stride));
-    for (int j = 0; j < RN; ++j) {
-      float* f = field_buf.data() + j * x_stride;
-      for (int64_t k = 0; k < x_stride; ++k) f[k] = xs[j][k].*R::kContiguous;
-      fields[j] = f;
-    }
-  }
+  const float* fs[RN];
+  for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride, fs[j] = fields ? fields + j * x_stride : nullptr;
   // Each row leaves its 8-lane partial sums per token; one hadd tree per token turns the 8 rows'
   // vectors into the 8 outputs, stored together, instead of a horizontal sum and a scalar store
   // per row and token (a 640-column Q8_0 row is only 20 blocks, so those showed in the profile).
   __m256 acc[RN][8];
   for (int i = 0; i < 8; ++i) {
     __m256 out[RN];
-    R::template row<RN>(w.row(r + i), w.cols, xs, fields, pf ? pf + i * w.row_bytes : nullptr, out);
+    R::template row<RN>(w.row(r + i), w.cols, xs, fs, pf ? pf + i * w.row_bytes : nullptr, out);
     for (int j = 0; j < RN; ++j) acc[j][i] = out[j];
   }
   for (int j = 0; j < RN; ++j) _mm256_storeu_ps(y + (t + j) * ldy + r, sum8(acc[j]));

@@ -210,6 +210,8 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
 }
 
 // Rows [r0, r1) x tokens with an 8-row tile function F<RN>; leftover rows use the general kernel T.
+// F<RN>::kField: a field of the activation blocks the tile wants contiguous per token (nullptr:
+// none), made here once per token chunk rather than by every tile.
 template <typename T, template <int> class F>
 void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const BlockQ8A*>(xv);
@@ -221,18 +223,27 @@ void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void*
       for (int64_t t = 0; t < n; ++t) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
     return;
   }
+  constexpr float BlockQ8A::*kField = F<1>::kField;
+  thread_local std::vector<float> field_buf;
   const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t t1 = std::min(n, t0 + chunk);
+    const float* fields = nullptr;
+    if constexpr (kField != nullptr) {
+      field_buf.resize(static_cast<size_t>((t1 - t0) * x_stride));
+      for (int64_t k = 0; k < (t1 - t0) * x_stride; ++k) field_buf[static_cast<size_t>(k)] = x[t0 * x_stride + k].*kField;
+      fields = field_buf.data();
+    }
+    auto field_rows = [&](int64_t t) { return fields ? fields + (t - t0) * x_stride : nullptr; };
     int64_t r = r0;
     for (; r + 8 <= r1; r += 8) {
       const uint8_t* next = r + 16 <= r1 ? w.row(r + 8) : nullptr;
       int64_t t = t0;
-      for (; t + 4 <= t1; t += 4, next = nullptr) F<4>::run(w, r, x, x_stride, t, y, ldy, next);
+      for (; t + 4 <= t1; t += 4, next = nullptr) F<4>::run(w, r, x, x_stride, t, y, ldy, next, field_rows(t));
       switch (t1 - t) {
-        case 3: F<3>::run(w, r, x, x_stride, t, y, ldy, next); break;
-        case 2: F<2>::run(w, r, x, x_stride, t, y, ldy, next); break;
-        case 1: F<1>::run(w, r, x, x_stride, t, y, ldy, next); break;
+        case 3: F<3>::run(w, r, x, x_stride, t, y, ldy, next, field_rows(t)); break;
+        case 2: F<2>::run(w, r, x, x_stride, t, y, ldy, next, field_rows(t)); break;
+        case 1: F<1>::run(w, r, x, x_stride, t, y, ldy, next, field_rows(t)); break;
         default: break;
       }
     }
@@ -246,8 +257,9 @@ template <typename P>
 struct F8Pairs {
   template <int RN>
   struct Tile {
+    static constexpr float BlockQ8A::*kField = nullptr;
     static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
-                    const uint8_t* pf) {
+                    const uint8_t* pf, const float*) {
       tile8<P, RN>(w, r, x, s, t, y, l, pf);
     }
   };
@@ -257,9 +269,10 @@ template <typename R>
 struct F8Rows {
   template <int RN>
   struct Tile {
+    static constexpr float BlockQ8A::*kField = R::kContiguous;
     static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
-                    const uint8_t* pf) {
-      tile8_by_rows<R, RN>(w, r, x, s, t, y, l, pf);
+                    const uint8_t* pf, const float* fields) {
+      tile8_by_rows<R, RN>(w, r, x, s, t, y, l, pf, fields);
     }
   };
 };
