@@ -179,9 +179,7 @@ struct RowQ8_0 {
     int64_t b = 0;
     if constexpr (RN == 1) {
       for (; b + 8 <= nb; b += 8) {
-        if (next)
-          for (int o = 0; o < 8 * int{sizeof(BlockQ8_0)}; o += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(next + b * int64_t{sizeof(BlockQ8_0)} + o), _MM_HINT_T0);
+        if (next) prefetch_bytes(next + b * int64_t{sizeof(BlockQ8_0)}, 8 * int64_t{sizeof(BlockQ8_0)});
         const BlockQ8_0* k = blocks + b;
         const BlockQ8A* x = xs[0] + b;
         const __m256i h01 = _mm256_hadd_epi32(block_dot(k[0], x[0]), block_dot(k[1], x[1]));

@@ -210,7 +210,7 @@ inline void tile8(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x
 }
 
 // Rows [r0, r1) x tokens with an 8-row tile function F<RN>; leftover rows use the general kernel T.
-// F<RN>::kField: a field of the activation blocks the tile wants contiguous per token (nullptr:
+// F<RN>::kContiguous: a field of the activation blocks the tile wants contiguous per token (nullptr:
 // none), made here once per token chunk rather than by every tile.
 template <typename T, template <int> class F>
 void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
@@ -223,7 +223,7 @@ void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void*
       for (int64_t t = 0; t < n; ++t) tile<T, 1, 1>(w, r, x, x_stride, t, y, ldy);
     return;
   }
-  constexpr float BlockQ8A::*kField = F<1>::kField;
+  constexpr float BlockQ8A::*kField = F<1>::kContiguous;
   thread_local std::vector<float> field_buf;
   const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
@@ -257,7 +257,7 @@ template <typename P>
 struct F8Pairs {
   template <int RN>
   struct Tile {
-    static constexpr float BlockQ8A::*kField = nullptr;
+    static constexpr float BlockQ8A::*kContiguous = nullptr;
     static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
                     const uint8_t* pf, const float*) {
       tile8<P, RN>(w, r, x, s, t, y, l, pf);
@@ -269,7 +269,7 @@ template <typename R>
 struct F8Rows {
   template <int RN>
   struct Tile {
-    static constexpr float BlockQ8A::*kField = R::kContiguous;
+    static constexpr float BlockQ8A::*kContiguous = R::kContiguous;
     static void run(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t s, int64_t t, float* y, int64_t l,
                     const uint8_t* pf, const float* fields) {
       tile8_by_rows<R, RN>(w, r, x, s, t, y, l, pf, fields);
