@@ -26,6 +26,7 @@ struct Case {
 std::vector<const cpu::IsaKernels*> compiled_isas() {
   std::vector<const cpu::IsaKernels*> v = {&cpu::isa_generic()};
   if (cpu::cpu_has_avx2() && cpu::isa_avx2()) v.push_back(cpu::isa_avx2());
+  if (cpu::cpu_has_avx512() && cpu::isa_avx512()) v.push_back(cpu::isa_avx512());
   return v;
 }
 
@@ -35,7 +36,7 @@ class MatmulTest : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(MatmulTest, MatchesFloat64ReferenceWithinQuantizationBound) {
-  for (const int64_t n_tok : {5, 6, 7, 21}) check(n_tok);
+  for (const int64_t n_tok : {1, 5, 6, 7, 21}) check(n_tok);
 }
 
 void MatmulTest::check(int64_t n_tok) {

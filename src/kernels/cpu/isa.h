@@ -36,6 +36,8 @@ struct IsaKernels {
 
 const IsaKernels& isa_generic();
 const IsaKernels* isa_avx2();  // nullptr when not compiled in
+// The AVX2 table with the one-token block kernels replaced by AVX-512 + VNNI ones.
+const IsaKernels* isa_avx512();
 
 // True if the weight type's kernels take BlockQ8A activations.
 bool uses_q8a(DType t);
@@ -49,8 +51,10 @@ void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_
 
 // CPU feature detection (CPUID + XGETBV): AVX2, FMA, F16C and BMI2 usable.
 bool cpu_has_avx2();
+// AVX-512 F, BW, VL, DQ and VNNI usable (on top of cpu_has_avx2()).
+bool cpu_has_avx512();
 
-// The best table this CPU can run; GEMMA_ISA=generic|avx2 in the environment forces one.
+// The best table this CPU can run; GEMMA_ISA=generic|avx2|avx512 in the environment forces one.
 const IsaKernels& select_isa();
 
 }  // namespace gemma::cpu

@@ -25,10 +25,27 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+  if (!cpu_has_avx2()) return false;
+  unsigned a, b, c, d;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0xE6) != 0xE6) return false;  // the OS must save the opmask and ZMM state too
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+  const bool vnni = c & (1u << 11);
+  return f && dq && bw && vl && vnni;
+#else
+  return false;
+#endif
+}
+
 const IsaKernels& select_isa() {
   const char* forced = std::getenv("GEMMA_ISA");
   std::string want = forced ? forced : "";
   if (want == "generic") return isa_generic();
+  if (want != "avx2" && cpu_has_avx512() && isa_avx512()) return *isa_avx512();
   if (cpu_has_avx2() && isa_avx2()) return *isa_avx2();
   return isa_generic();
 }

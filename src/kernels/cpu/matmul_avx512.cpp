@@ -1,0 +1,319 @@
+// AVX-512 (F, BW, VL, DQ) + VNNI kernels for decode (one token): compiled with those flags and
+// chosen at run time on CPUs that have them (Intel Ice Lake and later, AMD Zen 4 and later). The
+// table starts as the AVX2 one; this file replaces the single-token matrix-vector kernels of the
+// 32-element block types, where one token's decode time goes, and hands 2+ tokens (prefill GEMM,
+// small batches) back to the AVX2 kernels.
+//
+// Why it is faster than the AVX2 kernels. vpdpbusd multiplies 64 unsigned bytes by 64 signed
+// bytes and adds each group of four products into an int32 lane: one instruction for two blocks
+// where AVX2 needs maddubs + madd per block (plus two sign instructions for Q8_0). Every code is
+// made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), Q4_0/Q5_0 are stored with an
+// offset already (w = q - 8, q - 16). The offset returns once per block as offset * d_w * s_x,
+// where s_x = d_x * Σ q_x is in the activation block, so it costs one FMA per 16 blocks.
+//
+// One ODR rule matters here: this file is built with AVX-512 enabled, so it must not define any
+// inline function or template instance with external linkage that other files also instantiate
+// (the linker keeps one copy, which could then be this file's AVX-512 one on an AVX2-only CPU).
+// Everything below is in an anonymous namespace and uses no standard-library templates.
+// GCC 12's AVX-512 headers make "undefined" vectors by self-assignment, which its own
+// -Wmaybe-uninitialized then reports in every intrinsic that takes one (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/quant_blocks.h"
+
+namespace gemma::cpu {
+
+using namespace quant;
+
+namespace {
+
+#define GE512_INLINE inline __attribute__((always_inline))
+
+// --- One token's activations laid out for the pair loop. -------------------------------------
+// qs: the int8 codes of all blocks back to back (two blocks per zmm; zeros after the last block,
+// so an odd block count can load a whole pair). Per pair of blocks a, b, 16 floats each:
+// d = [d_a x8 | d_b x8]; c = -offset * [s_a / 8 x8 | s_b / 8 x8] (the offset term, spread so the
+// 16 lanes sum to it); s = [s_a / 8 x8 | s_b / 8 x8] (for types with a min). Zeros past the last block.
+struct TokenView {
+  const int8_t* qs;
+  const float* d;
+  const float* c;
+  const float* s;
+};
+
+// A per-thread buffer that grows as needed (no std::vector: see the ODR note above).
+struct ActivationBuffer {
+  uint8_t* p = nullptr;
+  size_t cap = 0;
+  ~ActivationBuffer() { std::free(p); }
+  uint8_t* get(size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    if (bytes > cap) {
+      std::free(p);
+      p = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+      if (!p) std::abort();
+      cap = bytes;
+    }
+    return p;
+  }
+};
+
+TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
+  thread_local ActivationBuffer buf;
+  const int64_t np = (nb + 1) / 2;
+  const size_t qs_bytes = static_cast<size_t>(np) * 64 + 64;
+  const size_t pair_floats = static_cast<size_t>(np) * 16;
+  uint8_t* p = buf.get(qs_bytes + 3 * pair_floats * sizeof(float));
+  auto* qs = reinterpret_cast<int8_t*>(p);
+  auto* d = reinterpret_cast<float*>(p + qs_bytes);
+  float* c = d + pair_floats;
+  float* s = c + pair_floats;
+  std::memset(qs + 32 * nb, 0, qs_bytes - static_cast<size_t>(32 * nb));
+  for (int64_t b = 0; b < 2 * np; ++b) {
+    const bool in = b < nb;
+    if (in) std::memcpy(qs + 32 * b, x[b].qs, 32);
+    const float xd = in ? x[b].d : 0.0f, xs = in ? x[b].s / 8 : 0.0f;
+    const __m256 lanes_d = _mm256_set1_ps(xd), lanes_s = _mm256_set1_ps(xs);
+    _mm256_storeu_ps(d + 8 * b, lanes_d);
+    _mm256_storeu_ps(c + 8 * b, _mm256_mul_ps(lanes_s, _mm256_set1_ps(-offset)));
+    _mm256_storeu_ps(s + 8 * b, lanes_s);
+  }
+  return {qs, d, c, s};
+}
+
+// --- Block traits: two blocks' codes as 64 unsigned bytes, and 16 blocks' scales. --------------
+// codes2(b): blocks b[0] (bytes 0-31) and b[1] (32-63), element order; codes1: one block in the
+// low half, zeros above. kOffset: the stored code minus the weight's integer value (so the block's
+// value is d * (code - kOffset), or d * code + m for kMin types).
+
+// The f16 (or f32) field at byte `offset` of blocks b[0] and b[1] as [b[0] x8 | b[1] x8] floats,
+// or [b[0] x8 | 0 x8] (kOne). Broadcasts per pair rather than one vector of 16 blocks' scales and
+// a permute per pair: the 16 inserts (or a vpgatherdd, slower still on Zen 5) made a long chain.
+template <typename Block, bool kF32, bool kOne = false>
+GE512_INLINE __m512 pair_scales(const Block* b, size_t offset) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b) + offset;
+  if constexpr (kF32) {
+    float fa, fb = 0;
+    std::memcpy(&fa, p, 4);
+    if constexpr (!kOne) std::memcpy(&fb, p + sizeof(Block), 4);
+    return _mm512_insertf32x8(_mm512_set1_ps(fa), _mm256_set1_ps(fb), 1);
+  } else {
+    uint16_t ha, hb = 0;
+    std::memcpy(&ha, p, 2);
+    if constexpr (!kOne) std::memcpy(&hb, p + sizeof(Block), 2);
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<int16_t>(ha))),
+                                                   _mm_set1_epi16(static_cast<int16_t>(hb)), 1));
+  }
+}
+
+struct LQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr float kOffset = 128.0f;
+  static constexpr bool kMin = false;
+  GE512_INLINE static __m512i codes2(const Block* b) {
+    const __m512i q = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
+    return _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  GE512_INLINE static __m512i codes1(const Block* b) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+    return _mm512_zextsi256_si512(_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 d2(const Block* b) {
+    return pair_scales<Block, false, kOne>(b, offsetof(Block, d));
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 m2(const Block*) {
+    return _mm512_setzero_ps();
+  }
+};
+
+struct LI8 {  // plain int8 rows: the per-row scale is applied by the backend after the dot
+  struct Block {
+    int8_t qs[32];
+  };
+  static constexpr float kOffset = 128.0f;
+  static constexpr bool kMin = false;
+  GE512_INLINE static __m512i codes2(const Block* b) {
+    return _mm512_xor_si512(_mm512_loadu_si512(b[0].qs), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  GE512_INLINE static __m512i codes1(const Block* b) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+    return _mm512_zextsi256_si512(_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 d2(const Block*) {
+    return _mm512_set1_ps(1.0f);
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 m2(const Block*) {
+    return _mm512_setzero_ps();
+  }
+};
+
+// Nibble types: 16 bytes of packed codes per block, element e < 16 in the low nibble of byte e,
+// element e + 16 in its high nibble; Q5 types add a fifth bit per element from qh.
+template <typename B, bool kFive, bool kMinT, bool kF32Scale = false>
+struct LNibble {
+  using Block = B;
+  static constexpr float kOffset = kMinT ? 0.0f : (kFive ? 16.0f : 8.0f);
+  static constexpr bool kMin = kMinT;
+  // 128-bit lanes [a.qs, a.qs, b.qs, b.qs], the odd lanes shifted down by 4, masked to nibbles.
+  GE512_INLINE static __m512i spread(__m512i ab) {
+    const __m512i v = _mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0));
+    const __m512i sh = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0F));
+  }
+  GE512_INLINE static __m512i codes2(const Block* b) {
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
+    __m512i q = spread(_mm512_castsi256_si512(_mm256_set_m128i(qb, qa)));
+    if constexpr (kFive) {
+      uint32_t ha, hb;
+      std::memcpy(&ha, b[0].qh, 4);
+      std::memcpy(&hb, b[1].qh, 4);
+      q = _mm512_mask_add_epi8(q, _cvtu64_mask64(ha | uint64_t{hb} << 32), q, _mm512_set1_epi8(0x10));
+    }
+    return q;
+  }
+  GE512_INLINE static __m512i codes1(const Block* b) {
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    __m512i q = spread(_mm512_castsi128_si512(qa));
+    q = _mm512_maskz_mov_epi8(0xFFFFFFFFull, q);  // zero the second block's half
+    if constexpr (kFive) {
+      uint32_t ha;
+      std::memcpy(&ha, b[0].qh, 4);
+      q = _mm512_mask_add_epi8(q, _cvtu64_mask64(ha), q, _mm512_set1_epi8(0x10));
+    }
+    return q;
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 d2(const Block* b) {
+    return pair_scales<Block, kF32Scale, kOne>(b, offsetof(Block, d));
+  }
+  template <bool kOne>
+  GE512_INLINE static __m512 m2(const Block* b) {
+    if constexpr (kMinT) return pair_scales<Block, false, kOne>(b, offsetof(Block, m));
+    else return _mm512_setzero_ps();
+  }
+};
+using LQ4_0 = LNibble<BlockQ4_0, false, false>;
+using LQ4_1 = LNibble<BlockQ4_1, false, true>;
+using LQ5_0 = LNibble<BlockQ5_0, true, false>;
+using LQ5_1 = LNibble<BlockQ5_1, true, true>;
+using LQ4_0F = LNibble<BlockQ4_0F, false, false, true>;
+
+// One pair of blocks (or the last, single block: kOne) against the token, added to acc:
+// d_w * (d_x * dot(codes, x) - offset * s_x) per block (+ m_w * s_x for types with a min), each
+// block's 8 int32 lanes scaled by its own factors.
+template <typename L, bool kOne>
+GE512_INLINE __m512 pair_step(const typename L::Block* blk, const TokenView& x, int64_t k, __m512 acc) {
+  const __m512i q = kOne ? L::codes1(blk) : L::codes2(blk);
+  const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(x.qs + 64 * k));
+  const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.d + 16 * k), _mm512_loadu_ps(x.c + 16 * k));
+  acc = _mm512_fmadd_ps(t, L::template d2<kOne>(blk), acc);
+  if constexpr (L::kMin) acc = _mm512_fmadd_ps(L::template m2<kOne>(blk), _mm512_loadu_ps(x.s + 16 * k), acc);
+  return acc;
+}
+
+// One row against one token: 16 float partial sums. Pairs of blocks go four at a time into four
+// accumulators (an FMA chain per accumulator). pf: the same bytes of the row that the next tile
+// will read, prefetched as this row is read (decode streams weights from DRAM and the hardware
+// prefetchers alone keep too few lines in flight).
+template <typename L>
+GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, const uint8_t* pf) {
+  using Block = typename L::Block;
+  constexpr int64_t kGroup = 8 * int64_t{sizeof(Block)};  // bytes of 4 pairs
+  const auto* blocks = reinterpret_cast<const Block*>(p);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    if (pf)
+      for (int64_t o = 0; o < kGroup; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), _MM_HINT_T0);
+    acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
+    acc1 = pair_step<L, false>(blocks + b + 2, x, b / 2 + 1, acc1);
+    acc2 = pair_step<L, false>(blocks + b + 4, x, b / 2 + 2, acc2);
+    acc3 = pair_step<L, false>(blocks + b + 6, x, b / 2 + 3, acc3);
+  }
+  if (pf && b < nb)
+    for (int64_t o = 0; o < (nb - b) * int64_t{sizeof(Block)}; o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), _MM_HINT_T0);
+  for (; b + 2 <= nb; b += 2) acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
+  if (b < nb) acc1 = pair_step<L, true>(blocks + b, x, b / 2, acc1);
+  return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+}
+
+// The 8 rows' totals from their 16-lane partial sums, in row order.
+GE512_INLINE __m256 sum8x16(const __m512 v[8]) {
+  __m512 t[4];
+  for (int i = 0; i < 4; ++i)  // 128-bit quarters [v2i q0+q2, v2i q1+q3, v2i+1 q0+q2, v2i+1 q1+q3]
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Quarters: one row each, rows 0-3 in u0 and 4-7 in u1.
+  const __m512 u0 = _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 u1 = _mm512_add_ps(_mm512_shuffle_f32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  // Within each quarter q: lane 0 = row q's total, lane 1 = row 4 + q's.
+  const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1), _mm512_unpackhi_ps(u0, u1));
+  const __m512 s = _mm512_add_ps(a, _mm512_shuffle_ps(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_castps512_ps256(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), s));
+}
+
+// Rows [r0, r1) x one token; rows in tiles of 8, each tile prefetching the next one's bytes.
+template <typename L>
+void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
+  const int64_t nb = w.cols / 32;
+  const TokenView xv = make_view(x, nb, L::kOffset);
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    const uint8_t* next = r + 16 <= r1 ? w.row(r + 8) : nullptr;
+    __m512 acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = row_dot<L>(w.row(r + i), nb, xv, next ? next + i * w.row_bytes : nullptr);
+    _mm256_storeu_ps(y + r, sum8x16(acc));
+  }
+  for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot<L>(w.row(r), nb, xv, nullptr));
+}
+
+// The table's entry: one token here, anything else the AVX2 kernel of the same type.
+template <typename L, DType kType>
+void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
+  if (n != 1) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, x, n, y, ldy);
+  rows_one_token<L>(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
+}
+
+IsaKernels make_avx512() {
+  IsaKernels k = *isa_avx2();
+  k.name = "avx512";
+  k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
+  k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
+  k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<LQ4_0, DType::Q4_0>;
+  k.rows[static_cast<int>(DType::Q4_1)] = rows_avx512<LQ4_1, DType::Q4_1>;
+  k.rows[static_cast<int>(DType::Q5_0)] = rows_avx512<LQ5_0, DType::Q5_0>;
+  k.rows[static_cast<int>(DType::Q5_1)] = rows_avx512<LQ5_1, DType::Q5_1>;
+  k.rows[static_cast<int>(DType::Q4_0F)] = rows_avx512<LQ4_0F, DType::Q4_0F>;
+  return k;
+}
+
+}  // namespace
+
+const IsaKernels* isa_avx512() {
+  if (!isa_avx2()) return nullptr;
+  static const IsaKernels k = make_avx512();
+  return &k;
+}
+
+}  // namespace gemma::cpu
