@@ -42,12 +42,16 @@ namespace {
 // qs: the int8 codes of all blocks back to back (two blocks per zmm; zeros after the last block,
 // so an odd block count can load a whole pair). Per pair of blocks a, b, 16 floats each:
 // d = [d_a x8 | d_b x8]; c = -offset * [s_a / 8 x8 | s_b / 8 x8] (the offset term, spread so the
-// 16 lanes sum to it); s = [s_a / 8 x8 | s_b / 8 x8] (for types with a min). Zeros past the last block.
+// 16 lanes sum to it); s = [s_a / 8 x8 | s_b / 8 x8] (for types with a min). Zeros past the last
+// block. For the K-quants: sb, each block's s; o32 (Q6_K only), per pair the 16 int32 lanes of
+// vpdpbusd(32, x), the offset term of codes stored as q + 32 with one scale per 16 elements.
 struct TokenView {
   const int8_t* qs;
   const float* d;
   const float* c;
   const float* s;
+  const float* sb;
+  const int32_t* o32;
 };
 
 // A per-thread buffer that grows as needed (no std::vector: see the ODR note above).
@@ -67,16 +71,19 @@ struct ActivationBuffer {
   }
 };
 
+template <bool kO32>
 TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
   thread_local ActivationBuffer buf;
   const int64_t np = (nb + 1) / 2;
   const size_t qs_bytes = static_cast<size_t>(np) * 64 + 64;
   const size_t pair_floats = static_cast<size_t>(np) * 16;
-  uint8_t* p = buf.get(qs_bytes + 3 * pair_floats * sizeof(float));
+  uint8_t* p = buf.get(qs_bytes + (5 * pair_floats + 16) * sizeof(float));
   auto* qs = reinterpret_cast<int8_t*>(p);
   auto* d = reinterpret_cast<float*>(p + qs_bytes);
   float* c = d + pair_floats;
   float* s = c + pair_floats;
+  float* sb = s + pair_floats;
+  auto* o32 = reinterpret_cast<int32_t*>(sb + 2 * np + 16);
   std::memset(qs + 32 * nb, 0, qs_bytes - static_cast<size_t>(32 * nb));
   for (int64_t b = 0; b < 2 * np; ++b) {
     const bool in = b < nb;
@@ -86,8 +93,13 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
     _mm256_storeu_ps(d + 8 * b, lanes_d);
     _mm256_storeu_ps(c + 8 * b, _mm256_mul_ps(lanes_s, _mm256_set1_ps(-offset)));
     _mm256_storeu_ps(s + 8 * b, lanes_s);
+    sb[b] = in ? x[b].s : 0.0f;
   }
-  return {qs, d, c, s};
+  if constexpr (kO32)
+    for (int64_t k = 0; k < np; ++k)
+      _mm512_storeu_si512(o32 + 16 * k, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32),
+                                                             _mm512_loadu_si512(qs + 64 * k)));
+  return {qs, d, c, s, sb, o32};
 }
 
 // --- Block traits: two blocks' codes as 64 unsigned bytes, and 16 blocks' scales. --------------
@@ -119,6 +131,7 @@ struct LQ8_0 {
   using Block = BlockQ8_0;
   static constexpr float kOffset = 128.0f;
   static constexpr bool kMin = false;
+  static constexpr bool kO32 = false;
   GE512_INLINE static __m512i codes2(const Block* b) {
     const __m512i q = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
@@ -145,6 +158,7 @@ struct LI8 {  // plain int8 rows: the per-row scale is applied by the backend af
   };
   static constexpr float kOffset = 128.0f;
   static constexpr bool kMin = false;
+  static constexpr bool kO32 = false;
   GE512_INLINE static __m512i codes2(const Block* b) {
     return _mm512_xor_si512(_mm512_loadu_si512(b[0].qs), _mm512_set1_epi8(static_cast<char>(0x80)));
   }
@@ -169,6 +183,7 @@ struct LNibble {
   using Block = B;
   static constexpr float kOffset = kMinT ? 0.0f : (kFive ? 16.0f : 8.0f);
   static constexpr bool kMin = kMinT;
+  static constexpr bool kO32 = false;
   // 128-bit lanes [a.qs, a.qs, b.qs, b.qs], the odd lanes shifted down by 4, masked to nibbles.
   GE512_INLINE static __m512i spread(__m512i ab) {
     const __m512i v = _mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0));
@@ -255,6 +270,123 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
   return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
 }
 
+// --- K-quants: super-blocks of 256 elements, four pairs of 32-element sub-blocks each. ---------
+// Pair p of a super-block is elements 64p..64p+63: one vpdpbusd against the activation pair, whose
+// 16 int32 lanes are scaled by the super-block's sub-block scales (a permute of one 16-float
+// vector made per super-block, d folded in) times the activation blocks' d_x.
+
+// Q4_K / Q5_K: weight d * sc[s] * q - dmin * m[s] per sub-block s (6-bit sc and m); the mins meet
+// the activation sums as one 8-lane product per super-block.
+template <typename B, bool kFive>
+struct KQ45 {
+  using Block = B;
+  static constexpr bool kO32 = false;
+  static constexpr float kOffset = 0.0f;
+  // The twelve 6-bit-packed bytes -> u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins.
+  GE512_INLINE static void unpack(const Block& b, uint32_t u[4]) {
+    std::memcpy(u, b.scales, 12);
+    constexpr uint32_t kM1 = 0x3f3f3f3f, kM2 = 0x0f0f0f0f, kM3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & kM2) | (((u[1] >> 6) & kM3) << 4);
+    const uint32_t mins_lo = u[1] & kM1;
+    u[1] = (u[2] & kM2) | (((u[0] >> 6) & kM3) << 4);
+    u[0] &= kM1;
+    u[2] = mins_lo;
+  }
+  // Lanes 0-7: d * sc[0..7]; and (into corr, 8 lanes) dmin * m[s] * s_x[s].
+  GE512_INLINE static __m512 scales(const Block& b, const float* sb, __m256& corr) {
+    uint32_t u[4];
+    unpack(b, u);
+    const __m128i bytes = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                        static_cast<int>(u[0]));
+    const __m512 all = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));  // 8 scales, then 8 mins
+    const __m256 mins = _mm512_extractf32x8_ps(all, 1);
+    corr = _mm256_fmadd_ps(_mm256_mul_ps(mins, _mm256_set1_ps(_cvtsh_ss(b.dmin))), _mm256_loadu_ps(sb), corr);
+    return _mm512_mul_ps(all, _mm512_set1_ps(_cvtsh_ss(b.d)));
+  }
+  static constexpr int kLanesPerScale = 8;
+  template <int p>
+  GE512_INLINE static __m512i codes(const Block& b) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p)));
+    __m512i q = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
+                                 _mm512_set1_epi8(0x0F));
+    if constexpr (kFive) {  // bit 2p (low half) or 2p + 1 (high half) of each qh byte -> 0x10
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)));
+      constexpr long long lo = (64 + 4 - 2 * p) % 64, hi = (64 + 4 - 2 * p - 1) % 64;
+      const __m512i bit = _mm512_rolv_epi64(qh, _mm512_setr_epi64(lo, lo, lo, lo, hi, hi, hi, hi));
+      q = _mm512_or_si512(q, _mm512_and_si512(bit, _mm512_set1_epi8(0x10)));
+    }
+    return q;
+  }
+};
+using KQ4_K = KQ45<BlockQ4_K, false>;
+using KQ5_K = KQ45<BlockQ5_K, true>;
+
+// Q6_K: code q in 0..63, weight d * scales[e / 16] * (q - 32); the 32 returns through o32.
+struct KQ6_K {
+  using Block = BlockQ6_K;
+  static constexpr bool kO32 = true;
+  static constexpr float kOffset = 0.0f;
+  GE512_INLINE static __m512 scales(const Block& b, const float*, __m256&) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+  }
+  static constexpr int kLanesPerScale = 4;
+  // Pair p: half h = p / 2 (128 elements: ql[64h..], qh[32h..]); p even: codes 0-63 of the half
+  // (ql low nibbles, qh bits 0-1 and 2-3), p odd: 64-127 (ql high nibbles, qh bits 4-5 and 6-7).
+  template <int p>
+  GE512_INLINE static __m512i codes(const Block& b) {
+    constexpr int h = p / 2;
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    if constexpr (p % 2 == 0) {
+      const __m512i hi = _mm512_sllv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2));
+      return _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(hi, m30));
+    } else {
+      const __m512i hi = _mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2));
+      return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi64(ql, 4), m4), _mm512_and_si512(hi, m30));
+    }
+  }
+};
+
+template <typename K, int p>
+GE512_INLINE __m512i scale_index() {
+  constexpr int n = K::kLanesPerScale, base = p * 16 / n;
+  return _mm512_setr_epi32(base + 0 / n, base + 1 / n, base + 2 / n, base + 3 / n, base + 4 / n, base + 5 / n,
+                           base + 6 / n, base + 7 / n, base + 8 / n, base + 9 / n, base + 10 / n, base + 11 / n,
+                           base + 12 / n, base + 13 / n, base + 14 / n, base + 15 / n);
+}
+
+template <typename K, int p>
+GE512_INLINE __m512 k_pair(const typename K::Block& blk, const TokenView& x, int64_t k, __m512 scv, __m512 acc) {
+  __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), K::template codes<p>(blk), _mm512_loadu_si512(x.qs + 64 * k));
+  if constexpr (K::kO32) dot = _mm512_sub_epi32(dot, _mm512_loadu_si512(x.o32 + 16 * k));
+  const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(scale_index<K, p>(), scv), _mm512_loadu_ps(x.d + 16 * k));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+}
+
+template <typename K>
+GE512_INLINE __m512 row_dot_k(const uint8_t* p, int64_t nb, const TokenView& x, const uint8_t* pf) {
+  using Block = typename K::Block;
+  const auto* blocks = reinterpret_cast<const Block*>(p);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
+  __m256 corr = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb / 8; ++b) {
+    if (pf)
+      for (int64_t o = 0; o < int64_t{sizeof(Block)}; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), _MM_HINT_T0);
+    const Block& blk = blocks[b];
+    const __m512 scv = K::scales(blk, x.sb + 8 * b, corr);
+    acc0 = k_pair<K, 0>(blk, x, 4 * b, scv, acc0);
+    acc1 = k_pair<K, 1>(blk, x, 4 * b + 1, scv, acc1);
+    acc2 = k_pair<K, 2>(blk, x, 4 * b + 2, scv, acc2);
+    acc3 = k_pair<K, 3>(blk, x, 4 * b + 3, scv, acc3);
+  }
+  const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+  return _mm512_sub_ps(sum, _mm512_insertf32x8(_mm512_setzero_ps(), corr, 0));
+}
+
 // The 8 rows' totals from their 16-lane partial sums, in row order.
 GE512_INLINE __m256 sum8x16(const __m512 v[8]) {
   __m512 t[4];
@@ -273,26 +405,36 @@ GE512_INLINE __m256 sum8x16(const __m512 v[8]) {
       _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), s));
 }
 
+GE512_INLINE const uint8_t* row_ptr(const WeightMatrix& w, int64_t r) {
+  return w.data + static_cast<uint64_t>(r) * w.row_bytes;
+}
+
 // Rows [r0, r1) x one token; rows in tiles of 8, each tile prefetching the next one's bytes.
-template <typename L>
+// L: a 32-element block trait (row_dot) or a K-quant (row_dot_k).
+template <typename L, bool kK>
 void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
   const int64_t nb = w.cols / 32;
-  const TokenView xv = make_view(x, nb, L::kOffset);
+  const TokenView xv = make_view<L::kO32>(x, nb, L::kOffset);
+  auto dot = [&](const uint8_t* row, const uint8_t* pf) {
+    if constexpr (kK) return row_dot_k<L>(row, nb, xv, pf);
+    else return row_dot<L>(row, nb, xv, pf);
+  };
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
-    const uint8_t* next = r + 16 <= r1 ? w.row(r + 8) : nullptr;
+    const uint8_t* next = r + 16 <= r1 ? row_ptr(w, r + 8) : nullptr;
     __m512 acc[8];
-    for (int i = 0; i < 8; ++i) acc[i] = row_dot<L>(w.row(r + i), nb, xv, next ? next + i * w.row_bytes : nullptr);
+    for (int i = 0; i < 8; ++i)
+      acc[i] = dot(row_ptr(w, r + i), next ? next + i * static_cast<int64_t>(w.row_bytes) : nullptr);
     _mm256_storeu_ps(y + r, sum8x16(acc));
   }
-  for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot<L>(w.row(r), nb, xv, nullptr));
+  for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(dot(row_ptr(w, r), nullptr));
 }
 
 // The table's entry: one token here, anything else the AVX2 kernel of the same type.
-template <typename L, DType kType>
+template <typename L, DType kType, bool kK = false>
 void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
   if (n != 1) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, x, n, y, ldy);
-  rows_one_token<L>(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
+  rows_one_token<L, kK>(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
 }
 
 IsaKernels make_avx512() {
@@ -305,6 +447,9 @@ IsaKernels make_avx512() {
   k.rows[static_cast<int>(DType::Q5_0)] = rows_avx512<LQ5_0, DType::Q5_0>;
   k.rows[static_cast<int>(DType::Q5_1)] = rows_avx512<LQ5_1, DType::Q5_1>;
   k.rows[static_cast<int>(DType::Q4_0F)] = rows_avx512<LQ4_0F, DType::Q4_0F>;
+  k.rows[static_cast<int>(DType::Q4_K)] = rows_avx512<KQ4_K, DType::Q4_K, true>;
+  k.rows[static_cast<int>(DType::Q5_K)] = rows_avx512<KQ5_K, DType::Q5_K, true>;
+  k.rows[static_cast<int>(DType::Q6_K)] = rows_avx512<KQ6_K, DType::Q6_K, true>;
   return k;
 }
 
