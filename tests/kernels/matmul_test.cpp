@@ -1,7 +1,8 @@
 // Matmul kernels of every weight type and every ISA compiled in, against a float64 reference on
 // the dequantized weights. The tolerance is derived from the operands: quantizing an activation
 // block to int8 moves each element by at most d/2, so |error| <= Σ_blocks (Σ|w|) * d_x / 2, plus
-// float32 rounding of the accumulation. 5, 6 and 7 tokens take the decode tiles (a 4-token group
+// float32 rounding of the accumulation. 1 token takes the one-token decode kernels (AVX-512 where
+// the CPU has it), 5, 6 and 7 tokens the decode tiles (a 4-token group
 // plus 1, 2 or 3), 21 the packed prefill GEMM
 // (kernels/cpu/gemm_avx2.h) with a partial token tile; 45 rows leave 5 rows outside 8-row tiles
 // (and one 8-row tile after the 16-row tiles of float weights, whose 520 columns span 3 blocks).
@@ -87,13 +88,17 @@ void MatmulTest::check(int64_t n_tok) {
 }
 
 // Q8_0 has 21 blocks a row, so the one-token kernel's groups of 8 blocks, its pairs and a last single
-// block all run.
+// block all run. Float types: 520 columns take the AVX2 kernels' leftover columns; 608 (19 x 32)
+// the AVX-512 one-token kernel's 64-element steps and its last 32.
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520},
+                                           Case{DType::F32, 608}, Case{DType::F16, 608}, Case{DType::BF16, 608},
                                            Case{DType::Q8_0, 672}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
                                            Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
                                            Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
-                         [](const auto& p) { return std::string(dtype_name(p.param.type)); });
+                         [](const auto& p) {
+                           return std::string(dtype_name(p.param.type)) + "_" + std::to_string(p.param.cols);
+                         });
 
 TEST(Quantize, IsaMatchesGenericExactly) {
   std::mt19937 rng(7);

@@ -430,6 +430,70 @@ void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(dot(row_ptr(w, r), nullptr));
 }
 
+// --- Float weights (F32, F16, BF16) against one float token. ----------------------------------
+// 32 elements per step, widened to float32 (BF16: zero-extend and shift; F16: vcvtph2ps) and
+// multiplied exactly in float32, as the AVX2 kernel does; one row at a time with the next tile's
+// bytes prefetched, as for the block types.
+template <DType kType>
+GE512_INLINE void load32(const uint8_t* p, __m512& lo, __m512& hi) {
+  if constexpr (kType == DType::BF16) {
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+    hi = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))), 16));
+  } else if constexpr (kType == DType::F16) {
+    lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
+  } else {
+    lo = _mm512_loadu_ps(p);
+    hi = _mm512_loadu_ps(p + 64);
+  }
+}
+
+template <DType kType>
+GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x, const uint8_t* pf) {
+  constexpr int64_t kBytes = kType == DType::F32 ? 4 : 2;  // per element
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    if (pf)
+      for (int64_t o = 0; o < 64 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), _MM_HINT_T0);
+    __m512 w0, w1, w2, w3;
+    load32<kType>(p + c * kBytes, w0, w1);
+    load32<kType>(p + (c + 32) * kBytes, w2, w3);
+    acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + c), acc0);
+    acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + c + 16), acc1);
+    acc2 = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x + c + 32), acc2);
+    acc3 = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x + c + 48), acc3);
+  }
+  if (c < cols) {  // cols is a multiple of 32
+    if (pf)
+      for (int64_t o = 0; o < 32 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), _MM_HINT_T0);
+    __m512 w0, w1;
+    load32<kType>(p + c * kBytes, w0, w1);
+    acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + c), acc0);
+    acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + c + 16), acc1);
+  }
+  return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+}
+
+template <DType kType>
+void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
+                       int64_t ldy) {
+  if (n != 1 || w.cols % 32 != 0) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, xv, n, y, ldy);
+  const auto* x = static_cast<const float*>(xv);
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    const uint8_t* next = r + 16 <= r1 ? row_ptr(w, r + 8) : nullptr;
+    __m512 acc[8];
+    for (int i = 0; i < 8; ++i)
+      acc[i] = row_dot_float<kType>(row_ptr(w, r + i), w.cols, x,
+                                    next ? next + i * static_cast<int64_t>(w.row_bytes) : nullptr);
+    _mm256_storeu_ps(y + r, sum8x16(acc));
+  }
+  for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot_float<kType>(row_ptr(w, r), w.cols, x, nullptr));
+}
+
 // The table's entry: one token here, anything else the AVX2 kernel of the same type.
 template <typename L, DType kType, bool kK = false>
 void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
@@ -440,6 +504,9 @@ void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, i
 IsaKernels make_avx512() {
   IsaKernels k = *isa_avx2();
   k.name = "avx512";
+  k.rows[static_cast<int>(DType::F32)] = rows_float_avx512<DType::F32>;
+  k.rows[static_cast<int>(DType::F16)] = rows_float_avx512<DType::F16>;
+  k.rows[static_cast<int>(DType::BF16)] = rows_float_avx512<DType::BF16>;
   k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
   k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<LQ4_0, DType::Q4_0>;
