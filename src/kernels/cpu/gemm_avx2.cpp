@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "kernels/cpu/avx2_util.h"
@@ -241,6 +242,60 @@ void gemm_float(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, i
     case DType::F32: return gemm_float_typed<DType::F32>(w, r0, r1, x, n, y, ldy);
     case DType::F16: return gemm_float_typed<DType::F16>(w, r0, r1, x, n, y, ldy);
     default: return gemm_float_typed<DType::BF16>(w, r0, r1, x, n, y, ldy);
+  }
+}
+
+namespace {
+
+template <typename T>
+void pack16_vnni_typed(const WeightMatrix& w, int64_t r, VnniBlock16* out) {
+  using Block = typename T::Block;
+  const int64_t nb = w.cols / 32;
+  for (int half = 0; half < 2; ++half) {
+    const Block* rows[8];
+    for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + 8 * half + i));
+    for (int64_t b = 0; b < nb; ++b) {
+      VnniBlock16& o = out[b];
+      __m256 v[8];
+      for (int i = 0; i < 8; ++i) {
+        Sub s;
+        T::load(rows[i][b / T::kSub], static_cast<int>(b % T::kSub), s);
+        __m256i q = s.q;
+        const float d = _mm256_cvtss_f32(s.scale);
+        float c = s.corr;
+        if constexpr (T::kHalfScales) {  // Q6_K: q - 32 -> q
+          q = _mm256_add_epi8(q, _mm256_set1_epi8(32));
+          c = 0;
+        } else if constexpr (T::kSigned) {  // Q8_0, int8: w -> w + 128, which takes -128 * d * Σx
+          q = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+          c = -128.0f * d;
+        }
+        v[i] = _mm256_castsi256_ps(q);
+        o.d[8 * half + i] = d;
+        o.d2[8 * half + i] = T::kHalfScales ? _mm_cvtss_f32(_mm256_extractf128_ps(s.scale, 1)) : d;
+        o.c[8 * half + i] = c;
+      }
+      transpose8(v);  // v[g] lane i = dword g of row i
+      for (int g = 0; g < 8; ++g) _mm256_storeu_ps(reinterpret_cast<float*>(&o.q[g][8 * half]), v[g]);
+    }
+  }
+}
+
+}  // namespace
+
+void pack16_vnni(const WeightMatrix& w, int64_t r, VnniBlock16* out) {
+  switch (w.type) {
+    case DType::Q8_0: return pack16_vnni_typed<TQ8_0>(w, r, out);
+    case DType::Q4_0: return pack16_vnni_typed<TQ4_0>(w, r, out);
+    case DType::Q4_1: return pack16_vnni_typed<TQ4_1>(w, r, out);
+    case DType::Q5_0: return pack16_vnni_typed<TQ5_0>(w, r, out);
+    case DType::Q5_1: return pack16_vnni_typed<TQ5_1>(w, r, out);
+    case DType::Q4_0F: return pack16_vnni_typed<TQ4_0F>(w, r, out);
+    case DType::I8: return pack16_vnni_typed<TI8>(w, r, out);
+    case DType::Q4_K: return pack16_vnni_typed<TQ4_K>(w, r, out);
+    case DType::Q5_K: return pack16_vnni_typed<TQ5_K>(w, r, out);
+    case DType::Q6_K: return pack16_vnni_typed<TQ6_K>(w, r, out);
+    default: std::abort();
   }
 }
 

@@ -25,4 +25,18 @@ void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, i
 // 12 accumulators in registers and does 12 FMAs per 2 weight loads and 6 broadcasts.
 void gemm_float(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy);
 
+// For the AVX-512 VNNI GEMM (matmul_avx512.cpp, which must not include the AVX2 block traits):
+// rows r..r+15, each 32-element block as unsigned codes in vpdpbusd's layout, q[g][i] = bytes
+// 4g..4g+3 of row i's codes. Row i's block is d[i] * Σ_{e<16} code x + d2[i] * Σ_{e>=16} code x
+// + c[i] * Σx; d2 == d except for Q6_K (one scale per 16 elements), whose codes are q + 32 with
+// the offset left to the caller (c == 0): -32 * (d * Σ_{e<16} x + d2 * Σ_{e>=16} x).
+struct VnniBlock16 {
+  uint32_t q[8][16];
+  float d[16];
+  float d2[16];
+  float c[16];
+};
+// Every block of rows r..r+15 of w (a block-quantized type the AVX2 kernels take) into out[0..cols/32).
+void pack16_vnni(const WeightMatrix& w, int64_t r, VnniBlock16* out);
+
 }  // namespace gemma::cpu::avx2

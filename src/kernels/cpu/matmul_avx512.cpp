@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/gemm_avx2.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/quant_blocks.h"
 
@@ -430,6 +431,98 @@ void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(dot(row_ptr(w, r), nullptr));
 }
 
+// --- Prefill: the VNNI GEMM for the block types. ------------------------------------------------
+// Rows are packed 16 at a time by the AVX2 side (avx2::pack16_vnni): per 32-element block, eight
+// registers whose dword lane i holds four codes of row i. A token's four activation bytes are
+// broadcast to all lanes, so one vpdpbusd adds four products to each of 16 rows' sums: 8 per
+// block and token, with no horizontal reductions (the AVX2 GEMM needs 8 broadcasts, 8 maddubs,
+// int16 adds and a madd for 8 rows). 16 rows x 8 tokens keep 8 accumulators and the block's 8
+// code registers in the 32 zmm registers.
+using avx2::VnniBlock16;
+
+template <bool kHalf, int RN>
+GE512_INLINE void vnni_tile(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const float* xlo,
+                            float* y, int64_t ldy) {
+  __m512 acc[RN];
+#pragma GCC unroll 8
+  for (int j = 0; j < RN; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const VnniBlock16& pb = p[b];
+    __m512i q[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) q[g] = _mm512_loadu_si512(pb.q[g]);
+    const __m512 d = _mm512_loadu_ps(pb.d);
+#pragma GCC unroll 8
+    for (int j = 0; j < RN; ++j) {
+      const BlockQ8A& xb = x[j * x_stride + b];
+      int32_t x4[8];
+      std::memcpy(x4, xb.qs, 32);
+      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) {
+        lo = _mm512_dpbusd_epi32(lo, q[g], _mm512_set1_epi32(x4[g]));
+        hi = _mm512_dpbusd_epi32(hi, q[g + 4], _mm512_set1_epi32(x4[g + 4]));
+      }
+      if constexpr (kHalf) {
+        const __m512 d2 = _mm512_loadu_ps(pb.d2);
+        const float xs_lo = xlo[j * nb + b], xs_hi = xb.s - xs_lo;
+        const __m512 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d2));
+        acc[j] = _mm512_fmadd_ps(dot, _mm512_set1_ps(xb.d), acc[j]);
+        acc[j] = _mm512_fmadd_ps(d, _mm512_set1_ps(-32.0f * xs_lo), acc[j]);
+        acc[j] = _mm512_fmadd_ps(d2, _mm512_set1_ps(-32.0f * xs_hi), acc[j]);
+      } else {
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi));
+        acc[j] = _mm512_fmadd_ps(dot, _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[j]);
+        acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(pb.c), _mm512_set1_ps(xb.s), acc[j]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < RN; ++j) _mm512_storeu_ps(y + j * ldy, acc[j]);
+}
+
+template <bool kHalf, int RN>
+void vnni_tile_call(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const float* xlo, float* y,
+                    int64_t ldy) {
+  vnni_tile<kHalf, RN>(p, nb, x, x_stride, xlo, y, ldy);
+}
+
+// Rows [r0, r0 + 16k) x tokens [0, n): tokens in chunks whose activations stay in L2 while every
+// 16-row tile of the range (packed once per chunk) passes over them. kHalf: Q6_K, whose offset
+// needs each activation block's sum over its first 16 elements (xlo, made per chunk).
+template <bool kHalf>
+void gemm_vnni(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, int64_t n, float* y, int64_t ldy) {
+  const int64_t nb = w.cols / 32;
+  thread_local ActivationBuffer packed_buf, xlo_buf;
+  auto* packed = reinterpret_cast<VnniBlock16*>(packed_buf.get(static_cast<size_t>(nb) * sizeof(VnniBlock16)));
+  const int64_t chunk = nb * 40 > (384 << 10) / 16 ? 16 : (384 << 10) / (nb * 40);
+  using Tile = void (*)(const VnniBlock16*, int64_t, const BlockQ8A*, int64_t, const float*, float*, int64_t);
+  static constexpr Tile kTiles[8] = {vnni_tile_call<kHalf, 1>, vnni_tile_call<kHalf, 2>, vnni_tile_call<kHalf, 3>,
+                                     vnni_tile_call<kHalf, 4>, vnni_tile_call<kHalf, 5>, vnni_tile_call<kHalf, 6>,
+                                     vnni_tile_call<kHalf, 7>, vnni_tile_call<kHalf, 8>};
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t t1 = t0 + chunk < n ? t0 + chunk : n;
+    float* xlo = nullptr;
+    if constexpr (kHalf) {
+      xlo = reinterpret_cast<float*>(xlo_buf.get(static_cast<size_t>((t1 - t0) * nb) * sizeof(float)));
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t b = 0; b < nb; ++b) {
+          const BlockQ8A& xb = x[t * nb + b];
+          int sum = 0;
+          for (int e = 0; e < 16; ++e) sum += xb.qs[e];
+          xlo[(t - t0) * nb + b] = xb.d * static_cast<float>(sum);
+        }
+    }
+    for (int64_t r = r0; r + 16 <= r1; r += 16) {
+      avx2::pack16_vnni(w, r, packed);
+      for (int64_t t = t0; t < t1; t += 8) {
+        const int64_t rn = t1 - t < 8 ? t1 - t : 8;
+        kTiles[rn - 1](packed, nb, x + t * nb, nb, xlo ? xlo + (t - t0) * nb : nullptr, y + t * ldy + r, ldy);
+      }
+    }
+  }
+}
+
 // --- Float weights (F32, F16, BF16) against one float token. ----------------------------------
 // 32 elements per step, widened to float32 (BF16: zero-extend and shift; F16: vcvtph2ps) and
 // multiplied exactly in float32, as the AVX2 kernel does; one row at a time with the next tile's
@@ -494,10 +587,17 @@ void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot_float<kType>(row_ptr(w, r), w.cols, x, nullptr));
 }
 
-// The table's entry: one token here, anything else the AVX2 kernel of the same type.
+// The table's entry: one token and prefill here, 2 to kGemmMinTokens - 1 tokens the AVX2 kernel.
 template <typename L, DType kType, bool kK = false>
 void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
-  if (n != 1) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, x, n, y, ldy);
+  const RowsKernel avx2 = isa_avx2()->rows[static_cast<int>(kType)];
+  if (n >= avx2::kGemmMinTokens) {
+    const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
+    gemm_vnni<kType == DType::Q6_K>(w, r0, r16, static_cast<const BlockQ8A*>(x), n, y, ldy);
+    if (r16 < r1) avx2(w, r16, r1, x, n, y, ldy);  // the last 8-row tile and leftover rows
+    return;
+  }
+  if (n != 1) return avx2(w, r0, r1, x, n, y, ldy);
   rows_one_token<L, kK>(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
 }
 
