@@ -53,6 +53,8 @@ void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_
 bool cpu_has_avx2();
 // AVX-512 F, BW, VL, DQ and VNNI usable (on top of cpu_has_avx2()).
 bool cpu_has_avx512();
+// AVX512_BF16 usable (vdpbf16ps; on top of cpu_has_avx512()).
+bool cpu_has_avx512_bf16();
 
 // The best table this CPU can run; GEMMA_ISA=generic|avx2|avx512 in the environment forces one.
 const IsaKernels& select_isa();

@@ -41,6 +41,17 @@ bool cpu_has_avx512() {
 #endif
 }
 
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__)
+  if (!cpu_has_avx512()) return false;
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return a & (1u << 5);
+#else
+  return false;
+#endif
+}
+
 const IsaKernels& select_isa() {
   const char* forced = std::getenv("GEMMA_ISA");
   std::string want = forced ? forced : "";

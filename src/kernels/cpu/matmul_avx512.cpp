@@ -587,6 +587,104 @@ void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot_float<kType>(row_ptr(w, r), w.cols, x, nullptr));
 }
 
+// --- Prefill for BF16 weights: vdpbf16ps (AVX512_BF16). ---------------------------------------
+// The activations are rounded to bfloat16 (as llama.cpp does for BF16 weights; the quantized types
+// round them much further, to int8) and each vdpbf16ps adds two products per lane in float32:
+// 32 multiply-adds per instruction, twice the float32 FMA's. Rows are packed 16 at a time, column
+// pairs as dwords (lane i = row i); a token's column pair is broadcast. The decode kernel above
+// and GEMMA_PRECISE stay exact in float32.
+template <int RN>
+GE512_INLINE void bf16_tile(const uint32_t* p, int64_t kp, const uint32_t* x, int64_t ldx, float* y, int64_t ldy,
+                            bool accumulate) {
+  __m512 acc[RN];
+#pragma GCC unroll 12
+  for (int j = 0; j < RN; ++j) acc[j] = accumulate ? _mm512_loadu_ps(y + j * ldy) : _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m512bh wv = (__m512bh)_mm512_loadu_si512(p + 16 * k);
+#pragma GCC unroll 12
+    for (int j = 0; j < RN; ++j)
+      acc[j] = _mm512_dpbf16_ps(acc[j], wv, (__m512bh)_mm512_set1_epi32(static_cast<int>(x[j * ldx + k])));
+  }
+#pragma GCC unroll 12
+  for (int j = 0; j < RN; ++j) _mm512_storeu_ps(y + j * ldy, acc[j]);
+}
+
+template <int RN>
+void bf16_tile_call(const uint32_t* p, int64_t kp, const uint32_t* x, int64_t ldx, float* y, int64_t ldy,
+                    bool accumulate) {
+  bf16_tile<RN>(p, kp, x, ldx, y, ldy, accumulate);
+}
+
+// Rows r..r+15, columns c..c+31 (16 column pairs) into out[16 * k + i] = pair k of row i: a 16x16
+// dword transpose (unpack 32- and 64-bit, then two 128-bit shuffles).
+GE512_INLINE void pack16x16(const WeightMatrix& w, int64_t r, int64_t c, uint32_t* out) {
+  __m512i a[16], t[16];
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_si512(row_ptr(w, r + i) + 2 * c);
+  for (int j = 0; j < 8; ++j) {
+    t[2 * j] = _mm512_unpacklo_epi32(a[2 * j], a[2 * j + 1]);
+    t[2 * j + 1] = _mm512_unpackhi_epi32(a[2 * j], a[2 * j + 1]);
+  }
+  for (int j = 0; j < 4; ++j) {  // a[4j + m], 128-bit lane L: column 4L + m of rows 4j..4j+3
+    a[4 * j + 0] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+    a[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+    a[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+    a[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i v0 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0x88), v1 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0xDD);
+    const __m512i w0 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0x88),
+                  w1 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0xDD);
+    _mm512_storeu_si512(out + 16 * m, _mm512_shuffle_i32x4(v0, w0, 0x88));
+    _mm512_storeu_si512(out + 16 * (8 + m), _mm512_shuffle_i32x4(v0, w0, 0xDD));
+    _mm512_storeu_si512(out + 16 * (4 + m), _mm512_shuffle_i32x4(v1, w1, 0x88));
+    _mm512_storeu_si512(out + 16 * (12 + m), _mm512_shuffle_i32x4(v1, w1, 0xDD));
+  }
+}
+
+// Rows [r0, r0 + 16k) x tokens [0, n), w.cols a multiple of 32. Columns in blocks of kKc (a packed
+// 16-row tile, 16 KiB, stays in L1) and tokens in chunks of kTokens (their bfloat16 activations
+// for one column block, 256 KiB, in L2); every column block after the first adds to y.
+void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy) {
+  constexpr int64_t kKc = 512, kTokens = 256, kRn = 12;
+  thread_local ActivationBuffer packed_buf, x_buf;
+  auto* packed = reinterpret_cast<uint32_t*>(packed_buf.get(16 * kKc * 2));
+  auto* xb = reinterpret_cast<uint32_t*>(x_buf.get(kTokens * kKc * 2));
+  using Tile = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, bool);
+  static constexpr Tile kTiles[kRn] = {bf16_tile_call<1>, bf16_tile_call<2>,  bf16_tile_call<3>,  bf16_tile_call<4>,
+                                       bf16_tile_call<5>, bf16_tile_call<6>,  bf16_tile_call<7>,  bf16_tile_call<8>,
+                                       bf16_tile_call<9>, bf16_tile_call<10>, bf16_tile_call<11>, bf16_tile_call<12>};
+  for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
+    const int64_t nt = n - t0 < kTokens ? n - t0 : kTokens;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += kKc) {
+      const int64_t kc = w.cols - c0 < kKc ? w.cols - c0 : kKc;  // a multiple of 32
+      for (int64_t t = 0; t < nt; ++t)
+        for (int64_t c = 0; c < kc; c += 32) {
+          const float* src = x + (t0 + t) * w.cols + c0 + c;
+          const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
+          _mm512_storeu_si512(xb + t * (kc / 2) + c / 2, (__m512i)v);
+        }
+      for (int64_t r = r0; r + 16 <= r1; r += 16) {
+        for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r, c0 + 2 * k, packed + 16 * k);
+        for (int64_t t = 0; t < nt; t += kRn) {
+          const int64_t rn = nt - t < kRn ? nt - t : kRn;
+          kTiles[rn - 1](packed, kc / 2, xb + t * (kc / 2), kc / 2, y + (t0 + t) * ldy + r, ldy, c0 > 0);
+        }
+      }
+    }
+  }
+}
+
+void rows_bf16_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
+                      int64_t ldy) {
+  if (n >= avx2::kGemmMinTokens && w.cols % 32 == 0) {
+    const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
+    gemm_bf16(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
+    if (r16 < r1) isa_avx2()->rows[static_cast<int>(DType::BF16)](w, r16, r1, xv, n, y, ldy);
+    return;
+  }
+  rows_float_avx512<DType::BF16>(w, r0, r1, xv, n, y, ldy);
+}
+
 // The table's entry: one token and prefill here, 2 to kGemmMinTokens - 1 tokens the AVX2 kernel.
 template <typename L, DType kType, bool kK = false>
 void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
@@ -606,7 +704,7 @@ IsaKernels make_avx512() {
   k.name = "avx512";
   k.rows[static_cast<int>(DType::F32)] = rows_float_avx512<DType::F32>;
   k.rows[static_cast<int>(DType::F16)] = rows_float_avx512<DType::F16>;
-  k.rows[static_cast<int>(DType::BF16)] = rows_float_avx512<DType::BF16>;
+  k.rows[static_cast<int>(DType::BF16)] = cpu_has_avx512_bf16() ? rows_bf16_avx512 : rows_float_avx512<DType::BF16>;
   k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
   k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<LQ4_0, DType::Q4_0>;
