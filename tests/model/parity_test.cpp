@@ -60,12 +60,14 @@ std::vector<RefCase> find_cases() {
 // few layers; 1e-4 leaves room. Fast mode (the default: activations quantized to int8 per block of
 // 32, as llama.cpp does): each element moves by up to 1/254 of its block's maximum; over the
 // matrix products of a random tiny model that compounds to a few percent of the logit scale
-// (llama.cpp itself is 1-6% off on these files), so fast mode is held to 10% and reported.
+// (llama.cpp itself is 1-6% off on these files), so fast mode is held to 10% and reported. BF16
+// weights have a fast mode too where the CPU has AVX512_BF16: prefill rounds activations to
+// bfloat16 (each element by up to 2^-8 of itself, less than int8 blocks move it), as llama.cpp does.
 constexpr double kPreciseTolerance = 1e-4;
 constexpr double kFastTolerance = 0.10;
 
 bool quantized_format(const std::string& name) {
-  for (const char* q : {"gguf_q", "awq", "int8"})
+  for (const char* q : {"gguf_q", "awq", "int8", "bf16"})
     if (name.find(q) != std::string::npos) return true;
   return false;
 }
@@ -81,7 +83,8 @@ struct Report {
            "arithmetic mode: the engine's logits at all 64 prompt positions against the reference's (HF\n"
            "transformers in float32; for GGUF, on the weights as stored in the file), and its 32-token greedy\n"
            "continuation. *precise*/*float*: float32 activations, as the references compute; *fast*: the\n"
-           "default for quantized weights, activations quantized to int8 blocks as llama.cpp does. Tolerances\n"
+           "default for quantized weights, activations quantized to int8 blocks as llama.cpp does (for BF16\n"
+           "weights on a CPU with AVX512_BF16, prefill activations rounded to bfloat16). Tolerances\n"
            "are relative to the largest |logit| (the scale column); see the test for their justification.\n"
            "Fixtures and their generators: `tests/fixtures/models/README.md`, `tools/fixtures_*.py`.\n\n";
     out << "| fixture | checkpoint | mode | max abs Δlogit | logit scale | relative | tolerance | greedy 32 |\n";
@@ -154,7 +157,8 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     }
     const std::string row = fmt::format(
         "| {} | {} | {} | {:.3g} | {:.3g} | {:.2g} | {:.2g} | {} |", c.ref_name, c.ref["checkpoint"].get<std::string>(),
-        precise ? (quantized ? "precise" : "float") : "fast (int8 activations)", worst, scale, worst / scale, tol,
+        precise ? (quantized ? "precise" : "float")
+                : (c.ref_name.find("bf16") != std::string::npos ? "fast (bf16 activations)" : "fast (int8 activations)"), worst, scale, worst / scale, tol,
         same == greedy_ref.size() ? std::string("identical") : fmt::format("first {} identical", same));
     std::printf("parity %s\n", row.c_str());
     report.rows.push_back(row);

@@ -63,6 +63,8 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
     const WeightMatrix* w = ws[i];
     const bool q8a = cpu::uses_q8a(w->type) && !precise;
     cpu::RowsKernel k = q8a || !cpu::uses_q8a(w->type) ? isa_->rows[static_cast<int>(w->type)] : isa_->rows_dequantized;
+    if (precise && !cpu::uses_q8a(w->type) && isa_->rows_exact[static_cast<int>(w->type)])
+      k = isa_->rows_exact[static_cast<int>(w->type)];
     if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
     jobs[i] = {k, w, q8a ? xq : static_cast<const void*>(x), ys[i]};
   }

@@ -14,7 +14,8 @@ namespace gemma {
 struct CpuOptions {
   // Float activations for every weight type: quantized rows are dequantized and multiplied in
   // float32, as the reference implementations compute. Slower; used by parity tests and --precise.
-  // The default quantizes activations to int8 blocks for integer dot products, as llama.cpp does.
+  // The default quantizes activations to int8 blocks for integer dot products, as llama.cpp does
+  // (and, for BF16 weights on CPUs with AVX512_BF16, rounds prefill activations to bfloat16).
   bool precise = false;
 };
 

@@ -30,6 +30,10 @@ struct IsaKernels {
   // Any weight type against float activations: each row is dequantized to float32, then dotted.
   // The precise path (CpuOptions::precise): exact up to float32 summation order.
   RowsKernel rows_dequantized;
+  // For float weight types whose rows[] kernel rounds the activations (BF16 prefill on AVX512_BF16
+  // takes them as bfloat16), the kernel that keeps them float32, for the precise path; null where
+  // rows[] is exact already.
+  RowsKernel rows_exact[static_cast<int>(DType::kCount)];
   AttentionKernel attention;
   void (*gelu_mul)(float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
 };

@@ -704,7 +704,11 @@ IsaKernels make_avx512() {
   k.name = "avx512";
   k.rows[static_cast<int>(DType::F32)] = rows_float_avx512<DType::F32>;
   k.rows[static_cast<int>(DType::F16)] = rows_float_avx512<DType::F16>;
-  k.rows[static_cast<int>(DType::BF16)] = cpu_has_avx512_bf16() ? rows_bf16_avx512 : rows_float_avx512<DType::BF16>;
+  k.rows[static_cast<int>(DType::BF16)] = rows_float_avx512<DType::BF16>;
+  if (cpu_has_avx512_bf16()) {
+    k.rows_exact[static_cast<int>(DType::BF16)] = k.rows[static_cast<int>(DType::BF16)];
+    k.rows[static_cast<int>(DType::BF16)] = rows_bf16_avx512;
+  }
   k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
   k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
   k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<LQ4_0, DType::Q4_0>;
