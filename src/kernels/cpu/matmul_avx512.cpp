@@ -665,7 +665,15 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
         }
       for (int64_t r = r0; r + 16 <= r1; r += 16) {
         for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r, c0 + 2 * k, packed + 16 * k);
-        for (int64_t t = 0; t < nt; t += kRn) {
+        // While this tile computes, the next one's rows come into L2, a share per token group:
+        // packing from DRAM 16 rows apart otherwise stalled on every line (18% of BF16 prefill).
+        const bool next = r + 32 <= r1;
+        const int64_t lines = kc * 2 / 64, groups = (nt + kRn - 1) / kRn;
+        for (int64_t t = 0, g = 0; t < nt; t += kRn, ++g) {
+          if (next)
+            for (int64_t q = 16 * lines * g / groups; q < 16 * lines * (g + 1) / groups; ++q)
+              _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + 16 + q / lines) + 2 * c0 + 64 * (q % lines)),
+                           _MM_HINT_T1);
           const int64_t rn = nt - t < kRn ? nt - t : kRn;
           kTiles[rn - 1](packed, kc / 2, xb + t * (kc / 2), kc / 2, y + (t0 + t) * ldy + r, ldy, c0 > 0);
         }
