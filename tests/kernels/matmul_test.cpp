@@ -4,8 +4,9 @@
 // float32 rounding of the accumulation. 1 token takes the one-token decode kernels (AVX-512 where
 // the CPU has it), 5, 6 and 7 tokens the decode tiles (a 4-token group
 // plus 1, 2 or 3), 21 the packed prefill GEMM
-// (kernels/cpu/gemm_avx2.h) with a partial token tile; 45 rows leave 5 rows outside 8-row tiles
-// (and one 8-row tile after the 16-row tiles of float weights, whose 520 columns span 3 blocks).
+// (kernels/cpu/gemm_avx2.h, or the AVX-512 GEMMs) with a partial token tile; 61 rows leave 5 rows
+// outside 8-row tiles, one 8-row tile after the 16-row tiles of the AVX2 float and AVX-512 VNNI
+// GEMMs (520 float columns span 3 blocks), and a 16-row tile after the AVX-512 BF16 GEMM's 32.
 #include <cmath>
 #include <random>
 #include <string>
@@ -43,7 +44,7 @@ TEST_P(MatmulTest, MatchesFloat64ReferenceWithinQuantizationBound) {
 
 void MatmulTest::check(int64_t n_tok) {
   const auto [type, cols] = GetParam();
-  const int64_t rows = 45;
+  const int64_t rows = 61;
   std::mt19937 rng(1234 + static_cast<int>(type));
   std::vector<uint8_t> wbytes = test::random_rows(type, rows, cols, rng);
   WeightMatrix w{type, rows, cols, wbytes.data(), *row_bytes(type, cols)};

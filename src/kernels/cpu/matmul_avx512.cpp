@@ -593,26 +593,38 @@ void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void
 // 32 multiply-adds per instruction, twice the float32 FMA's. Rows are packed 16 at a time, column
 // pairs as dwords (lane i = row i); a token's column pair is broadcast. The decode kernel above
 // and GEMMA_PRECISE stay exact in float32.
-template <int RN>
-GE512_INLINE void bf16_tile(const uint32_t* p, int64_t kp, const uint32_t* x, int64_t ldx, float* y, int64_t ldy,
-                            bool accumulate) {
-  __m512 acc[RN];
+// RV x 16 rows (packed buffers p, p + pstride) x RN tokens: per column pair, RV weight loads and
+// RN broadcasts feed RV * RN vdpbf16ps. 32 rows x 6 tokens needs 8 loads per 12 instructions where
+// 16 x 12 needs 13, which bound the loop on Zen 5's load ports.
+template <int RV, int RN>
+GE512_INLINE void bf16_tile(const uint32_t* p, int64_t pstride, int64_t kp, const uint32_t* x, int64_t ldx, float* y,
+                            int64_t ldy, bool accumulate) {
+  __m512 acc[RN][RV];
 #pragma GCC unroll 12
-  for (int j = 0; j < RN; ++j) acc[j] = accumulate ? _mm512_loadu_ps(y + j * ldy) : _mm512_setzero_ps();
+  for (int j = 0; j < RN; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) acc[j][v] = accumulate ? _mm512_loadu_ps(y + j * ldy + 16 * v) : _mm512_setzero_ps();
   for (int64_t k = 0; k < kp; ++k) {
-    const __m512bh wv = (__m512bh)_mm512_loadu_si512(p + 16 * k);
+    __m512bh wv[RV];
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) wv[v] = (__m512bh)_mm512_loadu_si512(p + v * pstride + 16 * k);
 #pragma GCC unroll 12
-    for (int j = 0; j < RN; ++j)
-      acc[j] = _mm512_dpbf16_ps(acc[j], wv, (__m512bh)_mm512_set1_epi32(static_cast<int>(x[j * ldx + k])));
+    for (int j = 0; j < RN; ++j) {
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[j * ldx + k]));
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) acc[j][v] = _mm512_dpbf16_ps(acc[j][v], wv[v], xv);
+    }
   }
 #pragma GCC unroll 12
-  for (int j = 0; j < RN; ++j) _mm512_storeu_ps(y + j * ldy, acc[j]);
+  for (int j = 0; j < RN; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) _mm512_storeu_ps(y + j * ldy + 16 * v, acc[j][v]);
 }
 
-template <int RN>
-void bf16_tile_call(const uint32_t* p, int64_t kp, const uint32_t* x, int64_t ldx, float* y, int64_t ldy,
-                    bool accumulate) {
-  bf16_tile<RN>(p, kp, x, ldx, y, ldy, accumulate);
+template <int RV, int RN>
+void bf16_tile_call(const uint32_t* p, int64_t pstride, int64_t kp, const uint32_t* x, int64_t ldx, float* y,
+                    int64_t ldy, bool accumulate) {
+  bf16_tile<RV, RN>(p, pstride, kp, x, ldx, y, ldy, accumulate);
 }
 
 // Rows r..r+15, columns c..c+31 (16 column pairs) into out[16 * k + i] = pair k of row i: a 16x16
@@ -642,17 +654,21 @@ GE512_INLINE void pack16x16(const WeightMatrix& w, int64_t r, int64_t c, uint32_
 }
 
 // Rows [r0, r0 + 16k) x tokens [0, n), w.cols a multiple of 32. Columns in blocks of kKc (a packed
-// 16-row tile, 16 KiB, stays in L1) and tokens in chunks of kTokens (their bfloat16 activations
-// for one column block, 256 KiB, in L2); every column block after the first adds to y.
+// 32-row tile, 32 KiB, stays in L1) and tokens in chunks of kTokens (their bfloat16 activations
+// for one column block, 256 KiB, in L2); every column block after the first adds to y. Rows go
+// 32 at a time (6-token tiles), a last 16 with 12-token tiles.
 void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy) {
-  constexpr int64_t kKc = 512, kTokens = 256, kRn = 12;
+  constexpr int64_t kKc = 512, kTokens = 256, kStride = 16 * kKc / 2;
   thread_local ActivationBuffer packed_buf, x_buf;
-  auto* packed = reinterpret_cast<uint32_t*>(packed_buf.get(16 * kKc * 2));
+  auto* packed = reinterpret_cast<uint32_t*>(packed_buf.get(2 * kStride * 4));
   auto* xb = reinterpret_cast<uint32_t*>(x_buf.get(kTokens * kKc * 2));
-  using Tile = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, bool);
-  static constexpr Tile kTiles[kRn] = {bf16_tile_call<1>, bf16_tile_call<2>,  bf16_tile_call<3>,  bf16_tile_call<4>,
-                                       bf16_tile_call<5>, bf16_tile_call<6>,  bf16_tile_call<7>,  bf16_tile_call<8>,
-                                       bf16_tile_call<9>, bf16_tile_call<10>, bf16_tile_call<11>, bf16_tile_call<12>};
+  using Tile = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*, int64_t, bool);
+  static constexpr Tile kTiles32[6] = {bf16_tile_call<2, 1>, bf16_tile_call<2, 2>, bf16_tile_call<2, 3>,
+                                       bf16_tile_call<2, 4>, bf16_tile_call<2, 5>, bf16_tile_call<2, 6>};
+  static constexpr Tile kTiles16[12] = {bf16_tile_call<1, 1>, bf16_tile_call<1, 2>,  bf16_tile_call<1, 3>,
+                                        bf16_tile_call<1, 4>, bf16_tile_call<1, 5>,  bf16_tile_call<1, 6>,
+                                        bf16_tile_call<1, 7>, bf16_tile_call<1, 8>,  bf16_tile_call<1, 9>,
+                                        bf16_tile_call<1, 10>, bf16_tile_call<1, 11>, bf16_tile_call<1, 12>};
   for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
     const int64_t nt = n - t0 < kTokens ? n - t0 : kTokens;
     for (int64_t c0 = 0; c0 < w.cols; c0 += kKc) {
@@ -663,20 +679,24 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
           const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
           _mm512_storeu_si512(xb + t * (kc / 2) + c / 2, (__m512i)v);
         }
-      for (int64_t r = r0; r + 16 <= r1; r += 16) {
-        for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r, c0 + 2 * k, packed + 16 * k);
+      for (int64_t r = r0; r + 16 <= r1;) {
+        const int rv = r + 32 <= r1 ? 2 : 1;
+        for (int v = 0; v < rv; ++v)
+          for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r + 16 * v, c0 + 2 * k, packed + v * kStride + 16 * k);
         // While this tile computes, the next one's rows come into L2, a share per token group:
         // packing from DRAM 16 rows apart otherwise stalled on every line (18% of BF16 prefill).
-        const bool next = r + 32 <= r1;
-        const int64_t lines = kc * 2 / 64, groups = (nt + kRn - 1) / kRn;
-        for (int64_t t = 0, g = 0; t < nt; t += kRn, ++g) {
-          if (next)
-            for (int64_t q = 16 * lines * g / groups; q < 16 * lines * (g + 1) / groups; ++q)
-              _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + 16 + q / lines) + 2 * c0 + 64 * (q % lines)),
-                           _MM_HINT_T1);
-          const int64_t rn = nt - t < kRn ? nt - t : kRn;
-          kTiles[rn - 1](packed, kc / 2, xb + t * (kc / 2), kc / 2, y + (t0 + t) * ldy + r, ldy, c0 > 0);
+        const int64_t next_rows = r1 - (r + 16 * rv) < 32 ? (r1 - (r + 16 * rv)) / 16 * 16 : 32;
+        const int64_t rn_max = rv == 2 ? 6 : 12;
+        const int64_t lines = kc * 2 / 64, groups = (nt + rn_max - 1) / rn_max;
+        for (int64_t t = 0, g = 0; t < nt; t += rn_max, ++g) {
+          for (int64_t q = next_rows * lines * g / groups; q < next_rows * lines * (g + 1) / groups; ++q)
+            _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + 16 * rv + q / lines) + 2 * c0 + 64 * (q % lines)),
+                         _MM_HINT_T1);
+          const int64_t rn = nt - t < rn_max ? nt - t : rn_max;
+          (rv == 2 ? kTiles32 : kTiles16)[rn - 1](packed, kStride, kc / 2, xb + t * (kc / 2), kc / 2,
+                                                  y + (t0 + t) * ldy + r, ldy, c0 > 0);
         }
+        r += 16 * rv;
       }
     }
   }
