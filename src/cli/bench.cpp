@@ -133,7 +133,7 @@ int bench(const BenchArgs& a) {
         {"build_commit", "gemma-engine"}, {"backends", "CPU"}, {"cpu_info", be.name()},
         {"model_filename", m.info().path}, {"model_type", model_type(m)}, {"model_size", m.weights().bytes()},
         {"model_n_params", m.info().n_params}, {"n_batch", a.batch}, {"n_ubatch", a.batch},
-        {"n_threads", t.threads}, {"type_k", "f32"}, {"type_v", "f32"}, {"n_prompt", t.n_prompt},
+        {"n_threads", t.threads}, {"type_k", "f16"}, {"type_v", "f16"}, {"n_prompt", t.n_prompt},
         {"n_gen", t.n_gen}, {"n_depth", t.n_depth}, {"test_time", time_buf},
         {"avg_ns", static_cast<uint64_t>(mean(ns_d))}, {"stddev_ns", static_cast<uint64_t>(stdev(ns_d))},
         {"avg_ts", mean(ts)}, {"stddev_ts", stdev(ts)}, {"samples_ns", t.samples_ns}, {"samples_ts", ts},

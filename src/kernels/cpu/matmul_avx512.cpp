@@ -1,15 +1,18 @@
-// AVX-512 (F, BW, VL, DQ) + VNNI kernels for decode (one token): compiled with those flags and
-// chosen at run time on CPUs that have them (Intel Ice Lake and later, AMD Zen 4 and later). The
-// table starts as the AVX2 one; this file replaces the single-token matrix-vector kernels of the
-// 32-element block types, where one token's decode time goes, and hands 2+ tokens (prefill GEMM,
-// small batches) back to the AVX2 kernels.
+// AVX-512 (F, BW, VL, DQ, VNNI; BF16 where present) kernels: compiled with those flags and chosen
+// at run time on CPUs that have them (Intel Ice Lake and later, AMD Zen 4 and later). The table
+// starts as the AVX2 one; this file replaces
+//   - decode (one token): every block type (the 32-element types and the K-quants) and the float
+//     types, one row at a time with the next 8-row tile prefetched;
+//   - prefill (kGemmMinTokens+ tokens): a VNNI GEMM for the block types (rows packed 16 at a time
+//     by the AVX2 side) and, on AVX512_BF16 CPUs, a vdpbf16ps GEMM for BF16;
+// and hands 2-7 tokens (small batches) back to the AVX2 kernels.
 //
 // Why it is faster than the AVX2 kernels. vpdpbusd multiplies 64 unsigned bytes by 64 signed
 // bytes and adds each group of four products into an int32 lane: one instruction for two blocks
 // where AVX2 needs maddubs + madd per block (plus two sign instructions for Q8_0). Every code is
 // made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), Q4_0/Q5_0 are stored with an
 // offset already (w = q - 8, q - 16). The offset returns once per block as offset * d_w * s_x,
-// where s_x = d_x * Σ q_x is in the activation block, so it costs one FMA per 16 blocks.
+// where s_x = d_x * Σ q_x is in the activation block, folded into the FMA that scales the block.
 //
 // One ODR rule matters here: this file is built with AVX-512 enabled, so it must not define any
 // inline function or template instance with external linkage that other files also instantiate
@@ -103,9 +106,9 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
   return {qs, d, c, s, sb, o32};
 }
 
-// --- Block traits: two blocks' codes as 64 unsigned bytes, and 16 blocks' scales. --------------
+// --- Block traits: two blocks' codes as 64 unsigned bytes, and their scales. -------------------
 // codes2(b): blocks b[0] (bytes 0-31) and b[1] (32-63), element order; codes1: one block in the
-// low half, zeros above. kOffset: the stored code minus the weight's integer value (so the block's
+// low half, zeros above; d2 / m2: the pair's scales / mins spread over the lanes (pair_scales). kOffset: the stored code minus the weight's integer value (so the block's
 // value is d * (code - kOffset), or d * code + m for kMin types).
 
 // The f16 (or f32) field at byte `offset` of blocks b[0] and b[1] as [b[0] x8 | b[1] x8] floats,
