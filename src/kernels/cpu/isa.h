@@ -40,7 +40,8 @@ struct IsaKernels {
 
 const IsaKernels& isa_generic();
 const IsaKernels* isa_avx2();  // nullptr when not compiled in
-// The AVX2 table with the one-token block kernels replaced by AVX-512 + VNNI ones.
+// The AVX2 table with the one-token kernels and the prefill GEMMs of the block types (and BF16)
+// replaced by AVX-512 VNNI / BF16 ones (matmul_avx512.cpp); nullptr when not compiled in.
 const IsaKernels* isa_avx512();
 
 // True if the weight type's kernels take BlockQ8A activations.
