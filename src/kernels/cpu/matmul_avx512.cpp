@@ -286,7 +286,8 @@ struct KQ45 {
   using Block = B;
   static constexpr bool kO32 = false;
   static constexpr float kOffset = 0.0f;
-  // The twelve 6-bit-packed bytes -> u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins.
+  // The twelve 6-bit-packed bytes -> u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins. The same
+  // steps as RowK45 in decode_rows_avx2.h, written again because that header is AVX2-only (ODR note).
   GE512_INLINE static void unpack(const Block& b, uint32_t u[4]) {
     std::memcpy(u, b.scales, 12);
     constexpr uint32_t kM1 = 0x3f3f3f3f, kM2 = 0x0f0f0f0f, kM3 = 0x03030303;
@@ -414,15 +415,9 @@ GE512_INLINE const uint8_t* row_ptr(const WeightMatrix& w, int64_t r) {
 }
 
 // Rows [r0, r1) x one token; rows in tiles of 8, each tile prefetching the next one's bytes.
-// L: a 32-element block trait (row_dot) or a K-quant (row_dot_k).
-template <typename L, bool kK>
-void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
-  const int64_t nb = w.cols / 32;
-  const TokenView xv = make_view<L::kO32>(x, nb, L::kOffset);
-  auto dot = [&](const uint8_t* row, const uint8_t* pf) {
-    if constexpr (kK) return row_dot_k<L>(row, nb, xv, pf);
-    else return row_dot<L>(row, nb, xv, pf);
-  };
+// dot(row, pf) -> the row's 16 partial sums, prefetching pf's same bytes (nullptr: none).
+template <typename Dot>
+GE512_INLINE void rows_by_tiles(const WeightMatrix& w, int64_t r0, int64_t r1, float* y, const Dot& dot) {
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
     const uint8_t* next = r + 16 <= r1 ? row_ptr(w, r + 8) : nullptr;
@@ -432,6 +427,17 @@ void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8
     _mm256_storeu_ps(y + r, sum8x16(acc));
   }
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(dot(row_ptr(w, r), nullptr));
+}
+
+// L: a 32-element block trait (row_dot) or a K-quant (row_dot_k).
+template <typename L, bool kK>
+void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
+  const int64_t nb = w.cols / 32;
+  const TokenView xv = make_view<L::kO32>(x, nb, L::kOffset);
+  rows_by_tiles(w, r0, r1, y, [&](const uint8_t* row, const uint8_t* pf) {
+    if constexpr (kK) return row_dot_k<L>(row, nb, xv, pf);
+    else return row_dot<L>(row, nb, xv, pf);
+  });
 }
 
 // --- Prefill: the VNNI GEMM for the block types. ------------------------------------------------
@@ -578,16 +584,8 @@ void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void
                        int64_t ldy) {
   if (n != 1 || w.cols % 32 != 0) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, xv, n, y, ldy);
   const auto* x = static_cast<const float*>(xv);
-  int64_t r = r0;
-  for (; r + 8 <= r1; r += 8) {
-    const uint8_t* next = r + 16 <= r1 ? row_ptr(w, r + 8) : nullptr;
-    __m512 acc[8];
-    for (int i = 0; i < 8; ++i)
-      acc[i] = row_dot_float<kType>(row_ptr(w, r + i), w.cols, x,
-                                    next ? next + i * static_cast<int64_t>(w.row_bytes) : nullptr);
-    _mm256_storeu_ps(y + r, sum8x16(acc));
-  }
-  for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(row_dot_float<kType>(row_ptr(w, r), w.cols, x, nullptr));
+  rows_by_tiles(w, r0, r1, y,
+                [&](const uint8_t* row, const uint8_t* pf) { return row_dot_float<kType>(row, w.cols, x, pf); });
 }
 
 // --- Prefill for BF16 weights: vdpbf16ps (AVX512_BF16). ---------------------------------------
@@ -595,7 +593,7 @@ void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void
 // round them much further, to int8) and each vdpbf16ps adds two products per lane in float32:
 // 32 multiply-adds per instruction, twice the float32 FMA's. Rows are packed 16 at a time, column
 // pairs as dwords (lane i = row i); a token's column pair is broadcast. The decode kernel above
-// and GEMMA_PRECISE stay exact in float32.
+// and the precise path (CpuOptions::precise, `--precise`) stay exact in float32.
 // RV x 16 rows (packed buffers p, p + pstride) x RN tokens: per column pair, RV weight loads and
 // RN broadcasts feed RV * RN vdpbf16ps. 32 rows x 6 tokens needs 8 loads per 12 instructions where
 // 16 x 12 needs 13, which bound the loop on Zen 5's load ports.
