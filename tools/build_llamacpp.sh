@@ -13,7 +13,13 @@ if [ ! -x "$DIR/build/bin/llama-bench" ]; then
     tar -xzf "$DIR/sdist/llama_cpp_python-$VERSION.tar.gz" -C "$DIR/sdist"
     mv "$DIR/sdist/llama_cpp_python-$VERSION/vendor/llama.cpp" "$DIR/src"
   fi
+  # AMX stays off: on Xeons with AMX-INT8 this llama.cpp's AMX matmul dies with SIGILL at its first
+  # tileloadd (the tile configuration it loads is a stack object the compiler drops; upstream
+  # llama.cpp PR 26954), so with AMX the peer would not run at all. Its AVX-512 VNNI/BF16 paths
+  # and weight repacking stay on. The macros are what its AMX code is guarded by.
+  NO_AMX="-U__AMX_INT8__ -U__AMX_TILE__ -U__AMX_BF16__"
   cmake -S "$DIR/src" -B "$DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=ON \
+    -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
   cmake --build "$DIR/build" -j"${JOBS:-2}" --target llama-bench llama-perplexity llama-quantize >/dev/null
 fi
