@@ -30,6 +30,7 @@ std::vector<const cpu::IsaKernels*> compiled_isas() {
   std::vector<const cpu::IsaKernels*> v = {&cpu::isa_generic()};
   if (cpu::cpu_has_avx2() && cpu::isa_avx2()) v.push_back(cpu::isa_avx2());
   if (cpu::cpu_has_avx512() && cpu::isa_avx512()) v.push_back(cpu::isa_avx512());
+  if (cpu::cpu_has_amx() && cpu::isa_avx512_amx()) v.push_back(cpu::isa_avx512_amx());
   return v;
 }
 
@@ -78,8 +79,10 @@ void MatmulTest::check(int64_t n_tok) {
           }
         }
         bound += 4e-6 * abs_sum + 1e-6;  // float32 accumulation
-        // The AVX-512 BF16 prefill GEMM rounds activations to bfloat16: each |x| moves by <= 2^-8 |x|.
-        if (type == DType::BF16 && std::string(isa->name) == "avx512" && cpu::cpu_has_avx512_bf16() && n_tok >= 8)
+        // The AVX-512 and AMX BF16 prefill GEMMs round activations to bfloat16: each |x| moves by
+        // <= 2^-8 |x|.
+        if (type == DType::BF16 && std::string(isa->name).rfind("avx512", 0) == 0 && cpu::cpu_has_avx512_bf16() &&
+            n_tok >= 8)
           bound += abs_sum / 256;
         const double err = std::fabs(y[static_cast<size_t>(t * rows + r)] - ref);
         worst = std::max(worst, err / bound);
@@ -94,10 +97,12 @@ void MatmulTest::check(int64_t n_tok) {
 
 // Q8_0 has 21 blocks a row, so the one-token kernel's groups of 8 blocks, its pairs and a last single
 // block all run. Float types: 520 columns take the AVX2 kernels' leftover columns; 608 (19 x 32)
-// the AVX-512 one-token kernel's 64-element steps and its last 32.
+// the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks of
+// the AMX GEMM (1024 + 64), the second adding to the first.
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520},
                                            Case{DType::F32, 608}, Case{DType::F16, 608}, Case{DType::BF16, 608},
+                                           Case{DType::BF16, 1088},
                                            Case{DType::Q8_0, 672}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
                                            Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
                                            Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),

@@ -43,6 +43,8 @@ const IsaKernels* isa_avx2();  // nullptr when not compiled in
 // The AVX2 table with the one-token kernels and the prefill GEMMs of the block types (and BF16)
 // replaced by AVX-512 VNNI / BF16 ones (matmul_avx512.cpp); nullptr when not compiled in.
 const IsaKernels* isa_avx512();
+// The AVX-512 table with BF16 prefill on AMX tiles (gemm_amx.cpp); for CPUs where cpu_has_amx().
+const IsaKernels* isa_avx512_amx();
 
 // True if the weight type's kernels take BlockQ8A activations.
 bool uses_q8a(DType t);
@@ -60,8 +62,12 @@ bool cpu_has_avx2();
 bool cpu_has_avx512();
 // AVX512_BF16 usable (vdpbf16ps; on top of cpu_has_avx512()).
 bool cpu_has_avx512_bf16();
+// AMX-TILE and AMX-BF16 present and the OS's permission to use the tiles granted (asked for
+// once, with arch_prctl, on the first call), on top of cpu_has_avx512_bf16().
+bool cpu_has_amx();
 
-// The best table this CPU can run; GEMMA_ISA=generic|avx2|avx512 in the environment forces one.
+// The best table this CPU can run; GEMMA_ISA=generic|avx2|avx512 in the environment forces one
+// (avx512: without AMX).
 const IsaKernels& select_isa();
 
 }  // namespace gemma::cpu

@@ -4,6 +4,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "kernels/cpu/isa.h"
 
@@ -52,10 +56,32 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+bool cpu_has_amx() {
+#if defined(__x86_64__) && defined(__linux__)
+  static const bool usable = [] {
+    if (!cpu_has_avx512_bf16()) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!(d & (1u << 22)) || !(d & (1u << 24))) return false;  // AMX-BF16, AMX-TILE
+    // Linux enables the 8 KiB tile data state per process on request (ARCH_REQ_XCOMP_PERM for
+    // XFEATURE_XTILEDATA); without it the first tile instruction faults.
+    constexpr long kReqXcompPerm = 0x1023, kXtiledata = 18;
+    if (syscall(SYS_arch_prctl, kReqXcompPerm, kXtiledata) != 0) return false;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    return (xcr0_lo & (3u << 17)) == (3u << 17);  // tile config and tile data state
+  }();
+  return usable;
+#else
+  return false;
+#endif
+}
+
 const IsaKernels& select_isa() {
   const char* forced = std::getenv("GEMMA_ISA");
   std::string want = forced ? forced : "";
   if (want == "generic") return isa_generic();
+  if (want != "avx2" && want != "avx512" && cpu_has_amx() && isa_avx512_amx()) return *isa_avx512_amx();
   if (want != "avx2" && cpu_has_avx512() && isa_avx512()) return *isa_avx512();
   if (cpu_has_avx2() && isa_avx2()) return *isa_avx2();
   return isa_generic();

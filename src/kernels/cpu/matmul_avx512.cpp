@@ -30,6 +30,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/avx512_util.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_avx2.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/quant_blocks.h"
@@ -40,7 +42,6 @@ using namespace quant;
 
 namespace {
 
-#define GE512_INLINE inline __attribute__((always_inline))
 
 // Decode prefetches the next tile's weights into L2 (T1), not L1 (T0). On an Intel Xeon with
 // AMX (2 cores of a VM, 14-17 GB/s per core) T0 held a line-fill buffer per line until it came
@@ -63,23 +64,6 @@ struct TokenView {
   const float* s;
   const float* sb;
   const int32_t* o32;
-};
-
-// A per-thread buffer that grows as needed (no std::vector: see the ODR note above).
-struct ActivationBuffer {
-  uint8_t* p = nullptr;
-  size_t cap = 0;
-  ~ActivationBuffer() { std::free(p); }
-  uint8_t* get(size_t bytes) {
-    bytes = (bytes + 63) / 64 * 64;
-    if (bytes > cap) {
-      std::free(p);
-      p = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-      if (!p) std::abort();
-      cap = bytes;
-    }
-    return p;
-  }
 };
 
 template <bool kO32>
@@ -417,10 +401,6 @@ GE512_INLINE __m256 sum8x16(const __m512 v[8]) {
       _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), s));
 }
 
-GE512_INLINE const uint8_t* row_ptr(const WeightMatrix& w, int64_t r) {
-  return w.data + static_cast<uint64_t>(r) * w.row_bytes;
-}
-
 // Rows [r0, r1) x one token; rows in tiles of 8, each tile prefetching the next one's bytes.
 // dot(row, pf) -> the row's 16 partial sums, prefetching pf's same bytes (nullptr: none).
 template <typename Dot>
@@ -635,32 +615,6 @@ void bf16_tile_call(const uint32_t* p, int64_t pstride, int64_t kp, const uint32
   bf16_tile<RV, RN>(p, pstride, kp, x, ldx, y, ldy, accumulate);
 }
 
-// Rows r..r+15, columns c..c+31 (16 column pairs) into out[16 * k + i] = pair k of row i: a 16x16
-// dword transpose (unpack 32- and 64-bit, then two 128-bit shuffles).
-GE512_INLINE void pack16x16(const WeightMatrix& w, int64_t r, int64_t c, uint32_t* out) {
-  __m512i a[16], t[16];
-  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_si512(row_ptr(w, r + i) + 2 * c);
-  for (int j = 0; j < 8; ++j) {
-    t[2 * j] = _mm512_unpacklo_epi32(a[2 * j], a[2 * j + 1]);
-    t[2 * j + 1] = _mm512_unpackhi_epi32(a[2 * j], a[2 * j + 1]);
-  }
-  for (int j = 0; j < 4; ++j) {  // a[4j + m], 128-bit lane L: column 4L + m of rows 4j..4j+3
-    a[4 * j + 0] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
-    a[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
-    a[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
-    a[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512i v0 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0x88), v1 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0xDD);
-    const __m512i w0 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0x88),
-                  w1 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0xDD);
-    _mm512_storeu_si512(out + 16 * m, _mm512_shuffle_i32x4(v0, w0, 0x88));
-    _mm512_storeu_si512(out + 16 * (8 + m), _mm512_shuffle_i32x4(v0, w0, 0xDD));
-    _mm512_storeu_si512(out + 16 * (4 + m), _mm512_shuffle_i32x4(v1, w1, 0x88));
-    _mm512_storeu_si512(out + 16 * (12 + m), _mm512_shuffle_i32x4(v1, w1, 0xDD));
-  }
-}
-
 // Rows [r0, r0 + 16k) x tokens [0, n), w.cols a multiple of 32. Columns in blocks of kKc (a packed
 // 32-row tile, 32 KiB, stays in L1) and tokens in chunks of kTokens (their bfloat16 activations
 // for one column block, 256 KiB, in L2); every column block after the first adds to y. Rows go
@@ -681,12 +635,7 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
     const int64_t nt = n - t0 < kTokens ? n - t0 : kTokens;
     for (int64_t c0 = 0; c0 < w.cols; c0 += kKc) {
       const int64_t kc = w.cols - c0 < kKc ? w.cols - c0 : kKc;  // a multiple of 32
-      for (int64_t t = 0; t < nt; ++t)
-        for (int64_t c = 0; c < kc; c += 32) {
-          const float* src = x + (t0 + t) * w.cols + c0 + c;
-          const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
-          _mm512_storeu_si512(xb + t * (kc / 2) + c / 2, (__m512i)v);
-        }
+      round_to_bf16(x + t0 * w.cols, w.cols, nt, c0, kc, reinterpret_cast<uint16_t*>(xb));
       for (int64_t r = r0; r + 16 <= r1;) {
         const int rv = r + 32 <= r1 ? 2 : 1;
         for (int v = 0; v < rv; ++v)
@@ -715,6 +664,17 @@ void rows_bf16_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void*
   if (n >= avx2::kGemmMinTokens && w.cols % 32 == 0) {
     const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
     gemm_bf16(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
+    if (r16 < r1) isa_avx2()->rows[static_cast<int>(DType::BF16)](w, r16, r1, xv, n, y, ldy);
+    return;
+  }
+  rows_float_avx512<DType::BF16>(w, r0, r1, xv, n, y, ldy);
+}
+
+// With AMX (isa_avx512_amx): the same, the prefill GEMM on AMX tiles (gemm_amx.cpp).
+void rows_bf16_amx(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
+  if (n >= avx2::kGemmMinTokens && w.cols % 32 == 0) {
+    const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
+    gemm_bf16_amx(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
     if (r16 < r1) isa_avx2()->rows[static_cast<int>(DType::BF16)](w, r16, r1, xv, n, y, ldy);
     return;
   }
@@ -763,6 +723,19 @@ IsaKernels make_avx512() {
 const IsaKernels* isa_avx512() {
   if (!isa_avx2()) return nullptr;
   static const IsaKernels k = make_avx512();
+  return &k;
+}
+
+const IsaKernels* isa_avx512_amx() {
+  if (!isa_avx2()) return nullptr;
+  static const IsaKernels k = [] {
+    IsaKernels t = make_avx512();
+    t.name = "avx512-amx";
+    if (!t.rows_exact[static_cast<int>(DType::BF16)])
+      t.rows_exact[static_cast<int>(DType::BF16)] = t.rows[static_cast<int>(DType::BF16)];
+    t.rows[static_cast<int>(DType::BF16)] = rows_bf16_amx;
+    return t;
+  }();
   return &k;
 }
 
