@@ -48,7 +48,7 @@ namespace {
 // from DRAM, and the 16 of them capped one core's stream: T1 made decode 1.14-1.28x faster
 // end to end (1B Q8_0 9.2 -> 11.9 tok/s on 1 thread); the L1 prefetcher then brings each line
 // from L2 in time.
-constexpr _mm_hint kPrefetchHint = _MM_HINT_T1;
+#define GE512_PREFETCH_HINT _MM_HINT_T1
 
 // --- One token's activations laid out for the pair loop. -------------------------------------
 // qs: the int8 codes of all blocks back to back (two blocks per zmm; zeros after the last block,
@@ -251,7 +251,7 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     if (pf)
-      for (int64_t o = 0; o < kGroup; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), kPrefetchHint);
+      for (int64_t o = 0; o < kGroup; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
     acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
     acc1 = pair_step<L, false>(blocks + b + 2, x, b / 2 + 1, acc1);
     acc2 = pair_step<L, false>(blocks + b + 4, x, b / 2 + 2, acc2);
@@ -259,7 +259,7 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
   }
   if (pf && b < nb)
     for (int64_t o = 0; o < (nb - b) * int64_t{sizeof(Block)}; o += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), kPrefetchHint);
+      _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
   for (; b + 2 <= nb; b += 2) acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
   if (b < nb) acc1 = pair_step<L, true>(blocks + b, x, b / 2, acc1);
   return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
@@ -371,7 +371,7 @@ GE512_INLINE __m512 row_dot_k(const uint8_t* p, int64_t nb, const TokenView& x, 
   for (int64_t b = 0; b < nb / 8; ++b) {
     if (pf)
       for (int64_t o = 0; o < int64_t{sizeof(Block)}; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), kPrefetchHint);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
     const Block& blk = blocks[b];
     const __m512 scv = K::scales(blk, x.sb + 8 * b, corr);
     acc0 = k_pair<K, 0>(blk, x, 4 * b, scv, acc0);
@@ -546,7 +546,7 @@ GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x
   int64_t c = 0;
   for (; c + 64 <= cols; c += 64) {
     if (pf)
-      for (int64_t o = 0; o < 64 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), kPrefetchHint);
+      for (int64_t o = 0; o < 64 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
     __m512 w0, w1, w2, w3;
     load32<kType>(p + c * kBytes, w0, w1);
     load32<kType>(p + (c + 32) * kBytes, w2, w3);
@@ -557,7 +557,7 @@ GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x
   }
   if (c < cols) {  // cols is a multiple of 32
     if (pf)
-      for (int64_t o = 0; o < 32 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), kPrefetchHint);
+      for (int64_t o = 0; o < 32 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
     __m512 w0, w1;
     load32<kType>(p + c * kBytes, w0, w1);
     acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + c), acc0);
