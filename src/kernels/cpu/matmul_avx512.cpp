@@ -64,7 +64,12 @@ struct TokenView {
   const float* s;
   const float* sb;
   const int32_t* o32;
+  const float* d16;  // d_x per block, 16-block groups in kGroupOrder (group16_step)
+  const float* c16;  // -offset * s_x per block, the same order
 };
+
+// The order in which group16_step's reduction leaves a 16-block group's sums.
+constexpr int kGroupOrder[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
 
 template <bool kO32>
 TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
@@ -72,7 +77,8 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
   const int64_t np = (nb + 1) / 2;
   const size_t qs_bytes = static_cast<size_t>(np) * 64 + 64;
   const size_t pair_floats = static_cast<size_t>(np) * 16;
-  uint8_t* p = buf.get(qs_bytes + (5 * pair_floats + 16) * sizeof(float));
+  const int64_t ng = nb / 16;
+  uint8_t* p = buf.get(qs_bytes + (5 * pair_floats + 16 + 32 * static_cast<size_t>(ng)) * sizeof(float));
   auto* qs = reinterpret_cast<int8_t*>(p);
   auto* d = reinterpret_cast<float*>(p + qs_bytes);
   float* c = d + pair_floats;
@@ -94,7 +100,15 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
     for (int64_t k = 0; k < np; ++k)
       _mm512_storeu_si512(o32 + 16 * k, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32),
                                                              _mm512_loadu_si512(qs + 64 * k)));
-  return {qs, d, c, s, sb, o32};
+  float* d16 = reinterpret_cast<float*>(o32 + pair_floats);
+  float* c16 = d16 + 16 * ng;
+  for (int64_t g = 0; g < ng; ++g)
+    for (int i = 0; i < 16; ++i) {
+      const BlockQ8A& xb = x[16 * g + kGroupOrder[i]];
+      d16[16 * g + i] = xb.d;
+      c16[16 * g + i] = -offset * xb.s;
+    }
+  return {qs, d, c, s, sb, o32, d16, c16};
 }
 
 // --- Block traits: two blocks' codes as 64 unsigned bytes, and their scales. -------------------
@@ -127,6 +141,7 @@ struct LQ8_0 {
   static constexpr float kOffset = 128.0f;
   static constexpr bool kMin = false;
   static constexpr bool kO32 = false;
+  static constexpr bool kGroup16 = true;
   GE512_INLINE static __m512i codes2(const Block* b) {
     const __m512i q = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
@@ -154,6 +169,7 @@ struct LI8 {  // plain int8 rows: the per-row scale is applied by the backend af
   static constexpr float kOffset = 128.0f;
   static constexpr bool kMin = false;
   static constexpr bool kO32 = false;
+  static constexpr bool kGroup16 = false;
   GE512_INLINE static __m512i codes2(const Block* b) {
     return _mm512_xor_si512(_mm512_loadu_si512(b[0].qs), _mm512_set1_epi8(static_cast<char>(0x80)));
   }
@@ -179,6 +195,7 @@ struct LNibble {
   static constexpr float kOffset = kMinT ? 0.0f : (kFive ? 16.0f : 8.0f);
   static constexpr bool kMin = kMinT;
   static constexpr bool kO32 = false;
+  static constexpr bool kGroup16 = !kMinT && !kF32Scale;
   // 128-bit lanes [a.qs, a.qs, b.qs, b.qs], the odd lanes shifted down by 4, masked to nibbles.
   GE512_INLINE static __m512i spread(__m512i ab) {
     const __m512i v = _mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0));
@@ -237,6 +254,34 @@ GE512_INLINE __m512 pair_step(const typename L::Block* blk, const TokenView& x, 
   return acc;
 }
 
+// Sixteen blocks against the token (types with one f16 scale d per block and no min): the eight
+// pairs' vpdpbusd lanes are reduced to one int32 per block (three unpack-or-shuffle-and-add
+// steps, which leave the blocks in kGroupOrder), then converted, scaled by the 16 blocks' d_w
+// (gathered, one vcvtph2ps) and d_x and offset-corrected once, instead of a convert, two FMAs and
+// a scale broadcast per pair.
+template <typename L>
+GE512_INLINE __m512 group16_step(const typename L::Block* blk, const TokenView& x, int64_t g, __m512 acc) {
+  using Block = typename L::Block;
+  __m512i p[8];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k)
+    p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), L::codes2(blk + 2 * k), _mm512_loadu_si512(x.qs + 64 * (8 * g + k)));
+  __m512i t[4];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+    t[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]), _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
+  const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
+  const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2], t[3]), _mm512_unpackhi_epi64(t[2], t[3]));
+  const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(u0, u1, 0x88), _mm512_shuffle_i32x4(u0, u1, 0xDD));
+  constexpr int kS = sizeof(Block);
+  const __m512i idx = _mm512_setr_epi32(0, 2 * kS, 4 * kS, 6 * kS, kS, 3 * kS, 5 * kS, 7 * kS, 8 * kS, 10 * kS,
+                                        12 * kS, 14 * kS, 9 * kS, 11 * kS, 13 * kS, 15 * kS);
+  const __m512i raw = _mm512_i32gather_epi32(idx, reinterpret_cast<const uint8_t*>(blk) + offsetof(Block, d), 1);
+  const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+  const __m512 tx = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x.d16 + 16 * g), _mm512_loadu_ps(x.c16 + 16 * g));
+  return _mm512_fmadd_ps(tx, dw, acc);
+}
+
 // One row against one token: 16 float partial sums. Pairs of blocks go four at a time into four
 // accumulators (an FMA chain per accumulator). pf: the same bytes of the row that the next tile
 // will read, prefetched as this row is read (decode streams weights from DRAM and the hardware
@@ -249,6 +294,14 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
          acc3 = _mm512_setzero_ps();
   int64_t b = 0;
+  if constexpr (L::kGroup16)
+    for (; b + 16 <= nb; b += 16) {
+      if (pf)
+        for (int64_t o = 0; o < 2 * kGroup; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
+      if (b & 16) acc1 = group16_step<L>(blocks + b, x, b / 16, acc1);
+      else acc0 = group16_step<L>(blocks + b, x, b / 16, acc0);
+    }
   for (; b + 8 <= nb; b += 8) {
     if (pf)
       for (int64_t o = 0; o < kGroup; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
