@@ -122,14 +122,11 @@ void gemm_bf16_amx(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x
       std::memset(xb + nt * kc, 0, static_cast<size_t>((nt_tiles - nt) * kc) * 2);  // the last tile's padding
       for (int64_t r = r0; r < r1;) {
         const int rv = r + 32 <= r1 ? 2 : 1;
-        for (int v = 0; v < rv; ++v)
-          for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r + 16 * v, c0 + 2 * k, packed + v * kStride + 16 * k);
+        pack_row_groups(w, r, rv, c0, kc, packed, kStride);
         const int64_t next_rows = r1 - (r + 16 * rv) < 32 ? r1 - (r + 16 * rv) : 32;
-        const int64_t lines = kc * 2 / 64, groups = (nt + 31) / 32;
+        const int64_t groups = (nt + 31) / 32;
         for (int64_t t = 0, g = 0; t < nt; t += 32, ++g) {
-          for (int64_t q = next_rows * lines * g / groups; q < next_rows * lines * (g + 1) / groups; ++q)
-            _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + 16 * rv + q / lines) + 2 * c0 + 64 * (q % lines)),
-                         _MM_HINT_T1);
+          prefetch_rows_share(w, r + 16 * rv, next_rows, c0, kc, g, groups);
           tile_32x32(packed, kStride, rv, xb + t * kc, kc, kc / 2, nt - t < 32 ? nt - t : 32, y + (t0 + t) * ldy + r,
                      ldy, c0 > 0);
         }

@@ -42,7 +42,6 @@ using namespace quant;
 
 namespace {
 
-
 // Decode prefetches the next tile's weights into L2 (T1), not L1 (T0). On an Intel Xeon with
 // AMX (2 cores of a VM, 14-17 GB/s per core) T0 held a line-fill buffer per line until it came
 // from DRAM, and the 16 of them capped one core's stream: T1 made decode 1.14-1.28x faster
@@ -71,13 +70,13 @@ struct TokenView {
 // The order in which group16_step's reduction leaves a 16-block group's sums.
 constexpr int kGroupOrder[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
 
-template <bool kO32>
+template <bool kO32, bool kGroup16>
 TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
   thread_local ActivationBuffer buf;
   const int64_t np = (nb + 1) / 2;
   const size_t qs_bytes = static_cast<size_t>(np) * 64 + 64;
   const size_t pair_floats = static_cast<size_t>(np) * 16;
-  const int64_t ng = nb / 16;
+  const int64_t ng = kGroup16 ? nb / 16 : 0;
   uint8_t* p = buf.get(qs_bytes + (5 * pair_floats + 16 + 32 * static_cast<size_t>(ng)) * sizeof(float));
   auto* qs = reinterpret_cast<int8_t*>(p);
   auto* d = reinterpret_cast<float*>(p + qs_bytes);
@@ -329,6 +328,7 @@ template <typename B, bool kFive>
 struct KQ45 {
   using Block = B;
   static constexpr bool kO32 = false;
+  static constexpr bool kGroup16 = false;
   static constexpr float kOffset = 0.0f;
   // The twelve 6-bit-packed bytes -> u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins. The same
   // steps as RowK45 in decode_rows_avx2.h, written again because that header is AVX2-only (ODR note).
@@ -374,6 +374,7 @@ using KQ5_K = KQ45<BlockQ5_K, true>;
 struct KQ6_K {
   using Block = BlockQ6_K;
   static constexpr bool kO32 = true;
+  static constexpr bool kGroup16 = false;
   static constexpr float kOffset = 0.0f;
   GE512_INLINE static __m512 scales(const Block& b, const float*, __m256&) {
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
@@ -473,7 +474,7 @@ GE512_INLINE void rows_by_tiles(const WeightMatrix& w, int64_t r0, int64_t r1, f
 template <typename L, bool kK>
 void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
   const int64_t nb = w.cols / 32;
-  const TokenView xv = make_view<L::kO32>(x, nb, L::kOffset);
+  const TokenView xv = make_view<L::kO32, L::kGroup16>(x, nb, L::kOffset);
   rows_by_tiles(w, r0, r1, y, [&](const uint8_t* row, const uint8_t* pf) {
     if constexpr (kK) return row_dot_k<L>(row, nb, xv, pf);
     else return row_dot<L>(row, nb, xv, pf);
@@ -691,17 +692,12 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
       round_to_bf16(x + t0 * w.cols, w.cols, nt, c0, kc, reinterpret_cast<uint16_t*>(xb));
       for (int64_t r = r0; r + 16 <= r1;) {
         const int rv = r + 32 <= r1 ? 2 : 1;
-        for (int v = 0; v < rv; ++v)
-          for (int64_t k = 0; k < kc / 2; k += 16) pack16x16(w, r + 16 * v, c0 + 2 * k, packed + v * kStride + 16 * k);
-        // While this tile computes, the next one's rows come into L2, a share per token group:
-        // packing from DRAM 16 rows apart otherwise stalled on every line (18% of BF16 prefill).
+        pack_row_groups(w, r, rv, c0, kc, packed, kStride);
         const int64_t next_rows = r1 - (r + 16 * rv) < 32 ? (r1 - (r + 16 * rv)) / 16 * 16 : 32;
         const int64_t rn_max = rv == 2 ? 6 : 12;
-        const int64_t lines = kc * 2 / 64, groups = (nt + rn_max - 1) / rn_max;
+        const int64_t groups = (nt + rn_max - 1) / rn_max;
         for (int64_t t = 0, g = 0; t < nt; t += rn_max, ++g) {
-          for (int64_t q = next_rows * lines * g / groups; q < next_rows * lines * (g + 1) / groups; ++q)
-            _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + 16 * rv + q / lines) + 2 * c0 + 64 * (q % lines)),
-                         _MM_HINT_T1);
+          prefetch_rows_share(w, r + 16 * rv, next_rows, c0, kc, g, groups);
           const int64_t rn = nt - t < rn_max ? nt - t : rn_max;
           (rv == 2 ? kTiles32 : kTiles16)[rn - 1](packed, kStride, kc / 2, xb + t * (kc / 2), kc / 2,
                                                   y + (t0 + t) * ldy + r, ldy, c0 > 0);
@@ -712,22 +708,15 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
   }
 }
 
-void rows_bf16_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
-                      int64_t ldy) {
+// BF16 for the table: prefill (kGemmMinTokens+ tokens) in kGemm on the 16-row tiles, the AVX2
+// kernel for leftover rows; fewer tokens in the exact one-token / AVX2 kernels. kGemm: gemm_bf16
+// (vdpbf16ps) or, in isa_avx512_amx, gemm_bf16_amx (AMX tiles, gemm_amx.cpp).
+using Bf16Gemm = void (*)(const WeightMatrix&, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+template <Bf16Gemm kGemm>
+void rows_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   if (n >= avx2::kGemmMinTokens && w.cols % 32 == 0) {
     const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
-    gemm_bf16(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
-    if (r16 < r1) isa_avx2()->rows[static_cast<int>(DType::BF16)](w, r16, r1, xv, n, y, ldy);
-    return;
-  }
-  rows_float_avx512<DType::BF16>(w, r0, r1, xv, n, y, ldy);
-}
-
-// With AMX (isa_avx512_amx): the same, the prefill GEMM on AMX tiles (gemm_amx.cpp).
-void rows_bf16_amx(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
-  if (n >= avx2::kGemmMinTokens && w.cols % 32 == 0) {
-    const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
-    gemm_bf16_amx(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
+    kGemm(w, r0, r16, static_cast<const float*>(xv), n, y, ldy);
     if (r16 < r1) isa_avx2()->rows[static_cast<int>(DType::BF16)](w, r16, r1, xv, n, y, ldy);
     return;
   }
@@ -756,7 +745,7 @@ IsaKernels make_avx512() {
   k.rows[static_cast<int>(DType::BF16)] = rows_float_avx512<DType::BF16>;
   if (cpu_has_avx512_bf16()) {
     k.rows_exact[static_cast<int>(DType::BF16)] = k.rows[static_cast<int>(DType::BF16)];
-    k.rows[static_cast<int>(DType::BF16)] = rows_bf16_avx512;
+    k.rows[static_cast<int>(DType::BF16)] = rows_bf16<gemm_bf16>;
   }
   k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
   k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
@@ -786,7 +775,7 @@ const IsaKernels* isa_avx512_amx() {
     t.name = "avx512-amx";
     if (!t.rows_exact[static_cast<int>(DType::BF16)])
       t.rows_exact[static_cast<int>(DType::BF16)] = t.rows[static_cast<int>(DType::BF16)];
-    t.rows[static_cast<int>(DType::BF16)] = rows_bf16_amx;
+    t.rows[static_cast<int>(DType::BF16)] = rows_bf16<gemm_bf16_amx>;
     return t;
   }();
   return &k;
