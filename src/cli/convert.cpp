@@ -16,6 +16,7 @@ struct ConvertArgs {
 int convert(const ConvertArgs& a) {
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
+  lo.pages = FilePages::kMapped;  // reads each weight once
   auto model = Model::load(a.in, lo);
   if (!model.ok()) return fail(model.error());
   std::string format = a.format;

@@ -23,6 +23,7 @@ std::string layer_pattern(const ModelConfig& c) {
 int inspect(const InspectArgs& a) {
   LoadOptions opts;
   opts.tokenizer_path = a.tokenizer;
+  opts.pages = FilePages::kMapped;  // reads no weights
   auto model = Model::load(a.path, opts);
   if (!model.ok()) return fail(model.error());
   const Model& m = **model;

@@ -20,7 +20,9 @@ struct TokArgs {
 Result<Tokenizer> open_tokenizer(const TokArgs& a) {
   if (!a.tokenizer.empty()) return Tokenizer::from_file(a.tokenizer);
   GE_ASSIGN(std::string path, resolve_model_path(a.model, true));
-  GE_ASSIGN(auto m, Model::load(path));
+  LoadOptions opts;
+  opts.pages = FilePages::kMapped;  // only the tokenizer is needed
+  GE_ASSIGN(auto m, Model::load(path, opts));
   if (!m->tokenizer()) return error("{}: no tokenizer in the checkpoint; pass --tokenizer", path);
   return *m->tokenizer();
 }

@@ -90,8 +90,8 @@ std::string type_name(GgufType t) {
 
 }  // namespace
 
-Result<std::shared_ptr<GgufFile>> GgufFile::open(const std::string& path) {
-  GE_ASSIGN(auto map, MappedFile::open(path));
+Result<std::shared_ptr<GgufFile>> GgufFile::open(const std::string& path, FilePages pages) {
+  GE_ASSIGN(auto map, MappedFile::open(path, pages));
   auto bytes = map->bytes();
   return parse(bytes, path, std::move(map));
 }

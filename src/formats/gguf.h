@@ -39,8 +39,9 @@ struct GgufValue {
 class GgufFile {
  public:
   // Parses the header, metadata and tensor table of `path`; validates every tensor's type, shape
-  // and extent against the file. Errors name the file and the offending key or tensor.
-  static Result<std::shared_ptr<GgufFile>> open(const std::string& path);
+  // and extent against the file. Errors name the file and the offending key or tensor. `pages`:
+  // where the tensors' bytes live (the file's mapping, or a copy on 2 MiB pages).
+  static Result<std::shared_ptr<GgufFile>> open(const std::string& path, FilePages pages = FilePages::kMapped);
   // Same, from bytes already in memory (the fuzz target); `owner` keeps them alive.
   static Result<std::shared_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, std::string name,
                                                  std::shared_ptr<const void> owner);

@@ -103,24 +103,24 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
   return {};
 }
 
-Status read_safetensors(const std::string& path, TensorSet& out) {
-  GE_ASSIGN(auto map, MappedFile::open(path));
+Status read_safetensors(const std::string& path, TensorSet& out, FilePages pages) {
+  GE_ASSIGN(auto map, MappedFile::open(path, pages));
   auto bytes = map->bytes();
   return parse_safetensors(bytes, path, std::move(map), out);
 }
 
-Status read_safetensors_dir(const std::string& dir, TensorSet& out) {
+Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pages) {
   namespace fs = std::filesystem;
   const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
   if (!fs::exists(index_path)) {
     const std::string single = (fs::path(dir) / "model.safetensors").string();
     if (!fs::exists(single)) return error("{}: no model.safetensors or model.safetensors.index.json", dir);
-    return read_safetensors(single, out);
+    return read_safetensors(single, out, pages);
   }
   GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
   for (auto& [shard, names] : index.names_by_shard) {
     TensorSet part;
-    GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part));
+    GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part, pages));
     for (const std::string& name : names)
       if (!part.find(name)) return error("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     for (const auto& [name, t] : part.all()) {

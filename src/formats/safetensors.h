@@ -8,18 +8,19 @@
 #include <string>
 
 #include "formats/tensor_set.h"
+#include "util/mapped_file.h"
 #include "util/result.h"
 
 namespace gemma {
 
-// Reads one .safetensors file into `out` (tensor names as stored).
-Status read_safetensors(const std::string& path, TensorSet& out);
+// Reads one .safetensors file into `out` (tensor names as stored); `pages`: where its bytes live.
+Status read_safetensors(const std::string& path, TensorSet& out, FilePages pages = FilePages::kMapped);
 // Same from bytes in memory (fuzz target); `owner` keeps them alive.
 Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& name, std::shared_ptr<const void> owner,
                          TensorSet& out);
 
 // Reads every tensor of a checkpoint directory: the shards listed by model.safetensors.index.json,
 // or the single model.safetensors. Checks that each tensor is in the shard the index names.
-Status read_safetensors_dir(const std::string& dir, TensorSet& out);
+Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pages = FilePages::kMapped);
 
 }  // namespace gemma

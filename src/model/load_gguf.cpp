@@ -52,8 +52,8 @@ Result<std::vector<bool>> read_pattern(const Reader& r, Generation g, int n_laye
 
 }  // namespace
 
-Result<LoadedCheckpoint> load_gguf(const std::string& path) {
-  GE_ASSIGN(std::shared_ptr<GgufFile> f, GgufFile::open(path));
+Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
+  GE_ASSIGN(std::shared_ptr<GgufFile> f, GgufFile::open(path, pages));
   GE_ASSIGN(auto arch_opt, f->get_string("general.architecture"));
   if (!arch_opt) return error("{}: missing general.architecture", path);
   Reader r{*f, *arch_opt};

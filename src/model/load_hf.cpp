@@ -258,7 +258,7 @@ bool is_vision_or_head(const std::string& n) {
 
 }  // namespace
 
-Result<LoadedCheckpoint> load_hf(const std::string& path) {
+Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   // A directory, its model.safetensors.index.json (both mean the whole sharded checkpoint), or
   // one .safetensors file.
   const bool is_index = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
@@ -272,8 +272,8 @@ Result<LoadedCheckpoint> load_hf(const std::string& path) {
   GE_ASSIGN(ModelConfig c, parse_config(root, config_path));
 
   TensorSet raw;
-  if (is_file) GE_TRY(read_safetensors(path, raw));
-  else GE_TRY(read_safetensors_dir(dir, raw));
+  if (is_file) GE_TRY(read_safetensors(path, raw, pages));
+  else GE_TRY(read_safetensors_dir(dir, raw, pages));
 
   LoadedCheckpoint out;
   CheckpointInfo& info = out.info;

@@ -77,8 +77,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   GE_ASSIGN(Detected found, detect_format(path));
   LoadedCheckpoint ck;
   switch (found.format) {
-    case Format::kGguf: { GE_ASSIGN(ck, load_gguf(found.path)); break; }
-    case Format::kHf: { GE_ASSIGN(ck, load_hf(found.path)); break; }
+    case Format::kGguf: { GE_ASSIGN(ck, load_gguf(found.path, options.pages)); break; }
+    case Format::kHf: { GE_ASSIGN(ck, load_hf(found.path, options.pages)); break; }
     case Format::kTorch: { GE_ASSIGN(ck, load_gemma_pytorch(found.path)); break; }
     case Format::kOrbax: { GE_ASSIGN(ck, load_orbax(found.path)); break; }
   }

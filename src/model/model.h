@@ -14,12 +14,16 @@
 #include "model/kv_cache.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
+#include "util/mapped_file.h"
 #include "util/result.h"
 
 namespace gemma {
 
 struct LoadOptions {
   std::string tokenizer_path;  // overrides the tokenizer found in or beside the checkpoint
+  // Where weights used in place (GGUF, safetensors) live: a copy on 2 MiB pages (faster decode),
+  // or the file's own mapping (instant start, page cache shared between processes).
+  FilePages pages = FilePages::kHuge;
 };
 
 // What `gemma inspect` reports about the file, besides the config.

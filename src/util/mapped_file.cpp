@@ -1,6 +1,8 @@
 #include "util/mapped_file.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -12,7 +14,52 @@
 
 namespace gemma {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// The file's `size` bytes read into anonymous memory that starts on a 2 MiB boundary and is marked
+// MADV_HUGEPAGE, so the kernel backs it with huge pages as the reads fault it in. Returns the
+// region (2 MiB multiple) for munmap; its bytes are read-only afterwards, as a file map's are.
+Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const std::string& path) {
+  const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return error("{}: cannot reserve {} bytes: {}", path, bytes, std::strerror(errno));
+  // Keep the 2 MiB-aligned part of the reservation, release the rest.
+  auto* base = static_cast<uint8_t*>(p);
+  auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1));
+  if (aligned > base) munmap(base, static_cast<size_t>(aligned - base));
+  if (aligned + bytes < base + bytes + kHugePage) munmap(aligned + bytes, static_cast<size_t>(base + bytes + kHugePage - (aligned + bytes)));
+#ifdef MADV_HUGEPAGE
+  madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: without it the copy still works, on 4 KiB pages
+#endif
+  for (size_t done = 0; done < size;) {
+    const ssize_t n = pread(fd, aligned + done, std::min<size_t>(size - done, size_t{1} << 30), static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "file shrank while reading";
+      munmap(aligned, bytes);
+      return error("{}: cannot read: {}", path, why);
+    }
+    done += static_cast<size_t>(n);
+  }
+  mprotect(aligned, bytes, PROT_READ);
+  return std::pair<void*, size_t>{aligned, bytes};
+}
+
+}  // namespace
+
+bool huge_pages_available() {
+  static const bool available = [] {
+    std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string modes;
+    std::getline(in, modes);
+    return in && modes.find("[never]") == std::string::npos;
+  }();
+  return available;
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FilePages pages) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return error("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -30,15 +77,23 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     ::close(fd);
     return error("{}: file is empty", path);
   }
+  if (pages == FilePages::kHuge && huge_pages_available()) {
+    auto region = read_into_huge_pages(fd, size, path);
+    ::close(fd);
+    if (!region.ok()) return std::move(region).error();
+    const auto [map, map_bytes] = *region;
+    return std::shared_ptr<MappedFile>(
+        new MappedFile(path, static_cast<const uint8_t*>(map), size, map, map_bytes, /*huge=*/true));
+  }
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (p == MAP_FAILED) return error("{}: cannot mmap: {}", path, std::strerror(e));
-  return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size));
+  return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size, p, size, false));
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (map_) munmap(map_, map_bytes_);
 }
 
 Result<std::string> read_text_file(const std::string& path) {

@@ -1,6 +1,6 @@
 // A read-only memory map of a whole file. Weights are used in place from the map wherever the
-// format stores them in a layout our kernels read (GGUF, safetensors), so loading is cheap and the
-// page cache is shared between processes.
+// format stores them in a layout our kernels read (GGUF, safetensors), either in the file's own
+// pages or in a copy on 2 MiB pages (FilePages), which decode streams faster.
 #pragma once
 
 #include <cstddef>
@@ -13,10 +13,22 @@
 
 namespace gemma {
 
+// Where a mapped file's bytes live.
+enum class FilePages {
+  // The file's own mapping: instant start, the page cache shared between processes, but mostly
+  // 4 KiB pages (2 MiB only where the kernel cached the file in 2 MiB folios).
+  kMapped,
+  // Read into anonymous memory on 2 MiB pages (transparent huge pages, MADV_HUGEPAGE): decode,
+  // which streams every weight once a token, runs 1.03-1.2x faster (fewer TLB misses, and the
+  // hardware prefetchers are not stopped at every 4 KiB boundary). Costs a read of the file at
+  // load and the page cache is not shared. Falls back to kMapped where Linux has THP off.
+  kHuge,
+};
+
 class MappedFile {
  public:
   // Opens and maps `path`. Errors name the path and the reason (missing, a directory, empty...).
-  static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  static Result<std::shared_ptr<MappedFile>> open(const std::string& path, FilePages pages = FilePages::kMapped);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -25,14 +37,22 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Whether the bytes are a copy on 2 MiB pages (kHuge granted) rather than the file's mapping.
+  bool huge_pages() const { return huge_; }
 
  private:
-  MappedFile(std::string path, const uint8_t* data, size_t size)
-      : path_(std::move(path)), data_(data), size_(size) {}
+  MappedFile(std::string path, const uint8_t* data, size_t size, void* map, size_t map_bytes, bool huge)
+      : path_(std::move(path)), data_(data), size_(size), map_(map), map_bytes_(map_bytes), huge_(huge) {}
   std::string path_;
   const uint8_t* data_;
   size_t size_;
+  void* map_;         // what munmap releases: the file's mapping or the anonymous reservation
+  size_t map_bytes_;
+  bool huge_;
 };
+
+// Whether Linux grants transparent huge pages to MADV_HUGEPAGE regions (THP not "never").
+bool huge_pages_available();
 
 // Reads a whole (small) file into a string; for JSON configs and the like.
 Result<std::string> read_text_file(const std::string& path);

@@ -1,0 +1,70 @@
+#include "util/mapped_file.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace gemma {
+namespace {
+
+class MappedFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("gemma_mapped_file_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+  void write(const std::vector<uint8_t>& bytes) {
+    std::ofstream out(path_, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  std::string path_;
+};
+
+std::vector<uint8_t> pattern(size_t n) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 131 + (i >> 12));
+  return v;
+}
+
+// Both residencies give the file's bytes; the 2 MiB-page copy starts on a 2 MiB boundary (where
+// the kernel can back it with huge pages) and is used only where THP is on.
+TEST_F(MappedFileTest, MappedAndHugeCopyHoldTheFilesBytes) {
+  const std::vector<uint8_t> bytes = pattern((size_t{5} << 20) + 12345);  // 2.5 huge pages, ragged end
+  write(bytes);
+  for (FilePages pages : {FilePages::kMapped, FilePages::kHuge}) {
+    auto m = MappedFile::open(path_, pages);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    ASSERT_EQ((*m)->size(), bytes.size());
+    EXPECT_EQ(std::vector<uint8_t>((*m)->data(), (*m)->data() + (*m)->size()), bytes);
+    const bool huge = pages == FilePages::kHuge && huge_pages_available();
+    EXPECT_EQ((*m)->huge_pages(), huge);
+    if (huge) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>((*m)->data()) % (uintptr_t{2} << 20), 0u);
+    }
+  }
+}
+
+TEST_F(MappedFileTest, ErrorsNameThePathAndReason) {
+  write({});
+  for (FilePages pages : {FilePages::kMapped, FilePages::kHuge}) {
+    auto empty = MappedFile::open(path_, pages);
+    ASSERT_FALSE(empty.ok());
+    EXPECT_NE(empty.error().message.find("file is empty"), std::string::npos) << empty.error().message;
+    auto missing = MappedFile::open(path_ + ".missing", pages);
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().message.find(".missing: cannot open"), std::string::npos) << missing.error().message;
+    auto dir = MappedFile::open(std::filesystem::temp_directory_path().string(), pages);
+    ASSERT_FALSE(dir.ok());
+    EXPECT_NE(dir.error().message.find("is a directory"), std::string::npos) << dir.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace gemma
