@@ -8,6 +8,14 @@ engine's tokens/s and the median of the per-round ratios. It also reports the sh
 bandwidth limit that decode reaches: bytes read per generated token (every weight, including the
 tied output projection, plus the KV cache) divided by the measured read bandwidth.
 
+Both engines read the same files through the page cache, and how the kernel caches a file
+changes llama.cpp's speed: Linux 6.18 on ext4 caches a file read after a reboot in 2 MiB folios,
+which a memory map then gets as 2 MiB pages, but a file just written (downloaded, quantized) in
+small ones (decode of the 1B-shape Q8_0 on the AMX Xeon VM: llama.cpp 1.08-1.11x faster on the
+first). Unless --keep-page-cache is given, each model file is dropped from the page cache before
+the rounds, so both engines find it as after a reboot. (gemma-engine copies the weights onto
+2 MiB pages of its own by default and depends less on this.)
+
 Usage:
   python3 tools/bench_vs_llamacpp.py --llama-bench $(tools/build_llamacpp.sh)/llama-bench \
       --model default --model path/to/other.gguf --threads 1,2 --rounds 5 [--markdown docs/benchmarks.md]
@@ -65,8 +73,14 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--markdown")
+    ap.add_argument("--keep-page-cache", action="store_true", help="do not drop the models from the page cache first")
     a = ap.parse_args()
     models = [default_model() if m == "default" else m for m in (a.model or ["default"])]
+    if not a.keep_page_cache:
+        for model in models:
+            fd = os.open(model, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
     threads = [int(t) for t in a.threads.split(",")]
     gemma = os.path.join(ROOT, "build/gemma")
     common = ["-p", a.p, "-n", a.n, "-d", a.d, "-r", str(a.reps), "-o", "jsonl"]
