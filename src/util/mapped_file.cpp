@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -47,6 +48,15 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
   return std::pair<void*, size_t>{aligned, bytes};
 }
 
+// MemAvailable from /proc/meminfo (free memory plus what the kernel can reclaim, the page cache
+// included), or SIZE_MAX where it cannot be read.
+size_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;
+  return SIZE_MAX;
+}
+
 }  // namespace
 
 bool huge_pages_available() {
@@ -77,7 +87,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Fi
     ::close(fd);
     return error("{}: file is empty", path);
   }
-  if (pages == FilePages::kHuge && huge_pages_available()) {
+  // A copy cannot be paged back to the file, so a model that would not fit in memory stays mapped.
+  if (pages == FilePages::kHuge && huge_pages_available() && size < available_memory() / 10 * 9) {
     auto region = read_into_huge_pages(fd, size, path);
     ::close(fd);
     if (!region.ok()) return std::move(region).error();

@@ -21,7 +21,8 @@ enum class FilePages {
   // Read into anonymous memory on 2 MiB pages (transparent huge pages, MADV_HUGEPAGE): decode,
   // which streams every weight once a token, runs 1.03-1.2x faster (fewer TLB misses, and the
   // hardware prefetchers are not stopped at every 4 KiB boundary). Costs a read of the file at
-  // load and the page cache is not shared. Falls back to kMapped where Linux has THP off.
+  // load and the page cache is not shared. Falls back to kMapped where Linux has THP off, or where
+  // the file is over 90% of the memory available (a copy cannot be paged back to the file).
   kHuge,
 };
 
