@@ -21,10 +21,10 @@ struct LoadedCheckpoint {
 };
 
 // `pages`: where the weights' bytes live (formats whose tensors are used in place).
-Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages = FilePages::kMapped);
+Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages);
 // A Hugging Face checkpoint directory (config.json + model*.safetensors), or a .safetensors file
 // with config.json beside it.
-Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages = FilePages::kMapped);
+Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages);
 // A Kaggle Flax/Orbax checkpoint directory (manifest.ocdbt, ocdbt.process_*/ or zarr directories).
 Result<LoadedCheckpoint> load_orbax(const std::string& dir);
 // gemma_pytorch .ckpt (float or int8), or a directory with one .ckpt or pytorch_model.bin.index.json.
