@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -12,8 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
 
 namespace gemma::cli {
 
@@ -21,12 +21,14 @@ namespace {
 
 struct BenchArgs {
   ModelArgs m;
+  ComputeArgs compute;
+  DType kv_type = DType::F16;
   std::vector<int> n_prompt{512};
   std::vector<int> n_gen{128};
   std::vector<int> depth{0};
   std::vector<int> threads;
   int reps = 3;
-  int batch = Session::kDefaultChunk;
+  int batch = 256;  // the engine's default step budget
   std::string output = "md";
 };
 
@@ -53,29 +55,57 @@ double stdev(const std::vector<double>& v) {  // sample standard deviation, as l
   return std::sqrt(s / static_cast<double>(v.size() - 1));
 }
 
+// One repetition through the engine: an untimed request of -d tokens kept in the cache, then the
+// timed request continuing it: pp feeds n_prompt random ids in chunks of -b with logits for the
+// last; tg feeds n_gen random ids one per step with logits for each (max_chunk 1, score_from 0),
+// so neither test pays for sampling, as in llama-bench.
 Status run_once(const Model& model, Backend& be, const BenchArgs& a, TestResult& t, bool timed, std::mt19937& rng) {
   const int n_vocab = model.n_vocab_out();
   std::uniform_int_distribution<int32_t> rand_id(0, n_vocab - 1);
   const int32_t bos = model.tokenizer() ? model.tokenizer()->bos_id() : 2;
-  GE_ASSIGN(auto s, Session::create(model, be, t.n_depth + t.n_prompt + t.n_gen + 1, a.batch));
-  std::vector<float> logits;
-  auto prompt = [&](int n) -> Status {
+  EngineOptions eo;
+  eo.n_ctx = t.n_depth + t.n_prompt + t.n_gen + 1;
+  eo.step_tokens = a.batch;
+  eo.kv_type = a.kv_type;
+  GE_ASSIGN(auto engine, Engine::create(model, be, eo));
+  auto random_ids = [&](int n, bool first) {
     std::vector<int32_t> ids(static_cast<size_t>(n));
     for (auto& id : ids) id = rand_id(rng);
-    if (s->n_past() == 0) ids[0] = bos;
-    return s->append(ids, logits);
+    if (first) ids[0] = bos;
+    return ids;
   };
-  if (t.n_depth > 0) GE_TRY(prompt(t.n_depth));
-  const auto t0 = std::chrono::steady_clock::now();
-  if (t.n_prompt > 0) GE_TRY(prompt(t.n_prompt));
-  if (t.n_gen > 0) {
-    int32_t id = s->n_past() == 0 ? bos : rand_id(rng);
-    for (int i = 0; i < t.n_gen; ++i) {
-      GE_TRY(s->append({&id, 1}, logits));
-      id = rand_id(rng);
-    }
+  Status failed;
+  auto on_done = [&](const RequestResult& r) {
+    if (!r.status.ok()) failed = r.status;
+  };
+  std::optional<RequestId> depth;
+  if (t.n_depth > 0) {
+    Request r;
+    r.prompt = random_ids(t.n_depth, true);
+    r.max_tokens = 0;
+    r.keep = true;
+    r.on_done = on_done;
+    depth = engine->submit(std::move(r));
+    GE_TRY(engine->run_to_completion());
+    GE_TRY(failed);
   }
+  Request r;
+  r.continue_from = depth;
+  r.max_tokens = 0;
+  r.on_done = on_done;
+  if (t.n_prompt > 0) {
+    r.prompt = random_ids(t.n_prompt, !depth);
+  } else {
+    r.prompt = random_ids(t.n_gen, !depth);
+    r.max_chunk = 1;
+    r.score_from = 0;
+    r.on_prompt_logits = [](int, std::span<const float>) {};
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  engine->submit(std::move(r));
+  GE_TRY(engine->run_to_completion());
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  GE_TRY(failed);
   if (timed) t.samples_ns.push_back(static_cast<uint64_t>(ns));
   return {};
 }
@@ -111,7 +141,11 @@ int bench(const BenchArgs& a) {
   std::mt19937 rng(42);
   bool first = true;
   for (TestResult& t : tests) {
-    CpuBackend be(t.threads);
+    ModelArgs threads_only = a.m;
+    threads_only.threads = t.threads;
+    auto backend = make_backend(threads_only, a.compute);
+    if (!backend.ok()) return fail(backend.error());
+    Backend& be = **backend;
     Status st = run_once(m, be, a, t, false, rng);  // warm-up
     for (int r = 0; st.ok() && r < a.reps; ++r) st = run_once(m, be, a, t, true, rng);
     if (!st.ok()) return fail(st.error());
@@ -125,6 +159,7 @@ int bench(const BenchArgs& a) {
       std::fflush(stdout);
       continue;
     }
+    const std::string kv_name = a.kv_type == DType::F32 ? "f32" : "f16";
     std::vector<double> ns_d(t.samples_ns.begin(), t.samples_ns.end());
     char time_buf[32];
     const std::time_t now = std::time(nullptr);
@@ -133,7 +168,7 @@ int bench(const BenchArgs& a) {
         {"build_commit", "gemma-engine"}, {"backends", "CPU"}, {"cpu_info", be.name()},
         {"model_filename", m.info().path}, {"model_type", model_type(m)}, {"model_size", m.weights().bytes()},
         {"model_n_params", m.info().n_params}, {"n_batch", a.batch}, {"n_ubatch", a.batch},
-        {"n_threads", t.threads}, {"type_k", "f16"}, {"type_v", "f16"}, {"n_prompt", t.n_prompt},
+        {"n_threads", t.threads}, {"type_k", kv_name}, {"type_v", kv_name}, {"n_prompt", t.n_prompt},
         {"n_gen", t.n_gen}, {"n_depth", t.n_depth}, {"test_time", time_buf},
         {"avg_ns", static_cast<uint64_t>(mean(ns_d))}, {"stddev_ns", static_cast<uint64_t>(stdev(ns_d))},
         {"avg_ts", mean(ts)}, {"stddev_ts", stdev(ts)}, {"samples_ns", t.samples_ns}, {"samples_ts", ts},
@@ -158,6 +193,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-m,--model", a->m.model, "Checkpoint (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", a->m.tokenizer, "tokenizer.json or tokenizer.model");
   add_mmap_flag(sub, a->m.mmap);
+  add_compute_options(sub, a->compute);
   sub->add_option("-p,--n-prompt", a->n_prompt, "Prompt lengths to test (0 to skip)")->delimiter(',');
   sub->add_option("-n,--n-gen", a->n_gen, "Generation lengths to test (0 to skip)")->delimiter(',');
   sub->add_option("-d,--n-depth", a->depth, "Context already in the cache before each test")->delimiter(',');
@@ -169,6 +205,14 @@ Command add_bench(CLI::App& app) {
   return [a] {
     if (a->reps < 1) return fail("-r must be at least 1");
     if (a->batch < 1) return fail("-b must be at least 1");
+    for (const auto* list : {&a->n_prompt, &a->n_gen, &a->depth})
+      for (int v : *list)
+        if (v < 0) return fail("-p, -n and -d take counts >= 0");
+    for (int th : a->threads)
+      if (th < 1) return fail("-t takes thread counts >= 1");
+    auto kv = kv_cache_type(a->compute);
+    if (!kv.ok()) return fail(kv.error());
+    a->kv_type = *kv;
     return bench(*a);
   };
 }

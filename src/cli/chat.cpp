@@ -1,16 +1,16 @@
-// gemma chat: a multi-turn conversation on stdin/stdout. The KV cache persists across turns, so
-// each turn prefills only its own tokens, never the history.
+// gemma chat: a multi-turn conversation on stdin/stdout. Each turn is a request that continues
+// the previous turn's sequence in the engine, so only the new turn is prefilled, never the history.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "runtime/chat.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
+#include "runtime/prompt.h"
 
 namespace gemma::cli {
 
@@ -18,17 +18,22 @@ namespace {
 
 struct ChatArgs {
   ModelArgs m;
+  ComputeArgs compute;
   std::string system;
   int max_tokens = 512;
   float temperature = 1.0f;
   int top_k = 64;
   float top_p = 0.95f;
   uint64_t seed = 0;
-  int ctx = 0;
+  bool seed_given = false;
+  int64_t ctx = 0;
   bool verbose = false;
 };
 
 int chat(const ChatArgs& a) {
+  if (a.max_tokens < 0) return fail("--max-tokens must be >= 0");
+  SamplerParams sp{a.temperature, a.top_k, a.top_p, 0};
+  if (Status st = check_sampling(sp); !st.ok()) return fail(st.error());
   auto model = load_model(a.m);
   if (!model.ok()) return fail(model.error());
   const Model& mdl = **model;
@@ -36,48 +41,63 @@ int chat(const ChatArgs& a) {
   if (!tok) return fail("the checkpoint has no tokenizer; pass --tokenizer PATH");
   if (!mdl.config().instruction_tuned)
     fmt::print(stderr, "gemma: note: this checkpoint has no chat template (a base model); replies may ramble\n");
-  const int n_ctx = a.ctx > 0 ? a.ctx : std::min(mdl.config().context_length, 8192);
-  CpuBackend backend(thread_count(a.m.threads));
-  auto session = Session::create(mdl, backend, n_ctx);
-  if (!session.ok()) return fail(session.error());
-  Sampler sampler(SamplerParams{a.temperature, a.top_k, a.top_p, a.seed ? a.seed : std::random_device{}()});
-  GenerateOptions opt;
-  opt.max_tokens = a.max_tokens;
-  opt.stop_ids.push_back(tok->eos_id());
-  if (auto eot = tok->end_of_turn_id()) opt.stop_ids.push_back(*eot);
+  if (a.ctx != 0)
+    if (Status st = check_context(a.ctx); !st.ok()) return fail(st.error());
+  const int n_ctx = a.ctx > 0 ? static_cast<int>(a.ctx) : default_context(mdl.config());
+  auto backend = make_backend(a.m, a.compute);
+  if (!backend.ok()) return fail(backend.error());
+  auto kv = kv_cache_type(a.compute);
+  if (!kv.ok()) return fail(kv.error());
+  EngineOptions eo;
+  eo.n_ctx = n_ctx;
+  eo.kv_type = *kv;
+  auto engine = Engine::create(mdl, **backend, eo);
+  if (!engine.ok()) return fail(engine.error());
+  // One sampler stream for the whole conversation: each turn's seed is drawn from it.
+  std::mt19937_64 seeds(resolve_seed(a.seed_given ? std::optional<uint64_t>(a.seed) : std::nullopt));
   const bool interactive = isatty(STDIN_FILENO);
-  bool first = true;
+  std::optional<RequestId> previous;
   std::string line;
   for (;;) {
     if (interactive) fmt::print(stderr, "> ");
     if (!std::getline(std::cin, line)) break;
     if (trim(line).empty()) continue;
+    const bool first = !previous;
     auto enc = tok->encode(format_user_turn(line, a.system, first), false);
     if (!enc.ok()) {
       fail(enc.error());
       continue;
     }
-    std::vector<int32_t> ids;
-    if (first) ids.push_back(tok->bos_id());
-    ids.insert(ids.end(), enc->begin(), enc->end());
-    if ((*session)->n_past() + static_cast<int>(ids.size()) >= n_ctx) {
+    Request req;
+    if (first) req.prompt.push_back(tok->bos_id());
+    req.prompt.insert(req.prompt.end(), enc->begin(), enc->end());
+    const int used = previous ? static_cast<int>((*engine)->sequence_tokens(*previous).size()) : 0;
+    if (used + static_cast<int>(req.prompt.size()) >= n_ctx)
       return fail(fmt::format("the conversation no longer fits in the context of {} tokens (raise --ctx)", n_ctx));
-    }
-    Utf8StreamDecoder utf8;
-    auto st = (*session)->generate(ids, opt, sampler, [&](int32_t id) {
-      const std::string s = utf8.push(tok->token_bytes(id));
-      std::fwrite(s.data(), 1, s.size(), stdout);
+    req.continue_from = previous;
+    req.keep = true;
+    req.sampling = sp;
+    req.sampling.seed = seeds();
+    req.max_tokens = a.max_tokens;
+    req.stop_ids = default_stop_ids(*tok);
+    req.on_token = [](const TokenEvent& ev) {
+      std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
       std::fflush(stdout);
       return true;
-    });
-    const std::string tail = utf8.flush() + "\n";
+    };
+    RequestResult result;
+    req.on_done = [&](const RequestResult& r) { result = r; };
+    previous = (*engine)->submit(std::move(req));
+    const Status ran = (*engine)->run_to_completion();
+    const std::string tail = result.tail + "\n";
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::fflush(stdout);
-    if (!st.ok()) return fail(st.error());
+    if (!ran.ok()) return fail(ran.error());
+    if (!result.status.ok()) return fail(result.status.error());
     if (a.verbose)
       fmt::print(stderr, "gemma: turn prefill {} tokens ({:.1f} tok/s), decode {} tokens ({:.1f} tok/s), context {}/{}\n",
-                 st->n_prompt, st->prefill_tps(), st->n_generated, st->decode_tps(), (*session)->n_past(), n_ctx);
-    first = false;
+                 result.stats.n_prompt, result.stats.prefill_tps(), result.stats.n_generated,
+                 result.stats.decode_tps(), (*engine)->sequence_tokens(*previous).size(), n_ctx);
   }
   return 0;
 }
@@ -88,12 +108,14 @@ Command add_chat(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   CLI::App* sub = app.add_subcommand("chat", "Multi-turn conversation (one user message per line on stdin)");
   add_model_options(sub, a->m);
+  add_compute_options(sub, a->compute);
   sub->add_option("--system", a->system, "System prompt (Gemma prepends it to the first user turn)");
   sub->add_option("-n,--max-tokens", a->max_tokens, "Maximum tokens per reply")->capture_default_str();
   sub->add_option("--temperature,--temp", a->temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
   sub->add_option("--top-k", a->top_k, "Top-k")->capture_default_str();
   sub->add_option("--top-p", a->top_p, "Top-p")->capture_default_str();
-  sub->add_option("--seed", a->seed, "Random seed (0: random)");
+  sub->add_option("--seed", a->seed, "Random seed: any value makes the conversation reproducible (default: random)")
+      ->each([a](const std::string&) { a->seed_given = true; });
   sub->add_option("-c,--ctx", a->ctx, "Context size (default: min(model context, 8192))");
   sub->add_flag("-v,--verbose", a->verbose, "Print speeds and context use after each turn");
   return [a] { return chat(*a); };

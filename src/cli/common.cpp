@@ -76,4 +76,26 @@ std::string human_bytes(uint64_t b) {
   return fmt::format("{} B", b);
 }
 
+void add_compute_options(CLI::App* sub, ComputeArgs& c) {
+  sub->add_flag("--precise", c.precise,
+                "Exact arithmetic: float32 products for every weight type and a float32 KV cache, as the reference "
+                "implementations compute (slower)");
+  sub->add_option("--kv-type", c.kv_type, "KV cache element type: f16 (default) or f32 (default with --precise)")
+      ->check(::CLI::IsMember({"f32", "f16"}));
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c) {
+  BackendOptions o;
+  o.threads = m.threads;
+  o.precise = c.precise;
+  return create_backend(o);
+}
+
+Result<DType> kv_cache_type(const ComputeArgs& c) {
+  if (c.kv_type.empty()) return c.precise ? DType::F32 : DType::F16;
+  if (c.kv_type == "f32") return DType::F32;
+  if (c.kv_type == "f16") return DType::F16;
+  return error("--kv-type must be f32 or f16 (got '{}')", c.kv_type);
+}
+
 }  // namespace gemma::cli

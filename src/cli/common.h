@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kernels/backend.h"
 #include "model/model.h"
 #include "util/result.h"
 
@@ -40,5 +41,15 @@ int fail(const std::string& message);
 // Peak resident set size of this process, in bytes.
 uint64_t peak_rss_bytes();
 std::string human_bytes(uint64_t bytes);
+
+// How the forward pass computes: --precise and --kv-type, shared by run, chat, perplexity, bench.
+struct ComputeArgs {
+  bool precise = false;  // float32 products and (unless --kv-type says otherwise) a float32 KV cache
+  std::string kv_type;   // "f32" | "f16"; empty: f32 with --precise, else f16
+};
+void add_compute_options(::CLI::App* sub, ComputeArgs& c);
+// The backend the options ask for (the CPU today), with its thread count.
+Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c);
+Result<DType> kv_cache_type(const ComputeArgs& c);
 
 }  // namespace gemma::cli

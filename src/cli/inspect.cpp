@@ -1,9 +1,12 @@
 // gemma inspect: what a checkpoint is, as detected from its files, and what running it costs.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "runtime/session.h"
+#include "runtime/memory_plan.h"
+#include "runtime/prompt.h"
 
 namespace gemma::cli {
 
@@ -12,6 +15,8 @@ namespace {
 struct InspectArgs {
   std::string path, tokenizer;
   int ctx = 0;
+  int parallel = 1;
+  std::string kv_type = "f16";
 };
 
 std::string layer_pattern(const ModelConfig& c) {
@@ -29,7 +34,7 @@ int inspect(const InspectArgs& a) {
   const Model& m = **model;
   const ModelConfig& c = m.config();
   const CheckpointInfo& info = m.info();
-  const int n_ctx = a.ctx > 0 ? a.ctx : c.context_length;
+  const int n_ctx = a.ctx > 0 ? a.ctx : default_context(c);
   fmt::print("file:            {}\n", info.path);
   fmt::print("format:          {} ({})\n", info.format, human_bytes(info.file_bytes));
   fmt::print("generation:      {}\n", generation_name(c.generation));
@@ -57,18 +62,21 @@ int inspect(const InspectArgs& a) {
   fmt::print("  softcaps       attention {:g}, final {:g}\n", c.attn_softcap, c.final_softcap);
   fmt::print("  qk-norm        {}\n  post-norms     {}\n", c.qk_norm ? "yes" : "no", c.post_norms ? "yes" : "no");
   for (const std::string& n : info.notes) fmt::print("note:            {}\n", n);
-  // Memory plan at this context.
-  const int chunk = std::min(Session::kDefaultChunk, n_ctx);
-  const uint64_t weights = m.weights().bytes();
-  const uint64_t kv = KvCache::bytes_for(c, n_ctx, chunk);
-  const uint64_t kv_full = KvCache::full_length_bytes(c, n_ctx);
-  const uint64_t scratch = ForwardBuffers::bytes(c, chunk) + static_cast<uint64_t>(c.vocab_size) * sizeof(float);
-  fmt::print("memory plan (context {}):\n", n_ctx);
-  fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(weights));
-  fmt::print("  KV cache       {} (f16; a full-length cache on every layer would be {})\n", human_bytes(kv),
-             human_bytes(kv_full));
-  fmt::print("  scratch        {} (chunk of {} tokens)\n", human_bytes(scratch), chunk);
-  fmt::print("  total          {}\n", human_bytes(weights + kv + scratch));
+  // Memory plan of an engine with these options (runtime/memory_plan.h).
+  EngineOptions eo;
+  eo.n_ctx = n_ctx;
+  eo.max_sequences = a.parallel;
+  eo.step_tokens = std::max(eo.step_tokens, a.parallel);
+  eo.kv_type = a.kv_type == "f32" ? DType::F32 : DType::F16;
+  const MemoryPlan plan = plan_memory(m, eo);
+  fmt::print("memory plan (context {}, {} sequence{}):\n", n_ctx, a.parallel, a.parallel == 1 ? "" : "s");
+  fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(plan.weights));
+  fmt::print("  KV cache       {} ({} per sequence, {}; a full-length cache on every layer would be {})\n",
+             human_bytes(plan.kv_total()), human_bytes(plan.kv_per_sequence), a.kv_type,
+             human_bytes(plan.kv_full_length));
+  fmt::print("  scratch        {} (step of {} tokens, logits {})\n", human_bytes(plan.scratch + plan.logits),
+             eo.step_tokens, human_bytes(plan.logits));
+  fmt::print("  total          {}\n", human_bytes(plan.total()));
   return 0;
 }
 
@@ -79,7 +87,12 @@ Command add_inspect(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("inspect", "Describe a checkpoint: format, variant, config, tensors, memory plan");
   sub->add_option("path", a->path, "Checkpoint")->required();
   sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model");
-  sub->add_option("-c,--ctx", a->ctx, "Context size for the memory plan (default: the model's)");
+  sub->add_option("-c,--ctx", a->ctx, "Context size for the memory plan (default: min(model context, 8192))")
+      ->check(CLI::Range(1, 1 << 24));
+  sub->add_option("--parallel", a->parallel, "Sequences held at once, for the memory plan")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  sub->add_option("--kv-type", a->kv_type, "KV cache element type for the memory plan: f16 or f32")
+      ->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   return [a] { return inspect(*a); };
 }
 

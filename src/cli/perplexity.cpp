@@ -3,7 +3,6 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "runtime/perplexity.h"
 #include "util/mapped_file.h"
 
@@ -13,6 +12,7 @@ namespace {
 
 struct PplArgs {
   ModelArgs m;
+  ComputeArgs compute;
   std::string file;
   int ctx = 512;
 };
@@ -26,9 +26,12 @@ int run_perplexity(const PplArgs& a) {
   if (!text.ok()) return fail(text.error());
   auto ids = tok->encode(*text, true);
   if (!ids.ok()) return fail(ids.error());
-  CpuBackend backend(thread_count(a.m.threads));
+  auto backend = make_backend(a.m, a.compute);
+  if (!backend.ok()) return fail(backend.error());
+  auto kv = kv_cache_type(a.compute);
+  if (!kv.ok()) return fail(kv.error());
   const size_t n_chunks = ids->size() / static_cast<size_t>(std::max(a.ctx, 1));
-  auto r = perplexity(**model, backend, *ids, a.ctx, [&](int chunk, double ppl) {
+  auto r = perplexity(**model, **backend, *ids, a.ctx, *kv, [&](int chunk, double ppl) {
     if (chunk == 1) fmt::print(stderr, "gemma: {} tokens, {} chunks of {}\n", ids->size(), n_chunks, a.ctx);
     fmt::print("[{}]{:.4f},", chunk, ppl);
     std::fflush(stdout);
@@ -45,6 +48,7 @@ Command add_perplexity(CLI::App& app) {
   auto a = std::make_shared<PplArgs>();
   CLI::App* sub = app.add_subcommand("perplexity", "Perplexity of a text file, computed as llama-perplexity does");
   add_model_options(sub, a->m);
+  add_compute_options(sub, a->compute);
   sub->add_option("-f,--file", a->file, "Text file")->required();
   sub->add_option("-c,--ctx", a->ctx, "Chunk (context) size")->capture_default_str();
   return [a] { return run_perplexity(*a); };

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 
 #include "formats/dtype.h"
+#include "util/result.h"
 
 namespace gemma {
 
@@ -44,6 +47,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  virtual int n_threads() const { return 1; }
 
   // y[t] = W·x[t] for t < n. x: [n, W.cols], y: [n, W.rows].
   virtual void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) = 0;
@@ -68,5 +72,16 @@ class Backend {
   // dst[0..n) = src converted to `type` (F32 or F16): writes K/V rows into the cache.
   virtual void store(const float* src, void* dst, DType type, int64_t n) = 0;
 };
+
+// What a front end asks for; create_backend() makes it. Front ends never construct a backend by
+// its class, so a new device is one more name here.
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu"
+  int threads = 0;             // CPU worker threads; 0: default_thread_count()
+  // Float32 products for every weight type (dequantized rows, as the reference implementations
+  // compute) instead of int8-quantized activations: slower, closest to the references.
+  bool precise = false;
+};
+Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
 
 }  // namespace gemma

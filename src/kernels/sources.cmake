@@ -1,4 +1,5 @@
 list(APPEND GEMMA_SOURCES
+  kernels/backend.cpp
   kernels/dequant.cpp
   kernels/quantize.cpp
   kernels/cpu/isa_select.cpp

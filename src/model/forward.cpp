@@ -119,12 +119,13 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
       std::memcpy(b.h.data() + rows * D, b.x.data() + t * D, static_cast<size_t>(D) * sizeof(float));
     t0 += n;
   }
+  for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.tokens.size()));
+  if (rows == 0) return {};  // prefill chunks that want no logits (the middle of a long prompt)
   be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.gate.data());
   const size_t base = logits.size();
   logits.resize(base + static_cast<size_t>(rows) * static_cast<size_t>(c.vocab_size));
   be.matmul(weights_.embedding, b.gate.data(), rows, logits.data() + base);
   if (c.final_softcap > 0) be.softcap(logits.data() + base, rows * c.vocab_size, c.final_softcap);
-  for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.tokens.size()));
   return {};
 }
 

@@ -1,25 +1,36 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
 
 #include <sys/mman.h>
 
 namespace gemma {
 
 namespace {
-int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, int max_chunk) {
+int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, int max_chunk, int max_rollback) {
   if (!l.sliding) return n_ctx;
-  return std::min<int64_t>(n_ctx, static_cast<int64_t>(c.sliding_window) - 1 + max_chunk);
+  return std::min<int64_t>(n_ctx, static_cast<int64_t>(c.sliding_window) - 1 + std::max(max_chunk, max_rollback));
 }
 }  // namespace
 
-Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type) {
+Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type,
+                                                 int max_rollback) {
   if (type != DType::F32 && type != DType::F16) return error("KV cache type must be f32 or f16");
+  if (n_ctx <= 0 || max_chunk <= 0 || max_rollback < 0)
+    return error("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
+                 max_rollback);
   std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
   const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
+  cache->row_bytes_ = row;
+  cache->rollback_limit_ = INT32_MAX;
   for (const LayerConfig& lc : c.layers) {
     Layer l;
-    l.capacity = layer_capacity(c, lc, n_ctx, max_chunk);
+    l.capacity = layer_capacity(c, lc, n_ctx, max_chunk, max_rollback);
+    if (l.capacity < n_ctx)  // a ring: positions older than capacity - (window - 1) are overwritten
+      cache->rollback_limit_ =
+          std::min<int>(cache->rollback_limit_, static_cast<int>(l.capacity) - (c.sliding_window - 1));
     const uint64_t bytes = 2 * row * static_cast<uint64_t>(l.capacity);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return error("cannot reserve {} bytes for the KV cache", bytes);
@@ -36,12 +47,47 @@ KvCache::~KvCache() {
   for (auto& [p, n] : maps_) munmap(p, n);
 }
 
-uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DType type) {
+uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DType type, int max_rollback) {
   uint64_t total = 0;
   for (const LayerConfig& l : c.layers)
     total += 2 * static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes) *
-             static_cast<uint64_t>(layer_capacity(c, l, n_ctx, max_chunk));
+             static_cast<uint64_t>(layer_capacity(c, l, n_ctx, max_chunk, max_rollback));
   return total;
+}
+
+int KvCache::rollback_limit() const { return rollback_limit_; }
+
+Status KvCache::truncate(int n) {
+  if (n < 0) return error("cannot truncate a sequence to {} tokens", n);
+  if (n >= n_past_) return {};
+  if (n_past_ - n > rollback_limit_)
+    return error("cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
+                 n_past_ - n, rollback_limit_);
+  n_past_ = n;
+  return {};
+}
+
+Status KvCache::copy_prefix_from(const KvCache& src, int n) {
+  if (src.layers_.size() != layers_.size() || src.row_bytes_ != row_bytes_ || src.type_ != type_)
+    return error("cannot copy a KV prefix between caches of different shapes");
+  if (n < 0 || n > src.n_past_ || n > n_ctx_)
+    return error("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_, n_ctx_);
+  if (src.n_past_ - n > src.rollback_limit_)
+    return error("cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window",
+                 n, src.n_past_, src.rollback_limit_);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& s = src.layers_[l];
+    Layer& d = layers_[l];
+    // Copy the positions both caches can hold: the last min(n, capacity) before n. Slots are
+    // p % capacity in each, so equal capacities copy slot for slot.
+    const int64_t keep = std::min<int64_t>({n, s.capacity, d.capacity});
+    for (int64_t p = n - keep; p < n; ++p) {
+      std::memcpy(d.k + (p % d.capacity) * row_bytes_, s.k + (p % s.capacity) * row_bytes_, row_bytes_);
+      std::memcpy(d.v + (p % d.capacity) * row_bytes_, s.v + (p % s.capacity) * row_bytes_, row_bytes_);
+    }
+  }
+  n_past_ = n;
+  return {};
 }
 
 uint64_t KvCache::full_length_bytes(const ModelConfig& c, int n_ctx, DType type) {

@@ -22,7 +22,9 @@ struct PerplexityResult {
   std::vector<double> running_ppl;  // after each chunk, as llama.cpp prints "[i]ppl,"
 };
 
+// kv_type: F16 (as llama-perplexity's default) or F32 (--precise).
 Result<PerplexityResult> perplexity(const Model& model, Backend& backend, std::span<const int32_t> tokens, int n_ctx,
+                                    DType kv_type = DType::F16,
                                     const std::function<void(int chunk, double running_ppl)>& on_chunk = {});
 
 }  // namespace gemma

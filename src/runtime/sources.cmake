@@ -1,5 +1,8 @@
 list(APPEND GEMMA_SOURCES
   runtime/sampler.cpp
-  runtime/chat.cpp
+  runtime/prompt.cpp
+  runtime/stop_strings.cpp
+  runtime/engine.cpp
+  runtime/memory_plan.cpp
   runtime/session.cpp
   runtime/perplexity.cpp)

@@ -1,4 +1,4 @@
-#include "runtime/chat.h"
+#include "runtime/prompt.h"
 
 #include <gtest/gtest.h>
 

@@ -23,7 +23,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int n_threads, CpuOptions options = {});
   const char* name() const override { return isa_->name; }
-  int n_threads() const { return pool_.size(); }
+  int n_threads() const override { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
 
   void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) override;

@@ -1,0 +1,16 @@
+#include "kernels/backend.h"
+
+#include "kernels/cpu/cpu_backend.h"
+#include "util/thread_pool.h"
+
+namespace gemma {
+
+Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& o) {
+  if (o.device != "cpu") return error("unknown device '{}' (this build has: cpu)", o.device);
+  if (o.threads < 0) return error("--threads must be >= 0 (got {})", o.threads);
+  CpuOptions cpu;
+  cpu.precise = o.precise;
+  return std::unique_ptr<Backend>(new CpuBackend(o.threads > 0 ? o.threads : default_thread_count(), cpu));
+}
+
+}  // namespace gemma
