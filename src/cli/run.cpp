@@ -41,7 +41,7 @@ int run(const RunArgs& a) {
   const Tokenizer* tok = mdl.tokenizer();
   if (!tok) return fail("the checkpoint has no tokenizer; pass --tokenizer PATH");
   // CodeGemma fill-in-the-middle: <|fim_prefix|>{before}<|fim_suffix|>{after}<|fim_middle|>, the
-  // model writes the middle and ends it with <|file_separator|> (architecture.md §5.4).
+  // model writes the middle and ends it with <|file_separator|> (docs/spec/architecture.md §5.4).
   std::vector<int32_t> ids;
   std::vector<int32_t> extra_stops;
   if (a.fim) {

@@ -1,6 +1,6 @@
 // The KV cache of one sequence. Global layers keep every position up to the context length;
 // sliding-window layers keep a ring buffer of window - 1 + max_chunk slots, enough for any query
-// of a chunk to see its whole window (architecture.md §2.4.6). Position p lives in slot
+// of a chunk to see its whole window (docs/spec/architecture.md §2.4.6). Position p lives in slot
 // p % capacity. Memory is reserved with mmap and only the pages actually written become resident,
 // so a 32K-context cache costs memory in proportion to what is used.
 #pragma once

@@ -1,4 +1,4 @@
-// The Gemma chat format (architecture.md §6). Gemma has no system role: a system prompt is
+// The Gemma chat format (docs/spec/architecture.md §6). Gemma has no system role: a system prompt is
 // prepended to the first user turn, separated by a blank line. Turns are rendered as text and
 // tokenized with special-token matching, so `<start_of_turn>` becomes its single token.
 #pragma once
