@@ -153,7 +153,8 @@ struct RowK45 {
 // scales contiguous, the weights' eight f16 scales converted together) instead of a scalar
 // convert, multiply and broadcast per block, which is faster both from L2 and from DRAM
 // (measurements: docs/benchmarks.md, "Measurements cited from kernel comments"). 2-7 tokens:
-// one FMA per block and token, blocks in pairs with two named accumulator sets (one indexed by b & 1 at run time lived on the stack).
+// one FMA per block and token, blocks in pairs with two named accumulator sets (one indexed by
+// b & 1 at run time lived on the stack).
 struct RowQ8_0 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::d;
   GE_ALWAYS_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {
