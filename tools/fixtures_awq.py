@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tiny AWQ-layout int4 Gemma 3 checkpoint (the layout of gau-nernst/gemma3-int4 convert_flax.py
---format awq, i.e. the gaunernst/gemma-3-*-it-int4-awq repositories; formats.md section 4).
+--format awq, i.e. the gaunernst/gemma-3-*-it-int4-awq repositories; docs/spec/formats.md §4).
 
 Usage (from the repository root; CPU only, under a minute on 2 cores):
 
@@ -36,7 +36,7 @@ Per linear <prefix> (HF name minus ".weight"), with Wt = W^T [K, N] and u = q + 
     <prefix>.scales   BF16 [K/32, N]  s of input group g, output column n
 The embedding and all norm weights are BF16 (their f32 values rounded).  No lm_head.
 
-Checks: the packed tensors, read back from the shards, are unpacked with formats.md's formula
+Checks: the packed tensors, read back from the shards, are unpacked with docs/spec/formats.md's formula
 (Wt[k][n] = (((qweight[k][n/8] >> 4*AWQ_REVERSE_ORDER[n%8]) & 15) - 8) * scales[k/32][n]) and with
 AutoAWQ's own dequantize_gemm (if available) and must equal the snapped weights exactly.
 
@@ -105,7 +105,7 @@ def pack(q: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def unpack_spec(qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """formats.md section 4 dequantize_gemm, element by element formula (vectorized): Wt [K, N]."""
+    """docs/spec/formats.md §4 dequantize_gemm, element by element formula (vectorized): Wt [K, N]."""
     k, n8 = qweight.shape
     n = n8 * 8
     qw = qweight.view(np.uint32)

@@ -9,7 +9,7 @@ Not a script. Holds:
   * GGUF reading back into HF-named float32 weights (dequantize, undo the +1 on norms),
   * building a float32 HF Gemma{,2,3}ForCausalLM ("eager" attention) from a weight dict, prefill
     logits and greedy continuation without a KV cache,
-  * an independent float64 forward written from the spec (architecture.md section 2) used to
+  * an independent float64 forward written from the spec (docs/spec/architecture.md §2) used to
     cross-check HF's config semantics (window, query scale, per-layer RoPE, soft-caps, norms),
   * the per-model driver shared by tools/fixtures_gemma3.py and tools/fixtures_gemma12.py
     (prompt, reference run, safetensors / bf16 / GGUF writers, reference strings),
@@ -101,7 +101,7 @@ def hf_tensor_names(n_layers: int, gen: int = 3) -> list[str]:
     """HF names in a fixed order (the order random_weights draws them in).
 
     gen 1 (GemmaForCausalLM): no q/k norms, no post-norms; its `post_attention_layernorm` is the
-    pre-FFN norm (architecture.md 2.7).  gen 2: no q/k norms.  gen 3: everything."""
+    pre-FFN norm (docs/spec/architecture.md §2.7).  gen 2: no q/k norms.  gen 3: everything."""
     names = ["model.embed_tokens.weight"]
     for i in range(n_layers):
         p = f"model.layers.{i}."
@@ -167,7 +167,7 @@ def hf_config(m: dict):
         num_hidden_layers=m["layers"], num_attention_heads=m["heads"],
         num_key_value_heads=m["kv_heads"], head_dim=m["head_dim"],
         max_position_embeddings=m["max_pos"], rms_norm_eps=1e-6,
-        query_pre_attn_scalar=m["head_dim"],   # architecture.md 12.1: HF default 256 would differ from GGUF
+        query_pre_attn_scalar=m["head_dim"],   # docs/spec/architecture.md §12.1: HF default 256 would differ from GGUF
         sliding_window=m["window"], layer_types=list(m["layer_types"]),
         rope_parameters=rope, pad_token_id=0, eos_token_id=1, bos_token_id=2,
         tie_word_embeddings=True, final_logit_softcapping=None, attn_logit_softcapping=None,
@@ -322,7 +322,7 @@ def hf_greedy(model, prompt: list[int], n_new: int) -> tuple[list[int], list[flo
 
 
 # ---------------------------------------------------------------------------------------------
-# independent float64 forward (architecture.md section 2), used only as a cross-check of HF
+# independent float64 forward (docs/spec/architecture.md §2), used only as a cross-check of HF
 
 
 def spec_forward_f64(m: dict, weights: dict[str, np.ndarray], ids: list[int], embed_scale: float,
@@ -453,7 +453,7 @@ QTYPES = {  # fmt -> (GGMLQuantizationType name, LlamaFileType name)
 }
 
 
-QSCALE_KEY = "{arch}.attention.query_pre_attn_scalar"  # ours, not llama.cpp's (architecture.md 12.1)
+QSCALE_KEY = "{arch}.attention.query_pre_attn_scalar"  # ours, not llama.cpp's (docs/spec/architecture.md §12.1)
 
 
 def write_gguf(path: Path, m: dict, weights: dict[str, np.ndarray], fmt: str, name: str) -> None:

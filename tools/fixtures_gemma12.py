@@ -14,7 +14,7 @@ tools/fixtures_common.py.
 References: HF transformers GemmaForCausalLM / Gemma2ForCausalLM, float32, eager attention, on the
 weights as stored in each checkpoint (GGUF dequantized with gguf-py, norms minus 1; bf16 widened,
 embedding scale sqrt(D) rounded to bf16).  Every f32 reference is cross-checked against the
-independent float64 forward of fixtures_common.spec_forward_f64 (architecture.md section 2); for
+independent float64 forward of fixtures_common.spec_forward_f64 (docs/spec/architecture.md §2); for
 the Gemma 2 models the JSON "checks" also record how far the logits move without the attention
 cap, without the final cap, with every layer global and (gemma2_tiny_qscale) with the query scale
 head_dim**-0.5: each by far more than the parity tolerance.

@@ -19,7 +19,7 @@ Writes tests/fixtures/models/gemma3_mm_tiny/:
 Both files hold exactly the same float32 tensors; config.json (identical in both) is what
 transformers writes for Gemma3ForConditionalGeneration: model_type "gemma3", "text_config"
 (model_type "gemma3_text"), "vision_config" (siglip_vision_model), image/boi/eoi token ids.  Neither
-has lm_head.weight (tied).  The key spellings are those of formats.md 3.2.  (transformers 5.23's own
+has lm_head.weight (tied).  The key spellings are those of docs/spec/formats.md §3.2.  (transformers 5.23's own
 save_pretrained writes neither exactly: it converts back to language_model.model.* and
 multi_modal_projector.* but writes vision_tower.* without the vision_model. level; we write the
 files ourselves with safetensors.)  Both spellings load in transformers 5 (checked: no missing or
@@ -29,7 +29,7 @@ Text model (the style of gemma3_tiny): hidden 32, 4 q heads x head_dim 32 (q wid
 ffn 64, layers [local, global], window 16, RoPE 1e4 local / 1e6 global with linear x8 on the global
 layer (as Gemma 3 4B+), query_pre_attn_scalar 32 (= head_dim).  Vocabulary: the tokenizer size is
 288 (the tiny vocabulary of the GGUF fixtures) and, as the HF converter does for the vision models
-(architecture.md 1.5), the embedding has 64 more rows: vocab_size 352, image_token_index 288 (the
+(docs/spec/architecture.md §1.5), the embedding has 64 more rows: vocab_size 352, image_token_index 288 (the
 first extra row; HF's <image_soft_token> = 262144 for the real models).  The extra rows are drawn
 like transformers' resize_token_embeddings(mean_resizing=True): from a normal distribution with the
 mean of the real rows and 1e-9 times their covariance, i.e. essentially the mean embedding.

@@ -15,7 +15,7 @@ Environment:
 For each GGUF reference it prints llama.cpp's logits error against the HF reference over all prompt
 positions (max |diff|, that divided by max |logit|, top-1 agreement) and where llama.cpp's own greedy
 continuation (KV cache, one token per decode) first differs from the reference greedy_ids.
-Flash attention is off (architecture.md 12.1: its CPU path adds error).  This is a verification tool;
+Flash attention is off (docs/spec/architecture.md §12.1: its CPU path adds error).  This is a verification tool;
 its output is not a fixture.  Also imported by tools/fixtures_real_model.py.
 """
 
@@ -263,7 +263,7 @@ def dequant_check(path: Path, ref: dict, want: np.ndarray) -> dict:
 
 def model_desc_from_gguf(path: Path) -> dict:
     """The fixtures_common model description rebuilt from a gemma / gemma2 / gemma3 GGUF's metadata,
-    with llama.cpp's defaults (architecture.md 12.1).  "qscale" is what the file says (our extra key
+    with llama.cpp's defaults (docs/spec/architecture.md §12.1).  "qscale" is what the file says (our extra key
     {arch}.attention.query_pre_attn_scalar, else head_dim); "llamacpp_qscale" what llama.cpp uses."""
     import gguf
     r = gguf.GGUFReader(str(path))

@@ -10,7 +10,7 @@ Writes tests/fixtures/quant/quant_types.gguf (general.architecture = "quant_type
 for each type T in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q8_K a tensor named
 lowercase(T) (e.g. "q4_k") with ne = [512, 4] (4 rows of 512), and next to it "<name>.ref", F32
 [512, 4], its dequantization by gguf-py's gguf.quants.dequantize (Q8_K, which gguf-py cannot
-dequantize, by the trivial d * qs, see formats.md 5.5).
+dequantize, by the trivial d * qs, see docs/spec/formats.md §5.5).
 
 Contents (deterministic, numpy seed 4242):
   F32/F16/BF16: rows 0-1 N(0,1) values of mixed magnitude (1e-8 .. 1e4), row 2 includes +-0,

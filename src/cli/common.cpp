@@ -15,7 +15,7 @@ namespace gemma::cli {
 void add_model_options(CLI::App* sub, ModelArgs& m) {
   sub->add_option("-m,--model", m.model, "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", m.tokenizer, "tokenizer.json or tokenizer.model (default: from the checkpoint)");
-  sub->add_option("-t,--threads", m.threads, "Threads (default: all cores, at most 8)");
+  sub->add_option("-t,--threads", m.threads, "Threads (default: all logical CPUs, at most 8)");
   add_mmap_flag(sub, m.mmap);
 }
 

@@ -1,5 +1,5 @@
 // Element and block types of stored tensors. Block-quantized types follow ggml's layouts exactly
-// (formats.md §5.5): a row of `cols` elements is `cols / block_elems` consecutive blocks.
+// (docs/spec/formats.md §5.5): a row of `cols` elements is `cols / block_elems` consecutive blocks.
 #pragma once
 
 #include <cstdint>

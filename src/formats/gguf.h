@@ -1,4 +1,4 @@
-// GGUF v2/v3 reader (formats.md §5): metadata, tensor table, and tensors as views into a memory
+// GGUF v2/v3 reader (docs/spec/formats.md §5): metadata, tensor table, and tensors as views into a memory
 // map. Hand-written because ggml's own reader would pull in ggml; the format is small and every
 // read is bounds-checked (fuzz/gguf_fuzz.cpp).
 #pragma once

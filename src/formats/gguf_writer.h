@@ -1,4 +1,4 @@
-// Writes GGUF v3 files (formats.md §5.1): metadata, a tensor table, then 32-byte aligned data.
+// Writes GGUF v3 files (docs/spec/formats.md §5.1): metadata, a tensor table, then 32-byte aligned data.
 // Tensor bytes are produced on demand while writing, so a conversion never holds two copies of
 // the weights in memory.
 #pragma once

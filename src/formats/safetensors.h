@@ -1,4 +1,4 @@
-// Hugging Face safetensors reader (formats.md §3.1, §9): a JSON header and a flat byte buffer.
+// Hugging Face safetensors reader (docs/spec/formats.md §3.1, §9): a JSON header and a flat byte buffer.
 // Tensors are views into the memory map. Sharded checkpoints are a directory with
 // model.safetensors.index.json naming the shard of every tensor.
 #pragma once

@@ -1,4 +1,4 @@
-// Writes a safetensors file (formats.md §3.1): an 8-byte header length, the JSON header padded
+// Writes a safetensors file (docs/spec/formats.md §3.1): an 8-byte header length, the JSON header padded
 // with spaces to a multiple of 8, then the tensors back to back.
 #pragma once
 

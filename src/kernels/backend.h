@@ -1,4 +1,4 @@
-// The interface between the model and the hardware. The model (model/gemma.cpp) expresses the
+// The interface between the model and the hardware. The model (model/forward.cpp) expresses the
 // forward pass as calls on a Backend and never touches SIMD intrinsics or device headers; the CPU
 // backend (kernels/cpu/) implements it with run-time ISA dispatch, a CUDA backend would implement
 // the same calls. Activations are float32, row-major [tokens, features].

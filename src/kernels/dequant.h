@@ -1,5 +1,5 @@
 // Reference dequantization of every stored type to float32, bit-exact with ggml's
-// dequantize_row_* (compiled with -ffp-contract=off; formats.md §7.4). Used by loaders that must
+// dequantize_row_* (compiled with -ffp-contract=off; docs/spec/formats.md §7.4). Used by loaders that must
 // convert, by the embedding lookup, and as the truth the fast kernels are tested against.
 #pragma once
 

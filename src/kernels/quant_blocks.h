@@ -1,4 +1,4 @@
-// Block layouts of ggml's quantized types (formats.md §5.5), bit-for-bit as stored in GGUF.
+// Block layouts of ggml's quantized types (docs/spec/formats.md §5.5), bit-for-bit as stored in GGUF.
 // A row of n elements is n / kBlock consecutive blocks. Scales d, dmin, m are IEEE f16 bits.
 #pragma once
 

@@ -10,5 +10,5 @@ list(APPEND GEMMA_AVX2_SOURCES kernels/cpu/matmul_avx2.cpp kernels/cpu/gemm_avx2
   kernels/cpu/elementwise_avx2.cpp)
 list(APPEND GEMMA_AVX512_SOURCES kernels/cpu/matmul_avx512.cpp)
 list(APPEND GEMMA_AMX_SOURCES kernels/cpu/gemm_amx.cpp)
-# Reference dequantizers must be bit-exact with ggml: no FMA contraction (formats.md §7.4).
+# Reference dequantizers must be bit-exact with ggml: no FMA contraction (docs/spec/formats.md §7.4).
 set_source_files_properties(kernels/dequant.cpp kernels/quantize.cpp PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")

@@ -77,7 +77,7 @@ std::string detect_variant(const ModelConfig& c) {
     int layers, hidden, heads, kv_heads, head_dim, ffn;
     const char* name;
   };
-  // architecture.md §1.1-1.3; names are gemma_pytorch's --variant values (plus 270m).
+  // docs/spec/architecture.md §1.1-1.3; names are gemma_pytorch's --variant values (plus 270m).
   static const Known kKnown[] = {
       {Generation::kGemma1, 18, 2048, 8, 1, 256, 16384, "2b"},
       {Generation::kGemma1, 28, 3072, 16, 16, 256, 24576, "7b"},

@@ -121,7 +121,7 @@ void write_tokenizer_gguf(const Tokenizer& t, GgufWriter& g) {
   g.set_bool("tokenizer.ggml.add_space_prefix", false);
 }
 
-// HF name of a canonical tensor (formats.md §6), and whether it is a norm.
+// HF name of a canonical tensor (docs/spec/formats.md §6), and whether it is a norm.
 std::string hf_name(const std::string& canonical, Generation g) {
   if (canonical == "token_embd.weight") return "model.embed_tokens.weight";
   if (canonical == "output_norm.weight") return "model.norm.weight";

@@ -1,4 +1,4 @@
-// The Gemma forward pass (architecture.md §2), for every generation, driven by ModelConfig.
+// The Gemma forward pass (docs/spec/architecture.md §2), for every generation, driven by ModelConfig.
 // All tokens of all sequences in the batch go through each matrix product together; attention
 // runs per sequence against its own KV cache.
 #include <algorithm>

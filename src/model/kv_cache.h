@@ -1,8 +1,9 @@
 // The KV cache of one sequence. Global layers keep every position up to the context length;
 // sliding-window layers keep a ring buffer of window - 1 + max(max_chunk, max_rollback) slots:
-// enough for any query of a chunk to see its whole window (architecture.md §2.4.6), and for the
+// enough for any query of a chunk to see its whole window (docs/spec/architecture.md §2.4.6), and for the
 // sequence to be cut back by up to that many tokens and extended again (a prefix cache re-using a
-// conversation whose last tokens changed). Position p lives in slot p % capacity. Memory is reserved with mmap and only the pages actually written become resident,
+// conversation whose last tokens changed). Position p lives in slot p % capacity. Memory is
+// reserved with mmap and only the pages actually written become resident,
 // so a 32K-context cache costs memory in proportion to what is used.
 #pragma once
 

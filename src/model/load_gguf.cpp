@@ -1,5 +1,5 @@
 // ModelConfig from GGUF metadata, following llama.cpp's reading of the gemma, gemma2 and gemma3
-// architectures (architecture.md §12.1-12.3). GGUF tensors already use our canonical names and
+// architectures (docs/spec/architecture.md §12.1-12.3). GGUF tensors already use our canonical names and
 // store norms as 1 + w, so they bind as they are.
 #include <cmath>
 

@@ -1,4 +1,4 @@
-// Hugging Face checkpoints: config.json (formats.md §3.3) + safetensors, for GemmaForCausalLM,
+// Hugging Face checkpoints: config.json (docs/spec/formats.md §3.3) + safetensors, for GemmaForCausalLM,
 // Gemma2ForCausalLM, Gemma3ForCausalLM and the language model of Gemma3ForConditionalGeneration.
 // Tensors are renamed to the canonical scheme; norms get Gemma's + 1 folded in (as float32).
 #include <cctype>
@@ -199,7 +199,7 @@ std::optional<Mapped> map_name(const std::string& hf, Generation g) {
   return std::nullopt;
 }
 
-// AWQ "gemm" int4 layout (formats.md §4): for a linear W [N, K] (out, in), qweight is I32 [K, N/8]
+// AWQ "gemm" int4 layout (docs/spec/formats.md §4): for a linear W [N, K] (out, in), qweight is I32 [K, N/8]
 // with 8 nibbles per word along N in the order AWQ_ORDER, qzeros I32 [K/G, N/8] likewise, scales
 // [K/G, N]. W[n][k] = (u - z) * scale. The QAT conversion has every zero point at 8 and G = 32,
 // which is exactly our Q4_0F block: nibble u, value (u - 8) * d, kept 4-bit in memory.

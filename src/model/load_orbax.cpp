@@ -1,4 +1,4 @@
-// Kaggle Flax/Orbax Gemma checkpoints (formats.md §1.5-1.8): the arrays are read with the Orbax
+// Kaggle Flax/Orbax Gemma checkpoints (docs/spec/formats.md §1.5-1.8): the arrays are read with the Orbax
 // reader, the ModelConfig is inferred from which arrays exist and their shapes (an Orbax checkpoint
 // stores no config), the Flax einsum layouts are turned into row-major [out, in] matrices under the
 // canonical GGUF names, norms get Gemma's 1 + w, and int4-QAT f32 weights become Q4_0F groups.
@@ -98,7 +98,7 @@ void transpose(const uint8_t* src, int64_t rows, int64_t cols, size_t es, uint8_
           std::memcpy(dst + static_cast<size_t>(c * rows + r) * es, src + static_cast<size_t>(r * cols + c) * es, es);
 }
 
-// formats.md §1.8: a group of 32 f32 values that lies on a symmetric 4-bit grid q * s. As in the
+// docs/spec/formats.md §1.8: a group of 32 f32 values that lies on a symmetric 4-bit grid q * s. As in the
 // reference converter, s = (max - min) / q for q = 15 .. 1, the last (smallest q, largest scale) that
 // reproduces every value within 1e-6 wins; then q = round(w / s) must lie in [-8, 7]. Two additions
 // that only widen what is recognised, both reconstructing exactly the same values: a grid in [-7, 8]
@@ -226,7 +226,7 @@ struct Known {
   int context;
 };
 
-// architecture.md §1.1-1.3.
+// docs/spec/architecture.md §1.1-1.3.
 constexpr Known kKnown[] = {
     {Generation::kGemma1, "2b", 0, 10000, 10000, 1, 0, 8192},
     {Generation::kGemma1, "7b", 0, 10000, 10000, 1, 0, 8192},

@@ -1,7 +1,7 @@
-// gemma_pytorch checkpoints (formats.md §2.3-2.4): torch.save({'model_state_dict': ...}) or a
+// gemma_pytorch checkpoints (docs/spec/formats.md §2.3-2.4): torch.save({'model_state_dict': ...}) or a
 // sharded directory, with gemma_pytorch's names and a fused qkv_proj. They carry no config:
 // the generation and the shape come from the tensors, the rest (window, RoPE, query scale,
-// soft-caps) from gemma_pytorch's variant configs (architecture.md §1).
+// soft-caps) from gemma_pytorch's variant configs (docs/spec/architecture.md §1).
 //
 // Conversions to the canonical scheme: qkv_proj is split into attn_q/k/v (views, no copy); norms
 // get Gemma's 1 + w folded in as float32. int8 checkpoints (--quant) keep their weights int8:
@@ -291,7 +291,7 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
     GE_TRY(conv.linear(key("mlp.down_proj"), blk + "ffn_down", 0, D, F));
     GE_TRY(conv.norm(key("input_layernorm.weight"), blk + "attn_norm.weight", D));
     if (c.generation == Generation::kGemma1) {
-      // Gemma 1's post_attention_layernorm is the pre-FFN norm (formats.md §2.3).
+      // Gemma 1's post_attention_layernorm is the pre-FFN norm (docs/spec/formats.md §2.3).
       GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "ffn_norm.weight", D));
     } else {
       GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "post_attention_norm.weight", D));

@@ -66,7 +66,7 @@ class Model {
   const Tokenizer* tokenizer() const { return tokenizer_ ? &*tokenizer_ : nullptr; }
   const CheckpointInfo& info() const { return info_; }
   // Vocabulary the sampler may choose from: the tokenizer's size when known (padding rows of the
-  // embedding are never sampled, architecture.md §1.5), else the embedding rows.
+  // embedding are never sampled, docs/spec/architecture.md §1.5), else the embedding rows.
   int n_vocab_out() const;
 
   // Runs every chunk through the model and appends logits to `logits` ([rows, vocab_size]), one

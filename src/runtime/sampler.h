@@ -1,6 +1,6 @@
 // Token sampling: greedy at temperature 0; otherwise temperature, then top-k, then top-p (the
 // order of HF's logits warpers), then a draw from a seeded generator. Only ids below n_vocab are
-// candidates, so embedding padding rows are never sampled (architecture.md §1.5).
+// candidates, so embedding padding rows are never sampled (docs/spec/architecture.md §1.5).
 #pragma once
 
 #include <cstdint>

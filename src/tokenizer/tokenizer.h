@@ -1,5 +1,5 @@
 // The Gemma tokenizer: BPE with byte fallback, as Hugging Face's `tokenizers` runs Gemma's
-// tokenizer.json (architecture.md §5, tests/fixtures/tokenizer golden cases):
+// tokenizer.json (docs/spec/architecture.md §5, tests/fixtures/tokenizer golden cases):
 //   1. added tokens (<bos>, <start_of_turn>, <unusedN>, runs of \n, \t and ▁, ...) are cut out of
 //      the raw text first, leftmost-longest; a special token written literally IS that token;
 //   2. every other stretch has ' ' replaced by '▁' (nothing else: no Unicode normalization, no

@@ -39,7 +39,8 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-// Number of threads to use by default: physical cores, at most 8 (decode is memory bound).
+// Number of threads to use by default: std::thread::hardware_concurrency() (logical CPUs, so
+// SMT siblings count), at most 8 (decode is memory bound).
 int default_thread_count();
 
 }  // namespace gemma

@@ -25,7 +25,7 @@ TEST(Half, F16RoundsToNearestEven) {
 }
 
 TEST(Half, BF16MatchesReferenceRounding) {
-  EXPECT_EQ(bf16_to_f32(f32_to_bf16(std::sqrt(640.0f))), 25.25f);   // architecture.md §2.2 table
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(std::sqrt(640.0f))), 25.25f);   // docs/spec/architecture.md §2.2 table
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(std::sqrt(1152.0f))), 34.0f);
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(std::sqrt(3072.0f))), 55.5f);
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));

@@ -51,7 +51,7 @@ struct DataFile {
   std::string full;  // transitive path + base_path + relative_path, relative to the database root
 };
 
-// Data-file table (formats.md §1.2.2). Paths are prefix-compressed against the previous path.
+// Data-file table (docs/spec/formats.md §1.2.2). Paths are prefix-compressed against the previous path.
 bool read_data_file_table(ByteReader& r, const std::string& transitive, std::vector<DataFile>& files,
                           std::string& why) {
   const uint64_t n = r.read_varint();
@@ -184,7 +184,7 @@ Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const
   if (!read_data_file_table(r, "", files, why))
     return error("{}: manifest data-file table is {}", name, why.empty() ? "truncated" : "invalid: " + why);
 
-  // Inline version-tree leaf entries: the newest versions (formats.md §1.2.3).
+  // Inline version-tree leaf entries: the newest versions (docs/spec/formats.md §1.2.3).
   const uint64_t n = r.read_varint();
   if (!r.ok()) return error("{}: manifest is truncated in the version list", name);
   if (n == 0 || n > (uint64_t{1} << c.version_tree_arity_log2))

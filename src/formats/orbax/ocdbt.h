@@ -1,5 +1,5 @@
 // Read-only OCDBT (tensorstore's "optionally-cooperative distributed B+tree") key/value databases,
-// the store under Orbax checkpoints (formats.md §1.2). Only the newest version is read: the
+// the store under Orbax checkpoints (docs/spec/formats.md §1.2). Only the newest version is read: the
 // manifest (single, or config-only plus numbered manifest.<16 hex>) names the b-tree root, the
 // tree is walked once and every key is indexed; values are views into memory-mapped data files.
 // Every object is bounds-checked, CRC-32C verified and size-limited, so a hostile directory is an
@@ -32,7 +32,7 @@ struct OcdbtLimits {
 // A byte range of a data file. `file` is the full path relative to the database directory.
 struct OcdbtFileRange {
   std::string file;
-  std::string transitive;  // transitive path for children of a node stored here (formats.md §1.2.2)
+  std::string transitive;  // transitive path for children of a node stored here (docs/spec/formats.md §1.2.2)
   uint64_t offset = 0;
   uint64_t length = 0;
   bool missing() const { return offset == UINT64_MAX && length == UINT64_MAX; }

@@ -1,4 +1,4 @@
-// Orbax PyTree checkpoints (Kaggle Flax Gemma downloads; formats.md §1): every array, named by its
+// Orbax PyTree checkpoints (Kaggle Flax Gemma downloads; docs/spec/formats.md §1): every array, named by its
 // Orbax parameter name ("transformer/layer_0/attn/q_einsum.w"), dtype and row-major shape as
 // stored. Three layouts: a merged OCDBT root (manifest.ocdbt at the top), per-process OCDBT
 // databases only (ocdbt.process_*/), and the older one zarr directory per array; zarr v2 or v3.

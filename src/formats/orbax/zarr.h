@@ -1,4 +1,4 @@
-// zarr v2 (.zarray) and v3 (zarr.json) arrays as tensorstore writes them for Orbax (formats.md §1.3):
+// zarr v2 (.zarray) and v3 (zarr.json) arrays as tensorstore writes them for Orbax (docs/spec/formats.md §1.3):
 // metadata parsing, chunk keys, chunk decoding (zstd, crc32c, sharding_indexed, byte order) and
 // assembly of a whole C-order array, edge chunks cropped, missing chunks filled.
 #pragma once

@@ -1,4 +1,4 @@
-// A pickle interpreter that executes nothing (formats.md §2.2, §8.4-8.8). It runs the opcode
+// A pickle interpreter that executes nothing (docs/spec/formats.md §2.2, §8.4-8.8). It runs the opcode
 // subset that torch.save emits for state dicts (protocols 2, 4 and 5) and builds a small value
 // tree: None, bool, int, float, str, tuple, list, dict (OrderedDict too), storage and tensor
 // references. The only callables are looked up in a fixed table — collections.OrderedDict,

@@ -27,7 +27,7 @@ std::string shape_string(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
-// Checks one tensor against its storage (formats.md §8.6): valid iff it has no elements or
+// Checks one tensor against its storage (docs/spec/formats.md §8.6): valid iff it has no elements or
 // (offset + Σ (size_i - 1) * stride_i + 1) elements fit the storage, all in overflow-safe integers.
 Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t storage_bytes,
                     const std::string& src) {

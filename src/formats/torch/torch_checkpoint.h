@@ -1,4 +1,4 @@
-// PyTorch checkpoints written by torch.save (formats.md §2, §8): a ZIP archive whose data.pkl
+// PyTorch checkpoints written by torch.save (docs/spec/formats.md §2, §8): a ZIP archive whose data.pkl
 // pickles a state dict — plain, or gemma_pytorch's {'model_state_dict': {...}} — and whose
 // <archive>/data/<key> records hold the storages. Contiguous tensors become views into the
 // memory map; non-contiguous ones (transposes, slices, stride 0) are copied into buffers owned

@@ -1,4 +1,4 @@
-// The ZIP container of torch.save (formats.md §2.1, §8.1-8.3): stored entries only, each entry's
+// The ZIP container of torch.save (docs/spec/formats.md §2.1, §8.1-8.3): stored entries only, each entry's
 // data a contiguous range of the file, so entries are spans of the memory map and nothing is
 // copied. Sizes and offsets come from the central directory (torch's local headers leave them 0
 // and set the data-descriptor flag); ZIP64 records are honoured wherever present.

@@ -45,7 +45,8 @@ void CpuBackend::matmul(const WeightMatrix& w, const float* x, int64_t n, float*
 
 void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
                              std::span<float* const> ys) {
-  // All matrices share the input; quantize it once if any of them needs the Q8A form.
+  // All matrices share the input. prepare_input runs again for every matrix that takes the Q8A
+  // form (q, k and v each requantize the same input into the same buffer); all read the last one.
   const int64_t cols = ws[0]->cols;
   const void* xq = nullptr;
   const bool precise = options_.precise;

@@ -3,14 +3,14 @@
 //
 // Why not the 8-row pair tiles of matmul_avx2.cpp. K-quants: a super-block carries 8 or 16
 // sub-block scales, and spreading them over the lanes of an 8-row tile (unpack, transpose, hadd
-// trees) cost more than the dot products: Q6_K ran at 5.8 GB/s and Q4_K at 7.3 GB/s from cache on
-// one thread, below the memory's read bandwidth. Here each row's 32-byte code vectors come from
+// trees) cost more than the dot products, so those tiles ran below the memory's read bandwidth
+// even from cache. Here each row's 32-byte code vectors come from
 // full-width loads (the four sub-blocks of a Q6_K half share their high bits, two Q4_K sub-blocks
 // share their bytes), each sub-block's integer sum is scaled in int32 by its sub-block scale, and
-// the float work is one convert and one FMA per sub-block (Q6_K 2.3x, Q4_K 1.25x, Q5_K 1.4x from
-// cache). Q8_0: the pair tile is faster from cache, but decode reads Q8_0 (the tied output
-// projection) from DRAM, and one row at a time reads the tile's contiguous rows in order instead
-// of as 8 interleaved streams: +9% from DRAM on 1 and 2 threads (median of 5 interleaved runs).
+// the float work is one convert and one FMA per sub-block. Q8_0: the pair tile is faster from
+// cache, but decode reads Q8_0 (the tied output projection) from DRAM, and one row at a time reads
+// the tile's contiguous rows in order instead of as 8 interleaved streams, which DRAM serves
+// faster (measurements: docs/benchmarks.md, "Measurements cited from kernel comments").
 #pragma once
 
 #include <immintrin.h>
@@ -151,9 +151,10 @@ struct RowK45 {
 // One token (decode proper): eight blocks' lane sums are reduced to one vector (lane k = block k)
 // by a hadd tree, then one convert and one FMA take all eight d_w * d_x at once (the activation
 // scales contiguous, the weights' eight f16 scales converted together) instead of a scalar
-// convert, multiply and broadcast per block: 1.26x from L2 on 1 thread, 1.15x from DRAM on 1 and
-// 2 threads (medians of 6 interleaved runs). 2-7 tokens: one FMA per block and token, blocks in
-// pairs with two named accumulator sets (one indexed by b & 1 at run time lived on the stack).
+// convert, multiply and broadcast per block, which is faster both from L2 and from DRAM
+// (measurements: docs/benchmarks.md, "Measurements cited from kernel comments"). 2-7 tokens:
+// one FMA per block and token, blocks in pairs with two named accumulator sets (one indexed by
+// b & 1 at run time lived on the stack).
 struct RowQ8_0 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::d;
   GE_ALWAYS_INLINE static __m256i block_dot(const BlockQ8_0& blk, const BlockQ8A& xb) {

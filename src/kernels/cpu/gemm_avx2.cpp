@@ -210,9 +210,9 @@ template <DType kType>
 void gemm_float_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y,
                       int64_t ldy) {
   // Columns in blocks of kKc: a packed 16-row tile (16 KiB) stays in L1 and a chunk's activations
-  // (256 KiB) in L2; every block after the first adds to the sums in y. Measured on 1B-shape BF16
-  // pp512, 256/256 beat 512/96 and 1024/48 by 10%: packing, not the tile, is what larger token
-  // chunks save.
+  // (256 KiB) in L2; every block after the first adds to the sums in y. 256 columns x 256 tokens
+  // beat wider column blocks with fewer tokens: packing, not the tile, is what larger token chunks
+  // save (measurements: docs/benchmarks.md, "Measurements cited from kernel comments").
   constexpr int64_t kKc = 256, kTokens = 256;
   thread_local std::vector<float> packed;
   packed.resize(static_cast<size_t>(16 * kKc));

@@ -42,11 +42,10 @@ using namespace quant;
 
 namespace {
 
-// Decode prefetches the next tile's weights into L2 (T1), not L1 (T0). On an Intel Xeon with
-// AMX (2 cores of a VM, 14-17 GB/s per core) T0 held a line-fill buffer per line until it came
-// from DRAM, and the 16 of them capped one core's stream: T1 made decode 1.14-1.28x faster
-// end to end (1B Q8_0 9.2 -> 11.9 tok/s on 1 thread); the L1 prefetcher then brings each line
-// from L2 in time.
+// Decode prefetches the next tile's weights into L2 (T1), not L1 (T0): T0 holds a line-fill
+// buffer per line until it comes from DRAM, and their number caps one core's stream; the L1
+// prefetcher then brings each line from L2 in time (measurements: docs/benchmarks.md,
+// "Measurements cited from kernel comments").
 #define GE512_PREFETCH_HINT _MM_HINT_T1
 
 // --- One token's activations laid out for the pair loop. -------------------------------------
