@@ -4,10 +4,12 @@
 // the same calls. Activations are float32, row-major [tokens, features].
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "formats/dtype.h"
 #include "util/result.h"
@@ -27,6 +29,13 @@ struct WeightMatrix {
   const uint8_t* row(int64_t r) const { return data + static_cast<uint64_t>(r) * row_bytes; }
 };
 
+// Absolute positions [begin, end) whose tokens all see each other (one image's soft tokens in
+// Gemma 3): a query inside sees every key of the span, later ones included, on every layer, as
+// HF's token-type mask adds to the causal (and sliding) mask.
+struct PositionSpan {
+  int32_t begin = 0, end = 0;
+};
+
 // One sequence's attention over its KV cache for a chunk of queries.
 struct AttentionArgs {
   const float* q = nullptr;    // [n_tokens, n_heads, head_dim], RoPE applied
@@ -41,6 +50,20 @@ struct AttentionArgs {
   int window = 0;        // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
   float scale = 1;       // applied to q·k
   float softcap = 0;     // > 0: s = softcap * tanh(s / softcap) (Gemma 2)
+  // Bidirectional spans, sorted and disjoint. Every key they add must be in the cache: a span lies
+  // within one chunk (or before it).
+  std::span<const PositionSpan> bidirectional;
+
+  // Keys [first, last] that the query at `position` sees: causal and windowed, widened to its span.
+  std::pair<int64_t, int64_t> key_range(int64_t position) const {
+    int64_t first = window > 0 ? std::max<int64_t>(0, position - window + 1) : 0, last = position;
+    for (const PositionSpan& s : bidirectional)
+      if (position >= s.begin && position < s.end) {
+        first = std::min<int64_t>(first, s.begin);
+        last = s.end - 1;
+      }
+    return {first, last};
+  }
 };
 
 class Backend {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,19 @@ struct LayerConfig {
   bool sliding = false;     // local (sliding-window) attention layer
   float rope_base = 10000;  // RoPE theta
   float rope_scale = 1;     // linear scaling: positions are divided by this factor
+};
+
+// Gemma 3's SigLIP vision tower and projector (docs/spec/architecture.md §4), for checkpoints that
+// carry one. Filled by the loaders that read a tower; the language model never reads it.
+struct VisionConfig {
+  int image_size = 0;        // square input, pixels
+  int patch_size = 0;        // square patches: (image_size / patch_size)^2 tokens before pooling
+  int hidden = 0;            // tower width
+  int n_layers = 0;
+  int n_heads = 0;
+  int ffn = 0;
+  int tokens_per_image = 0;  // soft tokens after average pooling (256 in the released models)
+  float layer_norm_eps = 1e-6f;
 };
 
 struct ModelConfig {
@@ -43,6 +57,7 @@ struct ModelConfig {
   bool post_norms = false;   // Gemma 2/3: post-attention and post-FFN RMSNorm
   bool instruction_tuned = false;  // has a chat template / is an -it checkpoint
   std::vector<LayerConfig> layers;
+  std::optional<VisionConfig> vision;  // absent: a text-only checkpoint
 
   int q_width() const { return n_heads * head_dim; }
   int kv_width() const { return n_kv_heads * head_dim; }

@@ -45,7 +45,7 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
   int64_t t0 = 0;
   for (const SequenceChunk& s : batch) {
     KvCache::Layer& cache = s.cache->layer(l);
-    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t n = s.size(c.hidden);
     const int64_t kvw = c.kv_width();
     const DType kv_type = s.cache->type();
     const int64_t row = kvw * dtype_info(kv_type).block_bytes;
@@ -69,6 +69,7 @@ void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backen
     a.window = lc.sliding ? c.sliding_window : 0;
     a.scale = c.query_scale;
     a.softcap = c.attn_softcap;
+    a.bidirectional = s.bidirectional;
     be.attention(a);
     t0 += n;
   }
@@ -89,37 +90,51 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
                       std::vector<float>& logits) const {
   const ModelConfig& c = config_;
   int64_t T = 0;
-  std::vector<int32_t> ids;
   for (const SequenceChunk& s : batch) {
-    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t n = s.size(c.hidden);
     if (n == 0) return error("empty sequence chunk");
+    if (!s.embeddings.empty() && s.embeddings.size() % static_cast<size_t>(c.hidden) != 0)
+      return error("chunk embeddings of {} floats are not whole rows of {}", s.embeddings.size(), c.hidden);
     if (s.cache->n_past() + n > s.cache->n_ctx())
       return error("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
                    s.cache->n_ctx());
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t id = s.tokens[static_cast<size_t>(i)];
-      if (id < 0 || id >= c.vocab_size) return error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
-      if (T + i < b.max_tokens) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
-      ids.push_back(id);
-    }
+    if (T + n > b.max_tokens) return error("batch of more than {} tokens exceeds the buffer size", b.max_tokens);
+    for (const PositionSpan& sp : s.bidirectional)
+      if (sp.begin < 0 || sp.end <= sp.begin || sp.end > s.cache->n_past() + n)
+        return error("bidirectional span [{}, {}) reaches past the chunk's last position {}", sp.begin, sp.end,
+                     s.cache->n_past() + n - 1);
+    if (s.embeddings.empty())
+      for (int32_t id : s.tokens)
+        if (id < 0 || id >= c.vocab_size) return error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+    for (int64_t i = 0; i < n; ++i) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
     T += n;
   }
-  if (T > b.max_tokens) return error("batch of {} tokens exceeds the buffer size {}", T, b.max_tokens);
 
-  be.embed(weights_.embedding, ids, c.embed_scale, b.x.data());
+  // Inputs: scaled token embeddings, or the chunk's own embeddings as given.
+  int64_t t0 = 0;
+  for (const SequenceChunk& s : batch) {
+    const int64_t n = s.size(c.hidden);
+    float* x = b.x.data() + t0 * c.hidden;
+    if (s.embeddings.empty())
+      be.embed(weights_.embedding, s.tokens, c.embed_scale, x);
+    else
+      std::memcpy(x, s.embeddings.data(), s.embeddings.size() * sizeof(float));
+    t0 += n;
+  }
   for (int l = 0; l < c.n_layers; ++l) layer(l, batch, T, be, b);
 
   // Final norm and the tied output projection, only for the rows that want logits.
   const int64_t D = c.hidden;
-  int64_t rows = 0, t0 = 0;
+  int64_t rows = 0;
+  t0 = 0;
   for (const SequenceChunk& s : batch) {
-    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t n = s.size(c.hidden);
     const int64_t first = t0 + n - std::clamp<int64_t>(s.n_logits, 0, n);
     for (int64_t t = first; t < t0 + n; ++t, ++rows)
       std::memcpy(b.h.data() + rows * D, b.x.data() + t * D, static_cast<size_t>(D) * sizeof(float));
     t0 += n;
   }
-  for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.tokens.size()));
+  for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.size(c.hidden)));
   if (rows == 0) return {};  // prefill chunks that want no logits (the middle of a long prompt)
   be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.gate.data());
   const size_t base = logits.size();

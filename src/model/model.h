@@ -38,10 +38,20 @@ struct CheckpointInfo {
 };
 
 // A chunk of one sequence in a batch: its tokens are appended at positions cache.n_past() ...
+// A chunk is either token ids or ready input embeddings ([n, hidden] floats, used as the first
+// layer's input as they are: Gemma 3's projected image soft tokens, which HF puts in place of the
+// scaled text embeddings). One sequence appears at most once in a batch.
 struct SequenceChunk {
+  SequenceChunk() = default;
+  SequenceChunk(KvCache* c, std::span<const int32_t> ids, int logits = 1) : cache(c), tokens(ids), n_logits(logits) {}
   KvCache* cache = nullptr;
   std::span<const int32_t> tokens;
   int n_logits = 1;  // logits for this many trailing tokens: 1 = the last (generation), all (scoring)
+  std::span<const float> embeddings;  // non-empty: the chunk's inputs instead of `tokens`
+  std::span<const PositionSpan> bidirectional;  // absolute positions that attend both ways
+  int64_t size(int hidden) const {
+    return embeddings.empty() ? static_cast<int64_t>(tokens.size()) : static_cast<int64_t>(embeddings.size()) / hidden;
+  }
 };
 
 // Scratch activations for up to max_tokens tokens per forward call.

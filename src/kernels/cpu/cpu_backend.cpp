@@ -173,10 +173,7 @@ void CpuBackend::attention(const AttentionArgs& a) {
   const int hd = a.head_dim;
   const cpu::AttentionKernel kernel = hd % 8 == 0 ? isa_->attention : cpu::isa_generic().attention;
   const int64_t units = a.n_tokens * a.n_kv_heads;
-  auto key_range = [&](int64_t t) {
-    const int64_t pos = a.positions[t];
-    return std::make_pair(a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0, pos);
-  };
+  auto key_range = [&](int64_t t) { return a.key_range(a.positions[t]); };
   auto finish = [&](int64_t t, int g, const float* l, const float* acc) {
     for (int h = 0; h < group; ++h) {
       float* out = a.out + (t * a.n_heads + g * group + h) * hd;
