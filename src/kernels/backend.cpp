@@ -13,4 +13,6 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& o) {
   return std::unique_ptr<Backend>(new CpuBackend(o.threads > 0 ? o.threads : default_thread_count(), cpu));
 }
 
+Status reference_supports(DType type, int64_t rows, int64_t cols) { return cpu_supports(type, rows, cols); }
+
 }  // namespace gemma

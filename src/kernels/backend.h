@@ -72,6 +72,17 @@ class Backend {
   virtual const char* name() const = 0;
   virtual int n_threads() const { return 1; }
 
+  // Whether this device can multiply by a weight matrix of this stored type and shape. Asked by
+  // the loader for every matrix (LoadOptions::backend) and by the engine before it starts, so an
+  // unsupported checkpoint fails before any compute, with the tensor named.
+  virtual Status supports(DType type, int64_t rows, int64_t cols) const = 0;
+  // Called once per model before the first forward pass: the hook where a GPU backend uploads the
+  // weights and a CPU backend may repack them. The CPU backend computes from the weights in place.
+  virtual Status prepare(std::span<const WeightMatrix* const> matrices) {
+    for (const WeightMatrix* m : matrices) GE_TRY(supports(m->type, m->rows, m->cols));
+    return {};
+  }
+
   // y[t] = W·x[t] for t < n. x: [n, W.cols], y: [n, W.rows].
   virtual void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) = 0;
   // Several products of the same input (q/k/v, gate/up) in one parallel pass.
@@ -106,5 +117,7 @@ struct BackendOptions {
   bool precise = false;
 };
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
+// What the reference (CPU) backend supports, for loads that name no backend.
+Status reference_supports(DType type, int64_t rows, int64_t cols);
 
 }  // namespace gemma

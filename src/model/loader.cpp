@@ -104,7 +104,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
     ck.info.notes.push_back(fmt::format("tokenizer has {} tokens, the embedding {} rows: ids past the rows are rejected",
                                         tok->vocab_size(), ck.config.vocab_size));
   ck.gguf.reset();  // the tensor views keep the file map alive on their own
-  GE_ASSIGN(Weights w, bind_weights(ck.config, std::move(ck.tensors), path));
+  GE_ASSIGN(Weights w, bind_weights(ck.config, std::move(ck.tensors), path, options.backend));
   return std::make_unique<Model>(std::move(ck.config), std::move(w), std::move(tok), std::move(ck.info));
 }
 

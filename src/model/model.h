@@ -24,6 +24,9 @@ struct LoadOptions {
   // Where weights used in place (GGUF, safetensors) live: a copy on 2 MiB pages (faster decode),
   // or the file's own mapping (instant start, page cache shared between processes).
   FilePages pages = FilePages::kHuge;
+  // The device the model will run on: asked whether it supports each weight matrix (default: the
+  // reference CPU backend's rules).
+  const Backend* backend = nullptr;
 };
 
 // What `gemma inspect` reports about the file, besides the config.

@@ -2,10 +2,17 @@
 
 #include <fmt/format.h>
 
-#include "kernels/cpu/isa.h"
+#include "kernels/backend.h"
 #include "kernels/dequant.h"
 
 namespace gemma {
+
+std::vector<const WeightMatrix*> Weights::matrices() const {
+  std::vector<const WeightMatrix*> v{&embedding};
+  for (const LayerWeights& l : layers)
+    for (const WeightMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) v.push_back(m);
+  return v;
+}
 
 uint64_t Weights::bytes() const {
   uint64_t n = 0;
@@ -17,19 +24,17 @@ namespace {
 
 class Binder {
  public:
-  Binder(TensorSet& tensors, const std::string& source) : tensors_(tensors), source_(source) {}
+  Binder(TensorSet& tensors, const std::string& source, const Backend* backend)
+      : tensors_(tensors), source_(source), backend_(backend) {}
 
   Result<WeightMatrix> matrix(const std::string& name, int64_t rows, int64_t cols) {
     GE_ASSIGN(const Tensor* t, get(name));
     if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
       return error("{}: tensor '{}' has shape {}, expected [{}, {}] from the model config", source_, name,
                    t->shape_string(), rows, cols);
-    if (!cpu::matmul_supported(t->dtype))
-      return error("{}: tensor '{}' has type {}, which is not supported for weight matrices", source_, name,
-                   dtype_name(t->dtype));
-    if (cpu::uses_q8a(t->dtype) && cols % 32 != 0)
-      return error("{}: tensor '{}' of type {} needs a multiple of 32 columns, has {}", source_, name,
-                   dtype_name(t->dtype), cols);
+    if (Status st = backend_ ? backend_->supports(t->dtype, rows, cols) : reference_supports(t->dtype, rows, cols);
+        !st.ok())
+      return error("{}: tensor '{}': {}", source_, name, st.error().message);
     WeightMatrix m;
     m.type = t->dtype;
     m.rows = rows;
@@ -68,14 +73,16 @@ class Binder {
   }
   TensorSet& tensors_;
   const std::string& source_;
+  const Backend* backend_;
 };
 
 }  // namespace
 
-Result<Weights> bind_weights(const ModelConfig& c, TensorSet tensors, const std::string& source) {
+Result<Weights> bind_weights(const ModelConfig& c, TensorSet tensors, const std::string& source,
+                             const Backend* backend) {
   Weights w;
   w.storage = std::move(tensors);
-  Binder b(w.storage, source);
+  Binder b(w.storage, source, backend);
   const int64_t D = c.hidden, F = c.ffn, H = c.head_dim, Q = c.q_width(), KV = c.kv_width();
   GE_ASSIGN(w.embedding, b.matrix("token_embd.weight", c.vocab_size, D));
   GE_ASSIGN(w.final_norm, b.vector("output_norm.weight", D));

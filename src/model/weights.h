@@ -31,11 +31,14 @@ struct Weights {
   TensorSet storage;                      // owns the file maps and any converted buffers
 
   uint64_t bytes() const;                 // bytes of all weights as held in memory
+  std::vector<const WeightMatrix*> matrices() const;  // every matrix the forward pass multiplies by
 };
 
 // Binds tensors named in the canonical (GGUF) scheme — token_embd.weight, blk.N.attn_q.weight, ...
-// — checking each one's presence, shape and type against the config. Norm tensors must already
-// hold the full multiplier; non-F32 norms are converted to F32 here.
-Result<Weights> bind_weights(const ModelConfig& config, TensorSet tensors, const std::string& source);
+// — checking each one's presence, shape and type against the config, and each matrix's type and
+// shape against what the backend supports (the reference CPU backend's when none is given). Norm
+// tensors must already hold the full multiplier; non-F32 norms are converted to F32 here.
+Result<Weights> bind_weights(const ModelConfig& config, TensorSet tensors, const std::string& source,
+                             const Backend* backend = nullptr);
 
 }  // namespace gemma

@@ -57,6 +57,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, Backend& back
     return error("a step of {} tokens cannot hold one decode token for each of {} sequences", o.step_tokens,
                  o.max_sequences);
   if (o.max_rollback < 0) return error("the rollback depth must be >= 0 (got {})", o.max_rollback);
+  GE_TRY(backend.prepare(model.weights().matrices()));
   std::unique_ptr<Engine> e(new Engine(model, backend, o));
   for (int i = 0; i < o.max_sequences; ++i) {
     GE_ASSIGN(auto cache, KvCache::create(model.config(), o.n_ctx, o.step_tokens, o.kv_type, o.max_rollback));

@@ -11,6 +11,10 @@
 
 namespace gemma {
 
+// The weight types and shapes the CPU kernels handle (every type of the formats we read; the
+// int8-block types need whole 32-column blocks).
+Status cpu_supports(DType type, int64_t rows, int64_t cols);
+
 struct CpuOptions {
   // Float activations for every weight type: quantized rows are dequantized and multiplied in
   // float32, as the reference implementations compute. Slower; used by parity tests and --precise.
@@ -24,6 +28,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int n_threads, CpuOptions options = {});
   const char* name() const override { return isa_->name; }
   int n_threads() const override { return pool_.size(); }
+  Status supports(DType type, int64_t rows, int64_t cols) const override { return cpu_supports(type, rows, cols); }
   ThreadPool& pool() { return pool_; }
 
   void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) override;
