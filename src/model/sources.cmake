@@ -5,5 +5,7 @@ list(APPEND GEMMA_SOURCES
   model/forward.cpp
   model/load_gguf.cpp
   model/load_hf.cpp
+  model/load_orbax.cpp
+  model/load_torch.cpp
   model/loader.cpp)
 list(APPEND GEMMA_SOURCES model/export.cpp)
