@@ -92,19 +92,20 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
   std::vector<int32_t> ids;
   for (const SequenceChunk& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
-    if (n == 0) return error("empty sequence chunk");
+    if (n == 0) return invalid_argument("empty sequence chunk");
     if (s.cache->n_past() + n > s.cache->n_ctx())
-      return error("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
-                   s.cache->n_ctx());
+      return resource_exhausted("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
+                                s.cache->n_ctx());
     for (int64_t i = 0; i < n; ++i) {
       const int32_t id = s.tokens[static_cast<size_t>(i)];
-      if (id < 0 || id >= c.vocab_size) return error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+      if (id < 0 || id >= c.vocab_size)
+        return invalid_argument("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
       if (T + i < b.max_tokens) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
       ids.push_back(id);
     }
     T += n;
   }
-  if (T > b.max_tokens) return error("batch of {} tokens exceeds the buffer size {}", T, b.max_tokens);
+  if (T > b.max_tokens) return internal_error("batch of {} tokens exceeds the buffer size {}", T, b.max_tokens);
 
   be.embed(weights_.embedding, ids, c.embed_scale, b.x.data());
   for (int l = 0; l < c.n_layers; ++l) layer(l, batch, T, be, b);

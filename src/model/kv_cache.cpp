@@ -14,7 +14,7 @@ int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, in
 }  // namespace
 
 Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type) {
-  if (type != DType::F32 && type != DType::F16) return error("KV cache type must be f32 or f16");
+  if (type != DType::F32 && type != DType::F16) return invalid_argument("KV cache type must be f32 or f16");
   std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
   const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
   for (const LayerConfig& lc : c.layers) {
@@ -22,7 +22,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx
     l.capacity = layer_capacity(c, lc, n_ctx, max_chunk);
     const uint64_t bytes = 2 * row * static_cast<uint64_t>(l.capacity);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return error("cannot reserve {} bytes for the KV cache", bytes);
+    if (p == MAP_FAILED) return resource_exhausted("cannot reserve {} bytes for the KV cache", bytes);
     cache->maps_.emplace_back(p, bytes);
     cache->reserved_ += bytes;
     l.k = static_cast<uint8_t*>(p);
