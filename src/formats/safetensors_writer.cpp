@@ -10,7 +10,7 @@ namespace gemma {
 
 Status SafetensorsWriter::add_tensor(const std::string& name, DType type, std::vector<int64_t> shape, Fill fill) {
   if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
-    return error("safetensors: tensor '{}' type {} is not a float type", name, dtype_name(type));
+    return unsupported("safetensors: tensor '{}' type {} is not a float type", name, dtype_name(type));
   uint64_t n = 1;
   for (int64_t d : shape) n *= static_cast<uint64_t>(d);
   tensors_.push_back({name, type, std::move(shape), n * static_cast<uint64_t>(dtype_info(type).block_bytes),
@@ -29,17 +29,17 @@ Status SafetensorsWriter::write(const std::string& path) const {
   std::string h = header.dump();
   h.resize((h.size() + 7) / 8 * 8, ' ');
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!f) return error("{}: cannot create: {}", path, std::strerror(errno));
+  if (!f) return invalid_argument("{}: cannot create: {}", path, std::strerror(errno));
   const uint64_t hl = h.size();
   if (std::fwrite(&hl, 8, 1, f.get()) != 1 || std::fwrite(h.data(), 1, h.size(), f.get()) != h.size())
-    return error("{}: write failed", path);
+    return internal_error("{}: write failed", path);
   std::vector<uint8_t> buf;
   for (const Entry& t : tensors_) {
     buf.assign(t.nbytes, 0);
     GE_TRY(t.fill(buf.data()));
-    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return error("{}: write failed", path);
+    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return internal_error("{}: write failed", path);
   }
-  if (std::fflush(f.get()) != 0) return error("{}: write failed", path);
+  if (std::fflush(f.get()) != 0) return internal_error("{}: write failed", path);
   return {};
 }
 

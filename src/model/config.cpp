@@ -21,7 +21,7 @@ int ModelConfig::n_sliding_layers() const {
 
 Status ModelConfig::validate(const std::string& source) const {
   auto positive = [&](int v, const char* what) -> Status {
-    if (v <= 0 || v > (1 << 24)) return error("{}: invalid {} = {}", source, what, v);
+    if (v <= 0 || v > (1 << 24)) return corrupt_input("{}: invalid {} = {}", source, what, v);
     return {};
   };
   GE_TRY(positive(vocab_size, "vocabulary size"));
@@ -32,21 +32,22 @@ Status ModelConfig::validate(const std::string& source) const {
   GE_TRY(positive(head_dim, "head dim"));
   GE_TRY(positive(ffn, "feed-forward size"));
   GE_TRY(positive(context_length, "context length"));
-  if (n_layers > 1024) return error("{}: implausible layer count {}", source, n_layers);
+  if (n_layers > 1024) return corrupt_input("{}: implausible layer count {}", source, n_layers);
   if (n_heads % n_kv_heads != 0)
-    return error("{}: {} query heads is not a multiple of {} KV heads", source, n_heads, n_kv_heads);
-  if (head_dim % 2 != 0) return error("{}: head dim {} must be even for RoPE", source, head_dim);
+    return corrupt_input("{}: {} query heads is not a multiple of {} KV heads", source, n_heads, n_kv_heads);
+  if (head_dim % 2 != 0) return corrupt_input("{}: head dim {} must be even for RoPE", source, head_dim);
   if (static_cast<int>(layers.size()) != n_layers)
-    return error("{}: {} layer entries for {} layers", source, layers.size(), n_layers);
+    return corrupt_input("{}: {} layer entries for {} layers", source, layers.size(), n_layers);
   if (n_sliding_layers() > 0 && sliding_window <= 0)
-    return error("{}: sliding-window layers but no valid window size", source);
-  if (!(std::isfinite(query_scale) && query_scale > 0)) return error("{}: invalid query scale", source);
-  if (!(std::isfinite(rms_eps) && rms_eps > 0 && rms_eps < 1)) return error("{}: invalid RMSNorm epsilon", source);
+    return corrupt_input("{}: sliding-window layers but no valid window size", source);
+  if (!(std::isfinite(query_scale) && query_scale > 0)) return corrupt_input("{}: invalid query scale", source);
+  if (!(std::isfinite(rms_eps) && rms_eps > 0 && rms_eps < 1))
+    return corrupt_input("{}: invalid RMSNorm epsilon", source);
   if (!(std::isfinite(attn_softcap) && attn_softcap >= 0) || !(std::isfinite(final_softcap) && final_softcap >= 0))
-    return error("{}: invalid logit soft-cap", source);
+    return corrupt_input("{}: invalid logit soft-cap", source);
   for (const LayerConfig& l : layers)
     if (!(std::isfinite(l.rope_base) && l.rope_base > 1) || !(std::isfinite(l.rope_scale) && l.rope_scale > 0))
-      return error("{}: invalid RoPE base or scale", source);
+      return corrupt_input("{}: invalid RoPE base or scale", source);
   return {};
 }
 

@@ -70,7 +70,7 @@ Status fill_matrix(const WeightMatrix& w, DType type, uint8_t* dst) {
   for (int64_t r = 0; r < w.rows; ++r) {
     float_row(w, r, row.data());
     if (!quantize_row(type, row.data(), dst + r * rb, w.cols))
-      return error("cannot write type {}", dtype_name(type));
+      return unsupported("cannot write type {}", dtype_name(type));
   }
   return {};
 }
@@ -242,14 +242,14 @@ Status export_hf(const Model& m, const std::string& dir, const ExportOptions& op
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return error("{}: cannot create directory: {}", dir, ec.message());
+  if (ec) return invalid_argument("{}: cannot create directory: {}", dir, ec.message());
   const std::vector<Named> tensors = canonical_tensors(m);
   DType type = DType::BF16;
   for (const Named& n : tensors)
     if (n.matrix && n.matrix->type != DType::BF16) type = DType::F32;
   if (opt.type) type = *opt.type;
   if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
-    return error("safetensors output type must be f32, f16 or bf16");
+    return invalid_argument("safetensors output type must be f32, f16 or bf16");
   SafetensorsWriter st;
   st.set_metadata("format", "pt");
   for (const Named& n : tensors) {
@@ -271,12 +271,12 @@ Status export_hf(const Model& m, const std::string& dir, const ExportOptions& op
   GE_TRY(st.write((fs::path(dir) / "model.safetensors").string()));
   std::ofstream cfg(fs::path(dir) / "config.json");
   cfg << hf_config(m.config(), m.tokenizer(), type).dump(2) << "\n";
-  if (!cfg) return error("{}: cannot write config.json", dir);
+  if (!cfg) return internal_error("{}: cannot write config.json", dir);
   if (const Tokenizer* t = m.tokenizer()) {
     std::ofstream tm(fs::path(dir) / "tokenizer.model", std::ios::binary);
     const std::string proto = sentencepiece_proto(*t);
     tm.write(proto.data(), static_cast<std::streamsize>(proto.size()));
-    if (!tm) return error("{}: cannot write tokenizer.model", dir);
+    if (!tm) return internal_error("{}: cannot write tokenizer.model", dir);
   }
   return {};
 }
@@ -285,7 +285,7 @@ Status export_gguf(const Model& m, const std::string& path, const ExportOptions&
   const ModelConfig& c = m.config();
   if (opt.type && *opt.type != DType::Q8_0 && *opt.type != DType::Q4_0 && *opt.type != DType::F32 &&
       *opt.type != DType::F16 && *opt.type != DType::BF16)
-    return error("GGUF output type must be q8_0, q4_0, f32, f16 or bf16");
+    return invalid_argument("GGUF output type must be q8_0, q4_0, f32, f16 or bf16");
   GgufWriter g;
   const std::string a = arch_name(c.generation);
   g.set_string("general.architecture", a);

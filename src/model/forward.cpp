@@ -92,20 +92,20 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
   int64_t T = 0;
   for (const SequenceChunk& s : batch) {
     const int64_t n = s.size(c.hidden);
-    if (n == 0) return error("empty sequence chunk");
+    if (n == 0) return invalid_argument("empty sequence chunk");
     if (!s.embeddings.empty() && s.embeddings.size() % static_cast<size_t>(c.hidden) != 0)
-      return error("chunk embeddings of {} floats are not whole rows of {}", s.embeddings.size(), c.hidden);
+      return invalid_argument("chunk embeddings of {} floats are not whole rows of {}", s.embeddings.size(), c.hidden);
     if (s.cache->n_past() + n > s.cache->n_ctx())
-      return error("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
+      return resource_exhausted("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
                    s.cache->n_ctx());
-    if (T + n > b.max_tokens) return error("batch of more than {} tokens exceeds the buffer size", b.max_tokens);
+    if (T + n > b.max_tokens) return internal_error("batch of more than {} tokens exceeds the buffer size", b.max_tokens);
     for (const PositionSpan& sp : s.bidirectional)
       if (sp.begin < 0 || sp.end <= sp.begin || sp.end > s.cache->n_past() + n)
-        return error("bidirectional span [{}, {}) reaches past the chunk's last position {}", sp.begin, sp.end,
+        return invalid_argument("bidirectional span [{}, {}) reaches past the chunk's last position {}", sp.begin, sp.end,
                      s.cache->n_past() + n - 1);
     if (s.embeddings.empty())
       for (int32_t id : s.tokens)
-        if (id < 0 || id >= c.vocab_size) return error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+        if (id < 0 || id >= c.vocab_size) return invalid_argument("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
     for (int64_t i = 0; i < n; ++i) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
     T += n;
   }

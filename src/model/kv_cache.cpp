@@ -17,9 +17,9 @@ int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, in
 
 Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type,
                                                  int max_rollback) {
-  if (type != DType::F32 && type != DType::F16) return error("KV cache type must be f32 or f16");
+  if (type != DType::F32 && type != DType::F16) return invalid_argument("KV cache type must be f32 or f16");
   if (n_ctx <= 0 || max_chunk <= 0 || max_rollback < 0)
-    return error("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
+    return invalid_argument("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
                  max_rollback);
   std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
   const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
@@ -33,7 +33,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx
           std::min<int>(cache->rollback_limit_, static_cast<int>(l.capacity) - (c.sliding_window - 1));
     const uint64_t bytes = 2 * row * static_cast<uint64_t>(l.capacity);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return error("cannot reserve {} bytes for the KV cache", bytes);
+    if (p == MAP_FAILED) return resource_exhausted("cannot reserve {} bytes for the KV cache", bytes);
     cache->maps_.emplace_back(p, bytes);
     cache->reserved_ += bytes;
     l.k = static_cast<uint8_t*>(p);
@@ -58,10 +58,10 @@ uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DTyp
 int KvCache::rollback_limit() const { return rollback_limit_; }
 
 Status KvCache::truncate(int n) {
-  if (n < 0) return error("cannot truncate a sequence to {} tokens", n);
+  if (n < 0) return invalid_argument("cannot truncate a sequence to {} tokens", n);
   if (n >= n_past_) return {};
   if (n_past_ - n > rollback_limit_)
-    return error("cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
+    return invalid_argument("cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
                  n_past_ - n, rollback_limit_);
   n_past_ = n;
   return {};
@@ -69,11 +69,11 @@ Status KvCache::truncate(int n) {
 
 Status KvCache::copy_prefix_from(const KvCache& src, int n) {
   if (src.layers_.size() != layers_.size() || src.row_bytes_ != row_bytes_ || src.type_ != type_)
-    return error("cannot copy a KV prefix between caches of different shapes");
+    return internal_error("cannot copy a KV prefix between caches of different shapes");
   if (n < 0 || n > src.n_past_ || n > n_ctx_)
-    return error("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_, n_ctx_);
+    return invalid_argument("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_, n_ctx_);
   if (src.n_past_ - n > src.rollback_limit_)
-    return error("cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window",
+    return invalid_argument("cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window",
                  n, src.n_past_, src.rollback_limit_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& s = src.layers_[l];

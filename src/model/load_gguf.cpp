@@ -18,9 +18,9 @@ struct Reader {
     GE_ASSIGN(auto v, f.get_uint(arch + "." + key));
     if (!v) {
       if (fallback) return *fallback;
-      return error("{}: missing metadata '{}.{}'", f.path(), arch, key);
+      return not_found("{}: missing metadata '{}.{}'", f.path(), arch, key);
     }
-    if (*v > (1u << 30)) return error("{}: metadata '{}.{}' = {} is out of range", f.path(), arch, key, *v);
+    if (*v > (1u << 30)) return corrupt_input("{}: metadata '{}.{}' = {} is out of range", f.path(), arch, key, *v);
     return static_cast<int>(*v);
   }
   Result<float> get_float(const std::string& key, float fallback) const {
@@ -40,12 +40,12 @@ Result<std::vector<bool>> read_pattern(const Reader& r, Generation g, int n_laye
   if (v->type == GgufType::ARRAY) {
     GE_ASSIGN(auto arr, r.f.get_int_array(key));
     if (static_cast<int>(arr.size()) != n_layers)
-      return error("{}: '{}' has {} entries for {} layers", r.f.path(), key, arr.size(), n_layers);
+      return corrupt_input("{}: '{}' has {} entries for {} layers", r.f.path(), key, arr.size(), n_layers);
     for (size_t i = 0; i < arr.size(); ++i) s[i] = arr[i] != 0;
     return s;
   }
   GE_ASSIGN(auto period, r.f.get_uint(key));
-  if (*period == 0 || *period > 1u << 20) return error("{}: invalid '{}' = {}", r.f.path(), key, *period);
+  if (*period == 0 || *period > 1u << 20) return corrupt_input("{}: invalid '{}' = {}", r.f.path(), key, *period);
   for (int l = 0; l < n_layers; ++l) s[static_cast<size_t>(l)] = (static_cast<uint64_t>(l) % *period) < *period - 1;
   return s;
 }
@@ -55,28 +55,29 @@ Result<std::vector<bool>> read_pattern(const Reader& r, Generation g, int n_laye
 Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
   GE_ASSIGN(std::shared_ptr<GgufFile> f, GgufFile::open(path, pages));
   GE_ASSIGN(auto arch_opt, f->get_string("general.architecture"));
-  if (!arch_opt) return error("{}: missing general.architecture", path);
+  if (!arch_opt) return not_found("{}: missing general.architecture", path);
   Reader r{*f, *arch_opt};
   ModelConfig c;
   if (r.arch == "gemma") c.generation = Generation::kGemma1;
   else if (r.arch == "gemma2") c.generation = Generation::kGemma2;
   else if (r.arch == "gemma3") c.generation = Generation::kGemma3;
-  else return error("{}: architecture '{}' is not a Gemma model (expected gemma, gemma2 or gemma3)", path, r.arch);
+  else
+    return unsupported("{}: architecture '{}' is not a Gemma model (expected gemma, gemma2 or gemma3)", path, r.arch);
 
   GE_ASSIGN(c.hidden, r.get_int("embedding_length"));
   GE_ASSIGN(c.n_layers, r.get_int("block_count"));
   GE_ASSIGN(c.ffn, r.get_int("feed_forward_length"));
   GE_ASSIGN(c.n_heads, r.get_int("attention.head_count"));
   GE_ASSIGN(c.n_kv_heads, r.get_int("attention.head_count_kv", c.n_heads));
-  if (c.n_heads <= 0) return error("{}: invalid head count {}", path, c.n_heads);
+  if (c.n_heads <= 0) return corrupt_input("{}: invalid head count {}", path, c.n_heads);
   GE_ASSIGN(c.head_dim, r.get_int("attention.key_length", c.hidden / c.n_heads));
   GE_ASSIGN(int value_len, r.get_int("attention.value_length", c.head_dim));
   if (value_len != c.head_dim)
-    return error("{}: key_length {} differs from value_length {}", path, c.head_dim, value_len);
+    return corrupt_input("{}: key_length {} differs from value_length {}", path, c.head_dim, value_len);
   GE_ASSIGN(c.context_length, r.get_int("context_length", 8192));
   GE_ASSIGN(c.rms_eps, r.get_float("attention.layer_norm_rms_epsilon", 1e-6f));
   const Tensor* emb = f->tensors().find("token_embd.weight");
-  if (!emb || emb->shape.size() != 2) return error("{}: missing or malformed token_embd.weight", path);
+  if (!emb || emb->shape.size() != 2) return not_found("{}: missing or malformed token_embd.weight", path);
   c.vocab_size = static_cast<int>(emb->shape[0]);
 
   const bool gemma1 = c.generation == Generation::kGemma1, gemma2 = c.generation == Generation::kGemma2;
@@ -91,7 +92,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
   GE_ASSIGN(float base_swa, r.get_float("rope.freq_base_swa", gemma2 ? base : 10000.0f));
   if (gemma2) {
     GE_ASSIGN(c.sliding_window, r.get_int("attention.sliding_window", 4096));
-    if (c.sliding_window == 0) return error("{}: gemma2.attention.sliding_window is 0", path);
+    if (c.sliding_window == 0) return corrupt_input("{}: gemma2.attention.sliding_window is 0", path);
     GE_ASSIGN(sliding, read_pattern(r, c.generation, c.n_layers));
   } else if (!gemma1) {
     GE_ASSIGN(c.sliding_window, r.get_int("attention.sliding_window", 0));
@@ -103,9 +104,9 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
   GE_ASSIGN(auto scaling_type, f->get_string(r.arch + ".rope.scaling.type"));
   if (scaling_type && *scaling_type != "none") {
     if (*scaling_type != "linear")
-      return error("{}: RoPE scaling type '{}' is not supported (Gemma uses linear)", path, *scaling_type);
+      return unsupported("{}: RoPE scaling type '{}' is not supported (Gemma uses linear)", path, *scaling_type);
     GE_ASSIGN(rope_scale, r.get_float("rope.scaling.factor", 1.0f));
-    if (!(rope_scale > 0)) return error("{}: invalid rope.scaling.factor", path);
+    if (!(rope_scale > 0)) return corrupt_input("{}: invalid rope.scaling.factor", path);
   }
   c.layers = make_layers(c.n_layers, sliding, base_swa, base, rope_scale);
 
@@ -113,7 +114,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
   if (gemma2) {
     GE_ASSIGN(c.attn_softcap, r.get_float("attn_logit_softcapping", 50.0f));
     GE_ASSIGN(c.final_softcap, r.get_float("final_logit_softcapping", 30.0f));
-    if (c.attn_softcap <= 0 || c.final_softcap <= 0) return error("{}: a soft-cap of 0 is malformed", path);
+    if (c.attn_softcap <= 0 || c.final_softcap <= 0) return corrupt_input("{}: a soft-cap of 0 is malformed", path);
   } else if (c.generation == Generation::kGemma3) {
     GE_ASSIGN(c.final_softcap, r.get_float("final_logit_softcapping", 0.0f));
   }
@@ -124,7 +125,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
   c.variant = detect_variant(c);
   if (r.has("attention.query_pre_attn_scalar")) {
     GE_ASSIGN(float qs, r.get_float("attention.query_pre_attn_scalar", 0));
-    if (!(qs > 0)) return error("{}: invalid query_pre_attn_scalar", path);
+    if (!(qs > 0)) return corrupt_input("{}: invalid query_pre_attn_scalar", path);
     c.query_scale = 1.0f / std::sqrt(qs);
   } else if (c.variant == "27b" || c.variant == "27b_v3") {
     c.query_scale = 1.0f / std::sqrt(static_cast<float>(c.hidden / c.n_heads));

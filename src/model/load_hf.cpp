@@ -28,12 +28,12 @@ template <typename T>
 Result<T> field(const json& j, const char* key, const std::string& src, std::optional<T> fallback = std::nullopt) {
   if (!j.contains(key) || j[key].is_null()) {
     if (fallback) return *fallback;
-    return error("{}: config.json lacks '{}'", src, key);
+    return not_found("{}: config.json lacks '{}'", src, key);
   }
   if constexpr (std::is_same_v<T, std::string>) {
-    if (!j[key].is_string()) return error("{}: config.json '{}' is not a string", src, key);
+    if (!j[key].is_string()) return corrupt_input("{}: config.json '{}' is not a string", src, key);
   } else {
-    if (!j[key].is_number()) return error("{}: config.json '{}' is not a number", src, key);
+    if (!j[key].is_number()) return corrupt_input("{}: config.json '{}' is not a number", src, key);
   }
   return j[key].get<T>();
 }
@@ -48,9 +48,9 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
     if (!r.is_object()) return {};
     std::string type = r.value("rope_type", r.value("type", std::string("default")));
     if (type == "default") return {};
-    if (type != "linear") return error("{}: RoPE scaling '{}' is not supported (Gemma uses linear)", src, type);
+    if (type != "linear") return unsupported("{}: RoPE scaling '{}' is not supported (Gemma uses linear)", src, type);
     if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() > 0))
-      return error("{}: linear RoPE scaling without a valid factor", src);
+      return corrupt_input("{}: linear RoPE scaling without a valid factor", src);
     out = r["factor"].get<float>();
     return {};
   };
@@ -65,7 +65,7 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
         local_base = rp["sliding_attention"].value("rope_theta", 10000.0f);
         float s = 1;
         GE_TRY(linear_factor(rp["sliding_attention"], s));
-        if (s != 1) return error("{}: RoPE scaling on sliding layers is not a Gemma configuration", src);
+        if (s != 1) return unsupported("{}: RoPE scaling on sliding layers is not a Gemma configuration", src);
       }
       return {};
     }
@@ -80,7 +80,7 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
 }
 
 Result<ModelConfig> parse_config(const json& root, const std::string& src) {
-  if (!root.is_object()) return error("{}: config.json is not an object", src);
+  if (!root.is_object()) return corrupt_input("{}: config.json is not an object", src);
   GE_ASSIGN(std::string model_type, field<std::string>(root, "model_type", src));
   const json* tc = &root;
   ModelConfig c;
@@ -93,23 +93,23 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
   } else if (model_type == "gemma3") {
     c.generation = Generation::kGemma3;
     if (!root.contains("text_config") || !root["text_config"].is_object())
-      return error("{}: gemma3 config.json without text_config", src);
+      return not_found("{}: gemma3 config.json without text_config", src);
     tc = &root["text_config"];
   } else {
-    return error("{}: model_type '{}' is not a Gemma text model", src, model_type);
+    return unsupported("{}: model_type '{}' is not a Gemma text model", src, model_type);
   }
   GE_ASSIGN(c.vocab_size, field<int>(*tc, "vocab_size", src, model_type == "gemma3" ? 262208 : 256000));
   GE_ASSIGN(c.hidden, field<int>(*tc, "hidden_size", src));
   GE_ASSIGN(c.n_layers, field<int>(*tc, "num_hidden_layers", src));
   GE_ASSIGN(c.n_heads, field<int>(*tc, "num_attention_heads", src));
   GE_ASSIGN(c.n_kv_heads, field<int>(*tc, "num_key_value_heads", src, c.n_heads));
-  if (c.n_heads <= 0) return error("{}: invalid num_attention_heads", src);
+  if (c.n_heads <= 0) return corrupt_input("{}: invalid num_attention_heads", src);
   GE_ASSIGN(c.head_dim, field<int>(*tc, "head_dim", src, c.hidden / c.n_heads));
   GE_ASSIGN(c.ffn, field<int>(*tc, "intermediate_size", src));
   GE_ASSIGN(c.context_length, field<int>(*tc, "max_position_embeddings", src, 8192));
   GE_ASSIGN(c.rms_eps, field<float>(*tc, "rms_norm_eps", src, 1e-6f));
   GE_ASSIGN(float qpas, field<float>(*tc, "query_pre_attn_scalar", src, static_cast<float>(c.head_dim)));
-  if (!(qpas > 0)) return error("{}: invalid query_pre_attn_scalar", src);
+  if (!(qpas > 0)) return corrupt_input("{}: invalid query_pre_attn_scalar", src);
   c.query_scale = 1.0f / std::sqrt(qpas);
   GE_ASSIGN(c.attn_softcap, field<float>(*tc, "attn_logit_softcapping", src, 0.0f));
   GE_ASSIGN(c.final_softcap, field<float>(*tc, "final_logit_softcapping", src, 0.0f));
@@ -122,17 +122,17 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
     if (tc->contains("layer_types") && (*tc)["layer_types"].is_array()) {
       const json& lt = (*tc)["layer_types"];
       if (static_cast<int>(lt.size()) != c.n_layers)
-        return error("{}: layer_types has {} entries for {} layers", src, lt.size(), c.n_layers);
+        return corrupt_input("{}: layer_types has {} entries for {} layers", src, lt.size(), c.n_layers);
       for (size_t i = 0; i < lt.size(); ++i) {
-        if (!lt[i].is_string()) return error("{}: layer_types[{}] is not a string", src, i);
+        if (!lt[i].is_string()) return corrupt_input("{}: layer_types[{}] is not a string", src, i);
         const std::string t = lt[i].get<std::string>();
         if (t != "sliding_attention" && t != "full_attention")
-          return error("{}: unknown layer type '{}'", src, t);
+          return unsupported("{}: unknown layer type '{}'", src, t);
         sliding[i] = t == "sliding_attention";
       }
     } else if (c.generation == Generation::kGemma3 && tc->contains("sliding_window_pattern")) {
       GE_ASSIGN(int period, field<int>(*tc, "sliding_window_pattern", src));
-      if (period <= 0) return error("{}: invalid sliding_window_pattern", src);
+      if (period <= 0) return corrupt_input("{}: invalid sliding_window_pattern", src);
       for (int l = 0; l < c.n_layers; ++l) sliding[static_cast<size_t>(l)] = l % period < period - 1;
     } else {
       sliding = default_sliding_pattern(c.generation, c.n_layers);
@@ -207,14 +207,14 @@ Status convert_awq(const std::string& prefix, const TensorSet& raw, TensorSet& o
   const Tensor* qw = raw.find(prefix + ".qweight");
   const Tensor* qz = raw.find(prefix + ".qzeros");
   const Tensor* sc = raw.find(prefix + ".scales");
-  if (!qw || !qz || !sc) return error("{}: AWQ tensor {} lacks qweight, qzeros or scales", src, prefix);
+  if (!qw || !qz || !sc) return not_found("{}: AWQ tensor {} lacks qweight, qzeros or scales", src, prefix);
   if (qw->dtype != DType::I32 || qz->dtype != DType::I32 || qw->shape.size() != 2 || qz->shape.size() != 2 ||
       sc->shape.size() != 2 || (sc->dtype != DType::BF16 && sc->dtype != DType::F16 && sc->dtype != DType::F32))
-    return error("{}: AWQ tensor {} has unexpected types or ranks", src, prefix);
+    return corrupt_input("{}: AWQ tensor {} has unexpected types or ranks", src, prefix);
   const int64_t K = qw->shape[0], N = qw->shape[1] * 8;
   if (K % 32 != 0 || sc->shape[0] * 32 != K || sc->shape[1] != N || qz->shape[0] != K / 32 || qz->shape[1] != N / 8)
-    return error("{}: AWQ tensor {}: qweight {}, qzeros {}, scales {} do not describe groups of 32", src, prefix,
-                 qw->shape_string(), qz->shape_string(), sc->shape_string());
+    return corrupt_input("{}: AWQ tensor {}: qweight {}, qzeros {}, scales {} do not describe groups of 32", src,
+                         prefix, qw->shape_string(), qz->shape_string(), sc->shape_string());
   static constexpr int kReverseOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // column offset -> nibble slot
   auto word = [](const Tensor* t, int64_t i) {
     uint32_t v;
@@ -230,8 +230,9 @@ Status convert_awq(const std::string& prefix, const TensorSet& raw, TensorSet& o
     for (int64_t g = 0; g < n_groups; ++g) {
       const uint32_t z = (word(qz, g * (N / 8) + n / 8) >> shift) & 0xF;
       if (z != 8)
-        return error("{}: AWQ tensor {} has zero point {} (only the symmetric QAT layout, zero point 8, is supported)",
-                     src, prefix, z);
+        return unsupported(
+            "{}: AWQ tensor {} has zero point {} (only the symmetric QAT layout, zero point 8, is supported)", src,
+            prefix, z);
       quant::BlockQ4_0F& b = blocks[n * n_groups + g];
       b.d = scales[static_cast<size_t>(g * N + n)];
       for (int j = 0; j < 16; ++j) {
@@ -265,10 +266,10 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   const bool is_file = fs::is_regular_file(path) && !is_index;
   const std::string dir = (is_file || is_index) ? fs::path(path).parent_path().string() : path;
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path)) return error("{}: no config.json beside the safetensors", dir);
+  if (!fs::exists(config_path)) return not_found("{}: no config.json beside the safetensors", dir);
   GE_ASSIGN(std::string text, read_text_file(config_path));
   json root = json::parse(text, nullptr, false);
-  if (root.is_discarded()) return error("{}: invalid JSON", config_path);
+  if (root.is_discarded()) return corrupt_input("{}: invalid JSON", config_path);
   GE_ASSIGN(ModelConfig c, parse_config(root, config_path));
 
   TensorSet raw;
@@ -308,12 +309,12 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
       info.notes.push_back("ignored tensor " + name);
       continue;
     }
-    if (out.tensors.find(m->name)) return error("{}: tensor '{}' appears twice (as '{}')", path, m->name, name);
+    if (out.tensors.find(m->name)) return corrupt_input("{}: tensor '{}' appears twice (as '{}')", path, m->name, name);
     Tensor ct = t;
     ct.name = m->name;
     if (m->norm) {  // Gemma stores norms zero-centred: fold in the 1 + w (in float32).
       if (dtype_info(t.dtype).quantized || (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16))
-        return error("{}: norm tensor '{}' has type {}", path, name, dtype_name(t.dtype));
+        return unsupported("{}: norm tensor '{}' has type {}", path, name, dtype_name(t.dtype));
       auto* f = reinterpret_cast<float*>(out.tensors.allocate(static_cast<uint64_t>(t.numel()) * 4));
       dequantize_row(t.dtype, t.data, f, t.numel());
       for (int64_t i = 0; i < t.numel(); ++i) f[i] += 1.0f;
@@ -326,7 +327,7 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   out.tensors.merge_owners(raw);
   out.tensors.merge_owners(awq);
   const Tensor* emb = out.tensors.find("token_embd.weight");
-  if (!emb) return error("{}: no embedding tensor (model.embed_tokens.weight)", path);
+  if (!emb) return not_found("{}: no embedding tensor (model.embed_tokens.weight)", path);
   // sqrt(D) in the dtype the references compute in for this checkpoint (§2.2).
   const float s = std::sqrt(static_cast<float>(c.hidden));
   c.embed_scale = emb->dtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(s))

@@ -183,7 +183,8 @@ class Converter {
   Status norm(const std::string& name, const uint8_t* src, int64_t n, DType dtype) {
     GE_ASSIGN(uint8_t * dst, allocate(static_cast<uint64_t>(n) * 4, name));
     float* f = reinterpret_cast<float*>(dst);
-    if (!dequantize_row(dtype, src, f, n)) return error("{}: norm '{}' has type {}", dir_, name, dtype_name(dtype));
+    if (!dequantize_row(dtype, src, f, n))
+      return unsupported("{}: norm '{}' has type {}", dir_, name, dtype_name(dtype));
     for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
     return add(name, {n}, DType::F32, dst, static_cast<uint64_t>(n) * 4);
   }
@@ -196,11 +197,11 @@ class Converter {
     try {
       return out_.tensors.allocate(bytes);
     } catch (const std::bad_alloc&) {
-      return error("{}: cannot allocate {} bytes for '{}'", dir_, bytes, name);
+      return resource_exhausted("{}: cannot allocate {} bytes for '{}'", dir_, bytes, name);
     }
   }
   Status add(const std::string& name, std::vector<int64_t> shape, DType dtype, const uint8_t* data, uint64_t nbytes) {
-    if (out_.tensors.find(name)) return error("{}: two arrays map to '{}'", dir_, name);
+    if (out_.tensors.find(name)) return corrupt_input("{}: two arrays map to '{}'", dir_, name);
     Tensor t;
     t.name = name;
     t.dtype = dtype;
@@ -283,7 +284,8 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
       continue;
     }
     if (a.name.find("_IntEinsum") != std::string::npos || a.name.find("_SimulateQuantized") != std::string::npos)
-      return error("{}: array '{}' uses the gemma.peft quantized-module layout, which is not supported", dir, a.name);
+      return unsupported("{}: array '{}' uses the gemma.peft quantized-module layout, which is not supported", dir,
+                         a.name);
     if (p == std::vector<std::string>{"embedder", "input_embedding"}) {
       embedding = &a;
       continue;
@@ -296,7 +298,7 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     if (p.size() > 1 && parse_index(p[0], "layer_", layer)) {
       auto role = layer_role({p.begin() + 1, p.end()});
       if (role) {
-        if (layers[layer].count(*role)) return error("{}: two arrays for layer {} ('{}')", dir, layer, a.name);
+        if (layers[layer].count(*role)) return corrupt_input("{}: two arrays for layer {} ('{}')", dir, layer, a.name);
         layers[layer][*role] = &a;
         uses[&a].push_back({*role, layer, -1});
         continue;
@@ -315,17 +317,18 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     const auto& [type, role] = key;
     for (int64_t s = 0; s < entry.second; ++s) {
       const int layer = static_cast<int>(s * n_stack_types + type);
-      if (layer > 4096) return error("{}: implausible stacked layer count in '{}'", dir, entry.first->name);
-      if (layers[layer].count(role)) return error("{}: two arrays for layer {} ('{}')", dir, layer, entry.first->name);
+      if (layer > 4096) return corrupt_input("{}: implausible stacked layer count in '{}'", dir, entry.first->name);
+      if (layers[layer].count(role))
+        return corrupt_input("{}: two arrays for layer {} ('{}')", dir, layer, entry.first->name);
       layers[layer][role] = entry.first;
       uses[entry.first].push_back({role, layer, s});
     }
   }
-  if (!embedding) return error("{}: no embedder input_embedding array: not a Gemma checkpoint", dir);
-  if (!final_norm) return error("{}: no final_norm scale array", dir);
-  if (layers.empty()) return error("{}: no transformer layers (layer_N arrays)", dir);
+  if (!embedding) return not_found("{}: no embedder input_embedding array: not a Gemma checkpoint", dir);
+  if (!final_norm) return not_found("{}: no final_norm scale array", dir);
+  if (layers.empty()) return not_found("{}: no transformer layers (layer_N arrays)", dir);
   if (layers.rbegin()->first != static_cast<int>(layers.size()) - 1)
-    return error("{}: transformer layers are not numbered 0..{}", dir, layers.size() - 1);
+    return corrupt_input("{}: transformer layers are not numbered 0..{}", dir, layers.size() - 1);
   uses[embedding].push_back({Role::kEmbedding, -1, -1});
   uses[final_norm].push_back({Role::kFinalNorm, -1, -1});
 
@@ -342,30 +345,33 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
   };
   ModelConfig c;
   const auto& emb_shape = embedding->meta.shape;
-  if (emb_shape.size() != 2) return error("{}: '{}' has shape rank {}, expected [vocab, D]", dir, embedding->name, emb_shape.size());
+  if (emb_shape.size() != 2)
+    return corrupt_input("{}: '{}' has shape rank {}, expected [vocab, D]", dir, embedding->name, emb_shape.size());
   const int64_t V = emb_shape[0], D = emb_shape[1];
   auto& l0 = layers[0];
   int64_t N = 0, K = 0, H = 0, F = 0;
   if (l0.count(Role::kQ) && l0.count(Role::kKV)) {
     const auto q = shape_of(l0[Role::kQ], layer_slice(0, Role::kQ));
     const auto kv = shape_of(l0[Role::kKV], layer_slice(0, Role::kKV));
-    if (q.size() != 3 || kv.size() != 4) return error("{}: q_einsum/kv_einsum of layer 0 have unexpected ranks", dir);
+    if (q.size() != 3 || kv.size() != 4)
+      return corrupt_input("{}: q_einsum/kv_einsum of layer 0 have unexpected ranks", dir);
     N = q[0];
     H = q[2];
     K = kv[1];
   } else if (l0.count(Role::kQKV)) {
     const auto qkv = shape_of(l0[Role::kQKV], layer_slice(0, Role::kQKV));
-    if (qkv.size() != 4) return error("{}: qkv_einsum of layer 0 has an unexpected rank", dir);
+    if (qkv.size() != 4) return corrupt_input("{}: qkv_einsum of layer 0 has an unexpected rank", dir);
     N = K = qkv[1];
     H = qkv[3];
   } else {
-    return error("{}: layer 0 has no q_einsum + kv_einsum or qkv_einsum", dir);
+    return not_found("{}: layer 0 has no q_einsum + kv_einsum or qkv_einsum", dir);
   }
   bool gating_dff = false;  // [2, D, F] (Gemma 1, Gemma 2 2B) rather than [2, F, D]
-  if (!l0.count(Role::kGating)) return error("{}: layer 0 has no mlp gating_einsum", dir);
+  if (!l0.count(Role::kGating)) return not_found("{}: layer 0 has no mlp gating_einsum", dir);
   {
     const auto g = shape_of(l0[Role::kGating], layer_slice(0, Role::kGating));
-    if (g.size() != 3 || g[0] != 2) return error("{}: gating_einsum of layer 0 has shape rank {}", dir, g.size());
+    if (g.size() != 3 || g[0] != 2)
+      return corrupt_input("{}: gating_einsum of layer 0 has shape rank {}", dir, g.size());
     if (g[2] == D && g[1] != D) {
       F = g[1];
     } else if (g[1] == D && g[2] != D) {
@@ -375,8 +381,8 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
       F = D;
       info.notes.push_back("FFN width equals D: gating_einsum read as [2, F, D] (transposed layout)");
     } else {
-      return error("{}: gating_einsum of layer 0 has shape [2, {}, {}], neither [2, F, {}] nor [2, {}, F]", dir, g[1],
-                   g[2], D, D);
+      return corrupt_input("{}: gating_einsum of layer 0 has shape [2, {}, {}], neither [2, F, {}] nor [2, {}, F]", dir,
+                           g[1], g[2], D, D);
     }
   }
   c.generation = l0.count(Role::kQueryNorm) ? Generation::kGemma3
@@ -384,7 +390,7 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
                                                   : Generation::kGemma1;
   const auto in_int = [](int64_t v) { return v > 0 && v <= (int64_t{1} << 24); };
   if (!in_int(V) || !in_int(D) || !in_int(N) || !in_int(K) || !in_int(H) || !in_int(F))
-    return error("{}: implausible dimensions V={} D={} N={} K={} H={} F={}", dir, V, D, N, K, H, F);
+    return corrupt_input("{}: implausible dimensions V={} D={} N={} K={} H={} F={}", dir, V, D, N, K, H, F);
   c.vocab_size = static_cast<int>(V);
   c.hidden = static_cast<int>(D);
   c.n_layers = static_cast<int>(layers.size());
@@ -437,17 +443,17 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     if (post) want.insert(want.end(), {{Role::kPostAttnNorm, {D}}, {Role::kPostFfwNorm, {D}}});
     if (g3) want.insert(want.end(), {{Role::kQueryNorm, {H}}, {Role::kKeyNorm, {H}}});
     if (roles.size() != want.size())
-      return error("{}: layer {} has {} arrays, layer 0 implies {}", dir, l, roles.size(), want.size());
+      return corrupt_input("{}: layer {} has {} arrays, layer 0 implies {}", dir, l, roles.size(), want.size());
     for (const auto& [role, shape] : want) {
-      if (!roles.count(role)) return error("{}: layer {} lacks an array that layer 0 has", dir, l);
+      if (!roles.count(role)) return not_found("{}: layer {} lacks an array that layer 0 has", dir, l);
       const auto got = shape_of(roles[role], layer_slice(l, role));
       if (got != shape)
-        return error("{}: '{}' (layer {}) has shape [{}], expected [{}]", dir, roles[role]->name, l,
-                     fmt::join(got, ", "), fmt::join(shape, ", "));
+        return corrupt_input("{}: '{}' (layer {}) has shape [{}], expected [{}]", dir, roles[role]->name, l,
+                             fmt::join(got, ", "), fmt::join(shape, ", "));
     }
   }
   if (final_norm->meta.shape != std::vector<int64_t>{D})
-    return error("{}: '{}' has an unexpected shape", dir, final_norm->name);
+    return corrupt_input("{}: '{}' has an unexpected shape", dir, final_norm->name);
   GE_TRY(c.validate(dir));
 
   // 3. Read each array once and emit the tensors it feeds.
@@ -458,11 +464,12 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     const std::vector<Use>& list = entry.second;
     const DType dt = a->meta.dtype;
     if (dt != DType::F32 && dt != DType::BF16 && dt != DType::F16)
-      return error("{}: array '{}' has type {}, expected float32, bfloat16 or float16", dir, a->name, dtype_name(dt));
+      return unsupported("{}: array '{}' has type {}, expected float32, bfloat16 or float16", dir, a->name,
+                         dtype_name(dt));
     try {
       raw.assign(a->meta.nbytes(), 0);
     } catch (const std::bad_alloc&) {
-      return error("{}: cannot allocate {} bytes to read '{}'", dir, a->meta.nbytes(), a->name);
+      return resource_exhausted("{}: cannot allocate {} bytes to read '{}'", dir, a->meta.nbytes(), a->name);
     }
     GE_TRY(ckpt->read(*a, raw));
     const size_t es = static_cast<size_t>(a->meta.itemsize);

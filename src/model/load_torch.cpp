@@ -70,10 +70,9 @@ class Converter {
 
   Result<const Tensor*> get(const std::string& name, size_t ndim) {
     const Tensor* t = raw_.find(name);
-    if (!t) return error("{}: missing tensor '{}'", src_, name);
+    if (!t) return not_found("{}: missing tensor '{}'", src_, name);
     if (t->shape.size() != ndim)
-      return error("{}: tensor '{}' has shape {}, expected {} dimensions", src_, name, t->shape_string(),
-                   ndim);
+      return corrupt_input("{}: tensor '{}' has shape {}, expected {} dimensions", src_, name, t->shape_string(), ndim);
     used_.insert(name);
     return t;
   }
@@ -81,9 +80,9 @@ class Converter {
   // A norm: 1 + w in float32.
   Status norm(const std::string& from, const std::string& to, int64_t n) {
     GE_ASSIGN(const Tensor* t, get(from, 1));
-    if (!is_float(t->dtype)) return error("{}: norm '{}' has type {}", src_, from, dtype_name(t->dtype));
+    if (!is_float(t->dtype)) return unsupported("{}: norm '{}' has type {}", src_, from, dtype_name(t->dtype));
     if (t->shape[0] != n)
-      return error("{}: norm '{}' has shape {}, expected [{}]", src_, from, t->shape_string(), n);
+      return corrupt_input("{}: norm '{}' has shape {}, expected [{}]", src_, from, t->shape_string(), n);
     auto* f = reinterpret_cast<float*>(out_.tensors.allocate(static_cast<uint64_t>(n) * 4));
     dequantize_row(t->dtype, t->data, f, n);
     for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
@@ -97,8 +96,8 @@ class Converter {
     const std::string wname = from + ".weight";
     GE_ASSIGN(const Tensor* w, get(wname, 2));
     if (w->shape[1] != cols || r0 + rows > w->shape[0])
-      return error("{}: tensor '{}' has shape {}, expected {} columns and at least {} rows", src_, wname,
-                   w->shape_string(), cols, r0 + rows);
+      return corrupt_input("{}: tensor '{}' has shape {}, expected {} columns and at least {} rows", src_, wname,
+                           w->shape_string(), cols, r0 + rows);
     const uint64_t row_bytes =
         static_cast<uint64_t>(cols) * static_cast<uint64_t>(dtype_info(w->dtype).block_bytes);
     out_.tensors.add(Tensor{to + ".weight",
@@ -108,15 +107,15 @@ class Converter {
                             static_cast<uint64_t>(rows) * row_bytes});
     const std::string sname = from + ".weight_scaler";
     const Tensor* s = raw_.find(sname);
-    if (w->dtype == DType::I8 && !s) return error("{}: int8 tensor '{}' has no weight_scaler", src_, wname);
+    if (w->dtype == DType::I8 && !s) return not_found("{}: int8 tensor '{}' has no weight_scaler", src_, wname);
     if (!s) return {};
     if (w->dtype != DType::I8)
-      return error("{}: '{}' exists but '{}' is {}, not int8", src_, sname, wname, dtype_name(w->dtype));
+      return corrupt_input("{}: '{}' exists but '{}' is {}, not int8", src_, sname, wname, dtype_name(w->dtype));
     used_.insert(sname);
     if (s->shape.size() != 1 || s->shape[0] != w->shape[0] || !is_float(s->dtype))
-      return error(
-          "{}: '{}' has type {} and shape {}, expected a float vector of {} (one scale per output row)", src_,
-          sname, dtype_name(s->dtype), s->shape_string(), w->shape[0]);
+      return corrupt_input(
+          "{}: '{}' has type {} and shape {}, expected a float vector of {} (one scale per output row)", src_, sname,
+          dtype_name(s->dtype), s->shape_string(), w->shape[0]);
     const uint64_t elem = static_cast<uint64_t>(dtype_info(s->dtype).block_bytes);
     auto* f = reinterpret_cast<float*>(out_.tensors.allocate(static_cast<uint64_t>(rows) * 4));
     dequantize_row(s->dtype, s->data + static_cast<uint64_t>(r0) * elem, f, rows);
@@ -146,10 +145,13 @@ Result<std::string> resolve(const std::string& path) {
   std::vector<std::string> ckpts;
   for (const auto& e : fs::directory_iterator(path, ec))
     if (e.path().extension() == ".ckpt") ckpts.push_back(e.path().string());
-  if (ckpts.size() != 1)
-    return error(
-        "{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files",
-        path, ckpts.size());
+  if (ckpts.size() != 1) {  // none: nothing to load; several: the user has to name one
+    Error e =
+        not_found("{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files",
+                  path, ckpts.size());
+    if (!ckpts.empty()) e.kind = ErrorKind::kInvalidArgument;
+    return e;
+  }
   return ckpts[0];
 }
 
@@ -167,37 +169,36 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   // Generation: Gemma 3 has QK-norm, Gemma 2 the extra FFN norms, Gemma 1 neither.
   const Tensor* emb = raw.find("embedder.weight");
   const Tensor* mm_emb = raw.find("text_token_embedder.weight");
-  if (emb && mm_emb) return error("{}: both embedder.weight and text_token_embedder.weight", file);
+  if (emb && mm_emb) return corrupt_input("{}: both embedder.weight and text_token_embedder.weight", file);
   const bool multimodal = mm_emb != nullptr;
   const std::string emb_name = multimodal ? "text_token_embedder" : "embedder";
   if (!emb && !mm_emb)
-    return error("{}: no embedder.weight or text_token_embedder.weight: not a gemma_pytorch checkpoint",
-                 file);
+    return not_found("{}: no embedder.weight or text_token_embedder.weight: not a gemma_pytorch checkpoint", file);
   if (!emb) emb = mm_emb;
   int n_layers = 0;
   for (const auto& [name, t] : raw.all()) n_layers = std::max(n_layers, layer_of(name) + 1);
-  if (n_layers == 0) return error("{}: no model.layers.* tensors", file);
+  if (n_layers == 0) return not_found("{}: no model.layers.* tensors", file);
   ModelConfig c;
   c.generation = raw.find(layer_key(0, "self_attn.query_norm.weight"))        ? Generation::kGemma3
                  : raw.find(layer_key(0, "pre_feedforward_layernorm.weight")) ? Generation::kGemma2
                                                                               : Generation::kGemma1;
   if (multimodal && c.generation != Generation::kGemma3)
-    return error("{}: text_token_embedder (Gemma 3 multimodal) without QK-norm tensors", file);
+    return corrupt_input("{}: text_token_embedder (Gemma 3 multimodal) without QK-norm tensors", file);
 
   // Shapes: embedding [V, D], qkv [(N + 2K)·H, D], o [D, N·H], gate [F, D]; H from the QK-norm
   // where there is one, else from the released variant with these widths.
   const std::string src = file;
   Converter conv(raw, out, src);
   if (emb->shape.size() != 2)
-    return error("{}: {}.weight has shape {}, expected 2 dimensions", file, emb_name, emb->shape_string());
+    return corrupt_input("{}: {}.weight has shape {}, expected 2 dimensions", file, emb_name, emb->shape_string());
   const int64_t V = emb->shape[0], D = emb->shape[1];
   GE_ASSIGN(const Tensor* qkv, conv.get(layer_key(0, "self_attn.qkv_proj.weight"), 2));
   GE_ASSIGN(const Tensor* o, conv.get(layer_key(0, "self_attn.o_proj.weight"), 2));
   GE_ASSIGN(const Tensor* gate, conv.get(layer_key(0, "mlp.gate_proj.weight"), 2));
   const int64_t QW = o->shape[1], KVW2 = qkv->shape[0] - QW;
   if (o->shape[0] != D || qkv->shape[1] != D || KVW2 <= 0 || KVW2 % 2 != 0)
-    return error("{}: attention shapes do not fit together: qkv_proj {}, o_proj {}, embedding {}", file,
-                 qkv->shape_string(), o->shape_string(), emb->shape_string());
+    return corrupt_input("{}: attention shapes do not fit together: qkv_proj {}, o_proj {}, embedding {}", file,
+                         qkv->shape_string(), o->shape_string(), emb->shape_string());
   const int64_t KVW = KVW2 / 2, F = gate->shape[0];
   const Variant* known = nullptr;
   for (const Variant& v : kVariants)
@@ -221,13 +222,13 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
                                      "every released one but Gemma 2 27B",
                                      generation_name(c.generation)));
   } else {
-    return error(
+    return unsupported(
         "{}: cannot tell the head size of this {} checkpoint: q width {} and kv width {} match no released "
         "variant and are not multiples of 256, and gemma_pytorch checkpoints carry no config",
         file, generation_name(c.generation), QW, KVW);
   }
   if (H <= 0 || QW % H != 0 || KVW % H != 0)
-    return error("{}: head size {} does not divide the q width {} and kv width {}", file, H, QW, KVW);
+    return corrupt_input("{}: head size {} does not divide the q width {} and kv width {}", file, H, QW, KVW);
   c.vocab_size = static_cast<int>(V);
   c.hidden = static_cast<int>(D);
   c.n_layers = n_layers;
@@ -283,8 +284,8 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
     GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_v", N_H + K_H, K_H, D));
     GE_ASSIGN(const Tensor* fused, conv.get(key("self_attn.qkv_proj.weight"), 2));
     if (fused->shape[0] != N_H + 2 * K_H)
-      return error("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
-                   fused->shape_string(), N_H + 2 * K_H);
+      return corrupt_input("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
+                           fused->shape_string(), N_H + 2 * K_H);
     GE_TRY(conv.linear(key("self_attn.o_proj"), blk + "attn_output", 0, D, N_H));
     GE_TRY(conv.linear(key("mlp.gate_proj"), blk + "ffn_gate", 0, F, D));
     GE_TRY(conv.linear(key("mlp.up_proj"), blk + "ffn_up", 0, F, D));
@@ -316,8 +317,7 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
       continue;
     }
     if (layer_of(name) >= 0)
-      return error("{}: unexpected tensor '{}' for a {} checkpoint", file, name,
-                   generation_name(c.generation));
+      return corrupt_input("{}: unexpected tensor '{}' for a {} checkpoint", file, name, generation_name(c.generation));
     info.notes.push_back("ignored tensor " + name);
   }
   if (vision)

@@ -33,7 +33,7 @@ bool is_orbax_dir(const fs::path& dir) {
 
 Result<Detected> detect_format(const std::string& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
+  if (!fs::exists(path, ec)) return not_found("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
     if (fs::exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
     if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
@@ -44,12 +44,14 @@ Result<Detected> detect_format(const std::string& path) {
       if (e.is_directory() && is_orbax_dir(e.path())) orbax_subdirs.push_back(e.path().string());
     }
     if (orbax_subdirs.size() == 1) return Detected{Format::kOrbax, orbax_subdirs[0]};
-    return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
-                 ".ckpt or an Orbax checkpoint)", path);
+    return unsupported(
+        "{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
+        ".ckpt or an Orbax checkpoint)",
+        path);
   }
   char magic[4] = {};
   std::ifstream in(path, std::ios::binary);
-  if (!in) return error("{}: cannot open", path);
+  if (!in) return not_found("{}: cannot open", path);
   in.read(magic, 4);
   if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
   if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
@@ -61,8 +63,8 @@ Result<Detected> detect_format(const std::string& path) {
   };
   if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Detected{Format::kHf, path};
   if (ends_with("pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
-  if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
-  return error("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
+  if (in.gcount() < 4) return corrupt_input("{}: file too short to be a checkpoint", path);
+  return unsupported("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
 
 bool hf_has_chat_template(const std::string& dir) {

@@ -30,11 +30,11 @@ class Binder {
   Result<WeightMatrix> matrix(const std::string& name, int64_t rows, int64_t cols) {
     GE_ASSIGN(const Tensor* t, get(name));
     if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
-      return error("{}: tensor '{}' has shape {}, expected [{}, {}] from the model config", source_, name,
+      return corrupt_input("{}: tensor '{}' has shape {}, expected [{}, {}] from the model config", source_, name,
                    t->shape_string(), rows, cols);
     if (Status st = backend_ ? backend_->supports(t->dtype, rows, cols) : reference_supports(t->dtype, rows, cols);
         !st.ok())
-      return error("{}: tensor '{}': {}", source_, name, st.error().message);
+      return with_context(std::move(st).error(), fmt::format("{}: tensor '{}'", source_, name));
     WeightMatrix m;
     m.type = t->dtype;
     m.rows = rows;
@@ -47,7 +47,7 @@ class Binder {
     if (tensors_.find(scale_name)) {
       GE_ASSIGN(m.row_scales, vector(scale_name, rows));
     } else if (t->dtype == DType::I8) {
-      return error("{}: int8 tensor '{}' has no per-row scales ('{}')", source_, name, scale_name);
+      return not_found("{}: int8 tensor '{}' has no per-row scales ('{}')", source_, name, scale_name);
     }
     return m;
   }
@@ -55,11 +55,12 @@ class Binder {
   Result<const float*> vector(const std::string& name, int64_t n) {
     GE_ASSIGN(const Tensor* t, get(name));
     if (t->numel() != n || t->shape.size() != 1)
-      return error("{}: tensor '{}' has shape {}, expected [{}]", source_, name, t->shape_string(), n);
+      return corrupt_input("{}: tensor '{}' has shape {}, expected [{}]", source_, name, t->shape_string(), n);
     if (t->dtype == DType::F32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0)
       return reinterpret_cast<const float*>(t->data);
     if (dtype_info(t->dtype).quantized || t->dtype == DType::I8 || t->dtype == DType::I32)
-      return error("{}: norm tensor '{}' has type {}, expected a float type", source_, name, dtype_name(t->dtype));
+      return unsupported("{}: norm tensor '{}' has type {}, expected a float type", source_, name,
+                         dtype_name(t->dtype));
     auto* out = reinterpret_cast<float*>(tensors_.allocate(static_cast<uint64_t>(n) * sizeof(float)));
     dequantize_row(t->dtype, t->data, out, n);
     return static_cast<const float*>(out);
@@ -68,7 +69,7 @@ class Binder {
  private:
   Result<const Tensor*> get(const std::string& name) {
     const Tensor* t = tensors_.find(name);
-    if (!t) return error("{}: missing tensor '{}'", source_, name);
+    if (!t) return not_found("{}: missing tensor '{}'", source_, name);
     return t;
   }
   TensorSet& tensors_;

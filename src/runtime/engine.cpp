@@ -51,12 +51,12 @@ Engine::Engine(const Model& model, Backend& backend, const EngineOptions& o)
 Engine::~Engine() = default;
 
 Result<std::unique_ptr<Engine>> Engine::create(const Model& model, Backend& backend, const EngineOptions& o) {
-  if (o.n_ctx <= 0) return error("context size must be positive (got {})", o.n_ctx);
-  if (o.max_sequences <= 0) return error("the number of sequences must be positive (got {})", o.max_sequences);
+  if (o.n_ctx <= 0) return invalid_argument("context size must be positive (got {})", o.n_ctx);
+  if (o.max_sequences <= 0) return invalid_argument("the number of sequences must be positive (got {})", o.max_sequences);
   if (o.step_tokens < o.max_sequences)
-    return error("a step of {} tokens cannot hold one decode token for each of {} sequences", o.step_tokens,
+    return invalid_argument("a step of {} tokens cannot hold one decode token for each of {} sequences", o.step_tokens,
                  o.max_sequences);
-  if (o.max_rollback < 0) return error("the rollback depth must be >= 0 (got {})", o.max_rollback);
+  if (o.max_rollback < 0) return invalid_argument("the rollback depth must be >= 0 (got {})", o.max_rollback);
   GE_TRY(backend.prepare(model.weights().matrices()));
   std::unique_ptr<Engine> e(new Engine(model, backend, o));
   for (int i = 0; i < o.max_sequences; ++i) {
@@ -168,19 +168,19 @@ void Engine::admit() {
     };
     s.tok = s.req.tokenizer ? s.req.tokenizer : model_.tokenizer();
     if (!s.tok && (!s.req.stop_strings.empty() || s.req.on_token)) {
-      refuse(error("the model has no tokenizer to turn tokens into text"));
+      refuse(unsupported("the model has no tokenizer to turn tokens into text"));
       continue;
     }
     bool bad_id = false;
     for (int32_t id : s.req.prompt)
       if (id < 0 || id >= c.vocab_size) {
-        refuse(error("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1));
+        refuse(invalid_argument("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1));
         bad_id = true;
         break;
       }
     if (bad_id) continue;
     if (s.req.max_tokens < 0) {
-      refuse(error("max_tokens must be >= 0 (got {})", s.req.max_tokens));
+      refuse(invalid_argument("max_tokens must be >= 0 (got {})", s.req.max_tokens));
       continue;
     }
     // A continuation takes over the kept sequence's slot and tokens.
@@ -188,7 +188,7 @@ void Engine::admit() {
     if (s.req.continue_from) {
       auto it = std::find_if(kept_.begin(), kept_.end(), [&](const auto& k) { return k->id == *s.req.continue_from; });
       if (it == kept_.end()) {
-        refuse(error("request {} is not a kept sequence that can be continued", *s.req.continue_from));
+        refuse(not_found("request {} is not a kept sequence that can be continued", *s.req.continue_from));
         continue;
       }
       KvCache& cache = *slots_[static_cast<size_t>((*it)->slot)];
@@ -218,11 +218,11 @@ void Engine::admit() {
       if (s.req.prefix_from) {
         auto src = std::find_if(kept_.begin(), kept_.end(), [&](const auto& k) { return k->id == *s.req.prefix_from; });
         if (src == kept_.end()) {
-          refuse(error("request {} is not a kept sequence to copy a prefix from", *s.req.prefix_from));
+          refuse(not_found("request {} is not a kept sequence to copy a prefix from", *s.req.prefix_from));
           continue;
         }
         if (s.req.prefix_len < 0 || s.req.prefix_len > static_cast<int>((*src)->tokens.size())) {
-          refuse(error("prefix of {} tokens asked from a sequence of {}", s.req.prefix_len, (*src)->tokens.size()));
+          refuse(invalid_argument("prefix of {} tokens asked from a sequence of {}", s.req.prefix_len, (*src)->tokens.size()));
           continue;
         }
         Status st = cache.copy_prefix_from(*slots_[static_cast<size_t>((*src)->slot)], s.req.prefix_len);
@@ -247,9 +247,9 @@ void Engine::admit() {
     const int64_t total = static_cast<int64_t>(s.tokens.size() + s.input.size());
     Status problem;
     if (s.input.empty())
-      problem = error("the request has no prompt tokens");
+      problem = invalid_argument("the request has no prompt tokens");
     else if (total > opt_.n_ctx)
-      problem = error("the prompt is {} tokens, longer than the context of {} (raise --ctx)", total, opt_.n_ctx);
+      problem = invalid_argument("the prompt is {} tokens, longer than the context of {} (raise --ctx)", total, opt_.n_ctx);
     if (!problem.ok()) {  // a refused continuation releases the sequence it continued
       slot_used_[static_cast<size_t>(s.slot)] = false;
       refuse(std::move(problem).error());
@@ -400,7 +400,7 @@ Status Engine::run_to_completion() {
       // Waiting requests but nothing running: every slot is held by kept sequences.
       std::lock_guard<std::mutex> lock(mu_);
       if (incoming_.empty() && !waiting_.empty())
-        return error("{} requests wait for a KV slot, but every slot holds a kept sequence", waiting_.size());
+        return resource_exhausted("{} requests wait for a KV slot, but every slot holds a kept sequence", waiting_.size());
     }
   }
 }

@@ -34,17 +34,17 @@ Result<std::string> render_chat(std::span<const ChatMessage> messages, bool add_
     const bool user = m.role == "user";
     const bool model = m.role == "assistant" || m.role == "model";
     if (!user && !model)
-      return error("message {} has role '{}'; a Gemma conversation has system (first only), user and assistant",
+      return invalid_argument("message {} has role '{}'; a Gemma conversation has system (first only), user and assistant",
                    i, m.role);
     if (user != expect_user)
-      return error("message {} is from the {}: after an optional system message, roles must alternate user, "
+      return invalid_argument("message {} is from the {}: after an optional system message, roles must alternate user, "
                    "assistant, user, ...", i, m.role);
     std::string content = trim(m.content);
     if (first && !system.empty()) content = system + "\n\n" + content;
     out += std::string("<start_of_turn>") + (user ? "user" : "model") + "\n" + content + "<end_of_turn>\n";
     expect_user = !expect_user;
   }
-  if (out.empty() && system.empty()) return error("the conversation has no messages");
+  if (out.empty() && system.empty()) return invalid_argument("the conversation has no messages");
   if (out.empty()) out = "<start_of_turn>user\n" + system + "<end_of_turn>\n";  // a system message alone
   if (add_generation_prompt) out += "<start_of_turn>model\n";
   return out;
@@ -61,7 +61,7 @@ Result<std::vector<int32_t>> render_chat_tokens(const Tokenizer& tok, std::span<
 Result<std::vector<int32_t>> render_fill_in_middle(const Tokenizer& tok, const std::string& before,
                                                    const std::string& after, std::vector<int32_t>& stop_ids) {
   for (const char* t : {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"})
-    if (!tok.find(t)) return error("this model has no fill-in-the-middle token {} (CodeGemma has)", t);
+    if (!tok.find(t)) return invalid_argument("this model has no fill-in-the-middle token {} (CodeGemma has)", t);
   if (auto sep = tok.find("<|file_separator|>")) stop_ids.push_back(*sep);
   return tok.encode("<|fim_prefix|>" + before + "<|fim_suffix|>" + after + "<|fim_middle|>", true);
 }
@@ -77,7 +77,7 @@ std::vector<int32_t> default_stop_ids(const Tokenizer& tok) {
 int default_context(const ModelConfig& c) { return c.context_length > 0 ? std::min(c.context_length, kDefaultContext) : kDefaultContext; }
 
 Status check_context(int64_t n_ctx) {
-  if (n_ctx <= 0 || n_ctx > kMaxContext) return error("--ctx must be in 1..{} (got {})", kMaxContext, n_ctx);
+  if (n_ctx <= 0 || n_ctx > kMaxContext) return invalid_argument("--ctx must be in 1..{} (got {})", kMaxContext, n_ctx);
   return {};
 }
 
@@ -89,9 +89,9 @@ uint64_t resolve_seed(std::optional<uint64_t> seed) {
 
 Status check_sampling(const SamplerParams& p) {
   if (!(p.temperature >= 0) || !std::isfinite(p.temperature))
-    return error("--temperature must be a finite number >= 0 (got {})", p.temperature);
-  if (p.top_k < 0) return error("--top-k must be >= 0 (got {})", p.top_k);
-  if (!(p.top_p > 0 && p.top_p <= 1)) return error("--top-p must be in (0, 1] (got {})", p.top_p);
+    return invalid_argument("--temperature must be a finite number >= 0 (got {})", p.temperature);
+  if (p.top_k < 0) return invalid_argument("--top-k must be >= 0 (got {})", p.top_k);
+  if (!(p.top_p > 0 && p.top_p <= 1)) return invalid_argument("--top-p must be in (0, 1] (got {})", p.top_p);
   return {};
 }
 

@@ -11,17 +11,17 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 Result<std::unique_ptr<Session>> Session::create(const Model& model, Backend& backend, int n_ctx, int max_chunk,
                                                  DType kv_type) {
-  if (n_ctx <= 0) return error("context size must be positive (got {})", n_ctx);
-  if (max_chunk <= 0) return error("chunk size must be positive (got {})", max_chunk);
+  if (n_ctx <= 0) return invalid_argument("context size must be positive (got {})", n_ctx);
+  if (max_chunk <= 0) return invalid_argument("chunk size must be positive (got {})", max_chunk);
   GE_ASSIGN(auto cache, KvCache::create(model.config(), n_ctx, max_chunk, kv_type));
   return std::unique_ptr<Session>(new Session(model, backend, std::move(cache), std::min(max_chunk, n_ctx)));
 }
 
 Status Session::append(std::span<const int32_t> tokens, std::vector<float>& logits) {
-  if (tokens.empty()) return error("nothing to append");
+  if (tokens.empty()) return invalid_argument("nothing to append");
   if (n_past() + static_cast<int64_t>(tokens.size()) > n_ctx())
-    return error("{} tokens do not fit in the context: {} of {} positions are used (raise --ctx)", tokens.size(),
-                 n_past(), n_ctx());
+    return invalid_argument("{} tokens do not fit in the context: {} of {} positions are used (raise --ctx)",
+                            tokens.size(), n_past(), n_ctx());
   for (size_t i = 0; i < tokens.size(); i += static_cast<size_t>(buf_.max_tokens)) {
     const size_t n = std::min(tokens.size() - i, static_cast<size_t>(buf_.max_tokens));
     SequenceChunk chunk{cache_.get(), tokens.subspan(i, n), 1};

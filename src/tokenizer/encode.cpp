@@ -13,8 +13,8 @@ constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581 '▁'
 
 Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_bos) const {
   if (auto bad = utf8_first_invalid(text))
-    return error("invalid UTF-8 in the input at byte {} (0x{:02X})", *bad,
-                 static_cast<unsigned char>(text[*bad]));
+    return invalid_argument("invalid UTF-8 in the input at byte {} (0x{:02X})", *bad,
+                            static_cast<unsigned char>(text[*bad]));
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos) out.push_back(bos_);
@@ -128,8 +128,8 @@ Status Tokenizer::bpe(std::string_view text, std::vector<int32_t>& out) const {
       if (!(fuse_unk_ && last_was_unk)) syms.push_back({unk_, 0, 0});
       last_was_unk = true;
     } else {
-      return error("character U+{:04X} is not in the vocabulary, which has neither byte fallback nor <unk>",
-                   utf8_code_point(ch));
+      return invalid_argument("character U+{:04X} is not in the vocabulary, which has neither byte fallback nor <unk>",
+                              utf8_code_point(ch));
     }
   }
   cuts.push_back(static_cast<int32_t>(syms.size()));

@@ -13,17 +13,17 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   // tokenize differently.
   const bool with_merges = model && *model == "gemma4";
   if (model && *model != "llama" && !with_merges)
-    return error("{}: tokenizer model '{}' is neither SentencePiece BPE ('llama') nor 'gemma4'", src, *model);
+    return unsupported("{}: tokenizer model '{}' is neither SentencePiece BPE ('llama') nor 'gemma4'", src, *model);
   Spec s;
   s.fuse_unk = true;  // SentencePiece semantics (moot with byte fallback)
   if (with_merges) {
     GE_ASSIGN(auto merges, f.get_string_array("tokenizer.ggml.merges"));
-    if (merges.empty()) return error("{}: tokenizer model 'gemma4' without merges", src);
+    if (merges.empty()) return corrupt_input("{}: tokenizer model 'gemma4' without merges", src);
     for (const std::string& m : merges) {
       const size_t sp = m.find(' ', 1);  // pieces contain no ' ' ('▁' instead)
-      if (sp == std::string::npos) return error("{}: malformed merge '{}'", src, utf8_sanitize(m));
+      if (sp == std::string::npos) return corrupt_input("{}: malformed merge '{}'", src, utf8_sanitize(m));
       if (!s.add_merge(std::string_view(m).substr(0, sp), std::string_view(m).substr(sp + 1)))
-        return error("{}: merges too large", src);
+        return corrupt_input("{}: merges too large", src);
     }
   }
   GE_ASSIGN(s.pieces, f.get_string_array("tokenizer.ggml.tokens"));
@@ -37,7 +37,7 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
       s.kinds.push_back(t >= 1 && t <= 6 ? static_cast<TokenKind>(t) : TokenKind::Normal);
   }
   if (!s.kinds.empty() && s.kinds.size() != s.pieces.size())
-    return error("{}: {} tokens but {} token types", src, s.pieces.size(), s.kinds.size());
+    return corrupt_input("{}: {} tokens but {} token types", src, s.pieces.size(), s.kinds.size());
   auto id = [&](const char* key) -> Result<std::optional<int32_t>> {
     GE_ASSIGN(auto v, f.get_uint(key));
     if (!v) return std::optional<int32_t>();

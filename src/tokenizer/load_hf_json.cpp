@@ -194,7 +194,7 @@ Status read_normalizer(const json* n, bool& escape_spaces, std::string& prepend,
   const auto type = string_member(*n, "type").value_or("?");
   if (type == "Sequence") {
     const json* list = member(*n, "normalizers");
-    if (!list || !list->is_array()) return error("{}: malformed Sequence normalizer", src);
+    if (!list || !list->is_array()) return corrupt_input("{}: malformed Sequence normalizer", src);
     for (const json& e : *list) GE_TRY(read_normalizer(&e, escape_spaces, prepend, src));
     return {};
   }
@@ -212,7 +212,7 @@ Status read_normalizer(const json* n, bool& escape_spaces, std::string& prepend,
       return {};
     }
   }
-  return error("{}: unsupported normalizer {}", src, n->dump().substr(0, 200));
+  return unsupported("{}: unsupported normalizer {}", src, n->dump().substr(0, 200));
 }
 
 }  // namespace
@@ -222,18 +222,17 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
   const bool parsed =
       json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, /*strict=*/true);
   if (!parsed || !sax.error.empty())
-    return error("{}: {}", src, sax.error.empty() ? std::string("not valid JSON") : sax.error);
+    return corrupt_input("{}: {}", src, sax.error.empty() ? std::string("not valid JSON") : sax.error);
   const json& doc = sax.rest;
   const json* model = member(doc, "model");
-  if (!model || !model->is_object()) return error("{}: no \"model\" object", src);
-  if (string_member(*model, "type").value_or("BPE") != "BPE")
-    return error("{}: tokenizer model is not BPE", src);
-  if (sax.vocab.empty()) return error("{}: no BPE vocab", src);
-  if (sax.merge_ends.empty()) return error("{}: BPE model without merges", src);
-  for (const char* unsupported : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"}) {
-    const json* v = member(*model, unsupported);
+  if (!model || !model->is_object()) return corrupt_input("{}: no \"model\" object", src);
+  if (string_member(*model, "type").value_or("BPE") != "BPE") return unsupported("{}: tokenizer model is not BPE", src);
+  if (sax.vocab.empty()) return corrupt_input("{}: no BPE vocab", src);
+  if (sax.merge_ends.empty()) return corrupt_input("{}: BPE model without merges", src);
+  for (const char* option : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"}) {
+    const json* v = member(*model, option);
     if (v && !(v->is_string() && v->get<std::string>().empty()) && !(v->is_number() && v->get<double>() == 0))
-      return error("{}: BPE option {} is not supported", src, unsupported);
+      return unsupported("{}: BPE option {} is not supported", src, option);
   }
 
   Spec s;
@@ -246,29 +245,29 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
     for (const json& a : *list) {
       const json* id = member(a, "id");
       const auto content = string_member(a, "content");
-      if (!id || !id->is_number_integer() || !content) return error("{}: malformed added_tokens entry", src);
+      if (!id || !id->is_number_integer() || !content) return corrupt_input("{}: malformed added_tokens entry", src);
       const int64_t v = id->get<int64_t>();
-      if (v < 0 || v >= (int64_t{1} << 24)) return error("{}: added token id {} out of range", src, v);
+      if (v < 0 || v >= (int64_t{1} << 24)) return corrupt_input("{}: added token id {} out of range", src, v);
       for (const char* option : {"lstrip", "rstrip", "single_word"})
         if (bool_member(a, option, false))
-          return error("{}: added token option {} is not supported", src, option);
+          return unsupported("{}: added token option {} is not supported", src, option);
       entries.emplace_back(v, *content);
       added.emplace_back(static_cast<int32_t>(v), &a);
     }
   }
   int64_t max_id = -1;
   for (const auto& [id, p] : entries) {
-    if (id < 0 || id >= (int64_t{1} << 24)) return error("{}: token id {} out of range", src, id);
+    if (id < 0 || id >= (int64_t{1} << 24)) return corrupt_input("{}: token id {} out of range", src, id);
     max_id = std::max(max_id, id);
   }
   // Holes in the ids are allowed, but not a tiny file that asks for a huge table.
   if (static_cast<size_t>(max_id) >= 2 * entries.size() + 1024)
-    return error("{}: {} tokens with ids up to {}", src, entries.size(), max_id);
+    return corrupt_input("{}: {} tokens with ids up to {}", src, entries.size(), max_id);
   s.pieces.resize(static_cast<size_t>(max_id + 1));
   std::vector<bool> seen(s.pieces.size(), false);
   for (auto& [id, p] : entries) {
     const auto i = static_cast<size_t>(id);
-    if (seen[i] && s.pieces[i] != p) return error("{}: id {} names two different tokens", src, id);
+    if (seen[i] && s.pieces[i] != p) return corrupt_input("{}: id {} names two different tokens", src, id);
     s.pieces[i] = std::move(p);
     seen[i] = true;
   }
@@ -307,7 +306,7 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
     const json* pattern = member(*pre, "pattern");
     const bool noop_split = string_member(*pre, "type") == "Split" && pattern &&
                             string_member(*pattern, "String") == " " && s.escape_spaces;
-    if (!noop_split) return error("{}: unsupported pre_tokenizer {}", src, pre->dump().substr(0, 200));
+    if (!noop_split) return unsupported("{}: unsupported pre_tokenizer {}", src, pre->dump().substr(0, 200));
   }
   return build(std::move(s), src);
 }

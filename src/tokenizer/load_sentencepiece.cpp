@@ -79,12 +79,12 @@ Result<Tokenizer> Tokenizer::from_sentencepiece(std::span<const uint8_t> proto, 
           std::memcpy(&score, &g.fixed32, sizeof score);
         } else if (g.number == 3 && g.wire == 0) {
           if (g.varint < 1 || g.varint > 6)
-            return error("{}: piece #{} has unknown type {}", src, s.pieces.size(), g.varint);
+            return corrupt_input("{}: piece #{} has unknown type {}", src, s.pieces.size(), g.varint);
           kind = static_cast<TokenKind>(g.varint);
         }
       }
-      if (!pr.ok()) return error("{}: malformed piece #{}", src, s.pieces.size());
-      if (s.pieces.size() >= (size_t{1} << 24)) return error("{}: more than 2^24 pieces", src);
+      if (!pr.ok()) return corrupt_input("{}: malformed piece #{}", src, s.pieces.size());
+      if (s.pieces.size() >= (size_t{1} << 24)) return corrupt_input("{}: more than 2^24 pieces", src);
       s.pieces.push_back(std::move(piece));
       s.scores.push_back(score);
       s.kinds.push_back(kind);
@@ -104,7 +104,7 @@ Result<Tokenizer> Tokenizer::from_sentencepiece(std::span<const uint8_t> proto, 
           default: break;
         }
       }
-      if (!tr.ok()) return error("{}: malformed trainer_spec", src);
+      if (!tr.ok()) return corrupt_input("{}: malformed trainer_spec", src);
     } else if (f.number == 3 && f.wire == 2) {
       ByteReader nr(f.bytes);
       Field g;
@@ -115,16 +115,16 @@ Result<Tokenizer> Tokenizer::from_sentencepiece(std::span<const uint8_t> proto, 
         if (g.number == 5 && g.wire == 0) s.escape_spaces = g.varint != 0;
         if (g.number == 6 && g.wire == 2) has_rules = !g.bytes.empty();
       }
-      if (!nr.ok()) return error("{}: malformed normalizer_spec", src);
+      if (!nr.ok()) return corrupt_input("{}: malformed normalizer_spec", src);
     }
   }
-  if (!r.ok()) return error("{}: not a SentencePiece model (malformed protobuf at byte {})", src, r.pos());
-  if (s.pieces.empty()) return error("{}: not a SentencePiece model (no pieces)", src);
-  if (model_type != 2) return error("{}: SentencePiece model type {} is not BPE (2)", src, model_type);
+  if (!r.ok()) return corrupt_input("{}: not a SentencePiece model (malformed protobuf at byte {})", src, r.pos());
+  if (s.pieces.empty()) return corrupt_input("{}: not a SentencePiece model (no pieces)", src);
+  if (model_type != 2) return unsupported("{}: SentencePiece model type {} is not BPE (2)", src, model_type);
   // Normalizations that Gemma's models do not use: refuse them rather than tokenize differently.
-  if (has_charsmap || has_rules) return error("{}: Unicode normalization rules are not supported", src);
-  if (remove_extra_whitespaces) return error("{}: remove_extra_whitespaces is not supported", src);
-  if (suffix_space) return error("{}: treat_whitespace_as_suffix is not supported", src);
+  if (has_charsmap || has_rules) return unsupported("{}: Unicode normalization rules are not supported", src);
+  if (remove_extra_whitespaces) return unsupported("{}: remove_extra_whitespaces is not supported", src);
+  if (suffix_space) return unsupported("{}: treat_whitespace_as_suffix is not supported", src);
 
   auto to_id = [&](int32_t v) -> std::optional<int32_t> {  // -1 (or out of range): none
     if (v < 0 || static_cast<size_t>(v) >= s.pieces.size()) return std::nullopt;

@@ -89,18 +89,18 @@ std::pair<size_t, int32_t> Tokenizer::Trie::match(std::string_view text, size_t 
 
 Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   const size_t n = s.pieces.size();
-  if (n == 0) return error("{}: empty vocabulary", src);
-  if (n > kMaxVocab) return error("{}: vocabulary of {} entries is implausibly large", src, n);
+  if (n == 0) return corrupt_input("{}: empty vocabulary", src);
+  if (n > kMaxVocab) return corrupt_input("{}: vocabulary of {} entries is implausibly large", src, n);
   if (s.kinds.empty()) s.kinds.assign(n, TokenKind::Normal);
   const bool rank_by_score = s.merge_ends.empty();
   if (rank_by_score && s.scores.empty()) s.scores.assign(n, 0.0f);
   if (s.kinds.size() != n || (rank_by_score && s.scores.size() != n))
-    return error("{}: {} pieces but {} types and {} scores", src, n, s.kinds.size(), s.scores.size());
+    return corrupt_input("{}: {} pieces but {} types and {} scores", src, n, s.kinds.size(), s.scores.size());
   for (size_t i = 0; i < n; ++i)
-    if (s.pieces[i].size() > kMaxPieceBytes) return error("{}: token {} is longer than 64 KiB", src, i);
+    if (s.pieces[i].size() > kMaxPieceBytes) return corrupt_input("{}: token {} is longer than 64 KiB", src, i);
 
   Tokenizer t;
-  if (!t.pieces_.assign(s.pieces)) return error("{}: the token texts add up to 4 GiB or more", src);
+  if (!t.pieces_.assign(s.pieces)) return corrupt_input("{}: the token texts add up to 4 GiB or more", src);
   std::vector<std::string>().swap(s.pieces);
   t.kinds_ = std::move(s.kinds);
   t.index_.build(t.pieces_);
@@ -116,7 +116,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
       out = t.index_.find(name, t.pieces_);
       return {};
     }
-    if (*id < 0 || static_cast<size_t>(*id) >= n) return error("{}: {} id {} out of range", src, name, *id);
+    if (*id < 0 || static_cast<size_t>(*id) >= n) return corrupt_input("{}: {} id {} out of range", src, name, *id);
     out = *id;
     return {};
   };
@@ -124,8 +124,8 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   GE_TRY(special(s.eos, "<eos>", t.eos_));
   GE_TRY(special(s.pad, "<pad>", t.pad_));
   GE_TRY(special(s.unk, "<unk>", t.unk_));
-  if (t.bos_ < 0) return error("{}: no <bos> token", src);
-  if (t.eos_ < 0) return error("{}: no <eos> token", src);
+  if (t.bos_ < 0) return corrupt_input("{}: no <bos> token", src);
+  if (t.eos_ < 0) return corrupt_input("{}: no <eos> token", src);
   // GGUF and tokenizer.json call <unk> a control/special token; one kind for every source.
   if (t.unk_ >= 0) t.kinds_[static_cast<size_t>(t.unk_)] = TokenKind::Unknown;
   if (auto id = t.find("<start_of_turn>")) t.start_of_turn_ = id;
@@ -137,7 +137,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   for (size_t i = 0; i < n; ++i) {
     if (t.kinds_[i] != TokenKind::Byte) continue;
     const int v = byte_piece_value(t.pieces_[i]);
-    if (v < 0) return error("{}: byte token {} is '{}', not <0xNN>", src, i, utf8_sanitize(t.pieces_[i]));
+    if (v < 0) return corrupt_input("{}: byte token {} is '{}', not <0xNN>", src, i, utf8_sanitize(t.pieces_[i]));
     t.byte_value_[i] = static_cast<int16_t>(v);
     if (t.byte_ids_[static_cast<size_t>(v)] < 0)
       t.byte_ids_[static_cast<size_t>(v)] = static_cast<int32_t>(i);
@@ -158,7 +158,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   t.rank_by_score_ = rank_by_score;
   if (!rank_by_score) {
     const size_t count = s.merge_ends.size() / 2;
-    if (count > size_t{INT32_MAX}) return error("{}: too many merges", src);
+    if (count > size_t{INT32_MAX}) return corrupt_input("{}: too many merges", src);
     t.merges_.reserve(count);
     uint32_t begin = 0;
     for (size_t r = 0; r < count; ++r) {
@@ -171,8 +171,8 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
       const int32_t ia = t.index_.find(a, t.pieces_), ib = t.index_.find(b, t.pieces_);
       const int32_t im = t.index_.find(buf, t.pieces_);
       if (ia < 0 || ib < 0 || im < 0)  // HF refuses such a file too
-        return error("{}: merge #{} ('{}' '{}') uses a token outside the vocabulary", src, r,
-                     utf8_sanitize(a), utf8_sanitize(b));
+        return corrupt_input("{}: merge #{} ('{}' '{}') uses a token outside the vocabulary", src, r, utf8_sanitize(a),
+                             utf8_sanitize(b));
       t.merges_.put(ia, ib, {static_cast<int32_t>(r), im});
       if (!scored[static_cast<size_t>(im)] && t.kinds_[static_cast<size_t>(im)] == TokenKind::Normal) {
         t.scores_[static_cast<size_t>(im)] = -static_cast<float>(r);  // merges come in rank order
@@ -217,11 +217,11 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
   t.raw_added_.nodes.emplace_back();
   t.normalized_added_.nodes.emplace_back();
   for (int32_t id : s.raw_added) {
-    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
+    if (id < 0 || static_cast<size_t>(id) >= n) return corrupt_input("{}: added token id {} out of range", src, id);
     t.raw_added_.add(t.pieces_[static_cast<size_t>(id)], id);
   }
   for (int32_t id : s.normalized_added) {
-    if (id < 0 || static_cast<size_t>(id) >= n) return error("{}: added token id {} out of range", src, id);
+    if (id < 0 || static_cast<size_t>(id) >= n) return corrupt_input("{}: added token id {} out of range", src, id);
     const std::string_view p = t.pieces_[static_cast<size_t>(id)];
     t.normalized_added_.add(t.escape_spaces_ ? escape_spaces(p) : p, id);
   }

@@ -19,13 +19,20 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 
+// A path that names nothing is "not found"; one we may not read (EACCES, ELOOP, ...) is the caller's
+// mistake in a different way, so it is an invalid argument rather than a 404.
+Error open_failed(const std::string& path, int err) {
+  if (err == ENOENT || err == ENOTDIR) return not_found("{}: cannot open: {}", path, std::strerror(err));
+  return invalid_argument("{}: cannot open: {}", path, std::strerror(err));
+}
+
 // The file's `size` bytes read into anonymous memory that starts on a 2 MiB boundary and is marked
 // MADV_HUGEPAGE, so the kernel backs it with huge pages as the reads fault it in. Returns the
 // region (2 MiB multiple) for munmap; its bytes are read-only afterwards, as a file map's are.
 Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const std::string& path) {
   const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
   void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return error("{}: cannot reserve {} bytes: {}", path, bytes, std::strerror(errno));
+  if (p == MAP_FAILED) return resource_exhausted("{}: cannot reserve {} bytes: {}", path, bytes, std::strerror(errno));
   // Keep the 2 MiB-aligned part of the reservation, release the rest.
   auto* base = static_cast<uint8_t*>(p);
   auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1));
@@ -40,7 +47,7 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
     if (n <= 0) {
       const std::string why = n < 0 ? std::strerror(errno) : "file shrank while reading";
       munmap(aligned, bytes);
-      return error("{}: cannot read: {}", path, why);
+      return internal_error("{}: cannot read: {}", path, why);
     }
     done += static_cast<size_t>(n);
   }
@@ -71,21 +78,21 @@ bool huge_pages_available() {
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FilePages pages) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return error("{}: cannot open: {}", path, std::strerror(errno));
+  if (fd < 0) return open_failed(path, errno);
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
-    return error("{}: cannot stat: {}", path, std::strerror(e));
+    return internal_error("{}: cannot stat: {}", path, std::strerror(e));
   }
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
-    return error("{}: is a directory, expected a file", path);
+    return invalid_argument("{}: is a directory, expected a file", path);
   }
   size_t size = static_cast<size_t>(st.st_size);
   if (size == 0) {
     ::close(fd);
-    return error("{}: file is empty", path);
+    return corrupt_input("{}: file is empty", path);
   }
   // A copy cannot be paged back to the file, so a model that would not fit in memory stays mapped.
   if (pages == FilePages::kHuge && huge_pages_available() && size < available_memory() / 10 * 9) {
@@ -99,7 +106,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Fi
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;
   ::close(fd);
-  if (p == MAP_FAILED) return error("{}: cannot mmap: {}", path, std::strerror(e));
+  if (p == MAP_FAILED) return resource_exhausted("{}: cannot mmap: {}", path, std::strerror(e));
   return std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), size, p, size, false));
 }
 
@@ -109,10 +116,10 @@ MappedFile::~MappedFile() {
 
 Result<std::string> read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return error("{}: cannot open: {}", path, std::strerror(errno));
+  if (!in) return open_failed(path, errno);
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return error("{}: read error", path);
+  if (in.bad()) return internal_error("{}: read error", path);
   return ss.str();
 }
 

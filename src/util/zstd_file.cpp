@@ -10,7 +10,7 @@ namespace gemma {
 
 Result<std::string> zstd_decompress(std::span<const uint8_t> data, uint64_t max_bytes) {
   std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (!ctx) return error("zstd: out of memory");
+  if (!ctx) return resource_exhausted("zstd: out of memory");
   std::string out;
   ZSTD_inBuffer in{data.data(), data.size(), 0};
   std::string chunk(ZSTD_DStreamOutSize(), '\0');
@@ -18,8 +18,8 @@ Result<std::string> zstd_decompress(std::span<const uint8_t> data, uint64_t max_
   while (in.pos < in.size) {
     ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
     last = ZSTD_decompressStream(ctx.get(), &ob, &in);
-    if (ZSTD_isError(last)) return error("zstd: corrupt data: {}", ZSTD_getErrorName(last));
-    if (out.size() + ob.pos > max_bytes) return error("zstd: decompressed size exceeds {} bytes", max_bytes);
+    if (ZSTD_isError(last)) return corrupt_input("zstd: corrupt data: {}", ZSTD_getErrorName(last));
+    if (out.size() + ob.pos > max_bytes) return corrupt_input("zstd: decompressed size exceeds {} bytes", max_bytes);
     out.append(chunk.data(), ob.pos);
     if (ob.pos == 0 && in.pos == in.size) break;
   }
@@ -27,12 +27,12 @@ Result<std::string> zstd_decompress(std::span<const uint8_t> data, uint64_t max_
   while (last != 0) {
     ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
     last = ZSTD_decompressStream(ctx.get(), &ob, &in);
-    if (ZSTD_isError(last)) return error("zstd: corrupt data: {}", ZSTD_getErrorName(last));
+    if (ZSTD_isError(last)) return corrupt_input("zstd: corrupt data: {}", ZSTD_getErrorName(last));
     if (ob.pos == 0) {
-      if (last != 0) return error("zstd: truncated frame");
+      if (last != 0) return corrupt_input("zstd: truncated frame");
       break;
     }
-    if (out.size() + ob.pos > max_bytes) return error("zstd: decompressed size exceeds {} bytes", max_bytes);
+    if (out.size() + ob.pos > max_bytes) return corrupt_input("zstd: decompressed size exceeds {} bytes", max_bytes);
     out.append(chunk.data(), ob.pos);
   }
   return out;
@@ -43,7 +43,7 @@ Result<std::string> read_file_maybe_zstd(const std::string& path, uint64_t max_b
   if (!compressed) return read_text_file(path);
   GE_ASSIGN(auto map, MappedFile::open(path));
   auto r = zstd_decompress(map->bytes(), max_bytes);
-  if (!r.ok()) return error("{}: {}", path, r.error().message);
+  if (!r.ok()) return with_context(std::move(r).error(), path);
   return std::move(r).value();
 }
 

@@ -15,11 +15,13 @@ Result<std::shared_ptr<GgufFile>> parse(const std::string& bytes) {
   return GgufFile::parse({reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}, "test.gguf", copy);
 }
 
-void expect_error(const std::string& bytes, const std::string& needle) {
+void expect_error(const std::string& bytes, const std::string& needle,
+                  ErrorKind kind = ErrorKind::kCorruptInput) {
   auto r = parse(bytes);
   ASSERT_FALSE(r.ok()) << "expected an error containing '" << needle << "'";
   EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
   EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << "errors are one line";
+  EXPECT_EQ(r.error().kind, kind) << error_kind_name(r.error().kind) << ": " << r.error().message;
 }
 
 TEST(Gguf, ReadsRealModelHeader) {
@@ -58,7 +60,18 @@ TEST(Gguf, RejectsBadMagicAndVersion) {
   expect_error("GGML" + std::string(100, '\0'), "bad magic");
   expect_error("", "bad magic");
   std::string v1 = test::GgufBuilder::tiny_gemma3().bytes(1);
-  expect_error(v1, "unsupported GGUF version 1");
+  expect_error(v1, "unsupported GGUF version 1", ErrorKind::kUnsupported);
+}
+
+TEST(Gguf, MissingFileAndKeyAreNotFound) {
+  auto f = GgufFile::open("/nonexistent/model.gguf");
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().kind, ErrorKind::kNotFound) << f.error().message;
+  auto built = parse(test::GgufBuilder::tiny_gemma3().bytes());
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  auto key = (*built)->get_string_array("no.such.key");
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.error().kind, ErrorKind::kNotFound) << key.error().message;
 }
 
 TEST(Gguf, RejectsEveryTruncation) {
@@ -67,6 +80,7 @@ TEST(Gguf, RejectsEveryTruncation) {
   for (size_t n = 0; n < full.size(); n += (n < 4096 ? 1 : 97)) {
     auto r = parse(full.substr(0, n));
     ASSERT_FALSE(r.ok()) << "truncated to " << n << " bytes";
+    EXPECT_EQ(r.error().kind, ErrorKind::kCorruptInput) << r.error().message;
   }
 }
 
@@ -80,7 +94,7 @@ TEST(Gguf, RejectsUnsupportedTensorType) {
   test::GgufBuilder b;
   b.kv_str("general.architecture", "gemma3");
   b.tensor("x", 16 /* IQ2_XXS */, {256}, std::vector<uint8_t>(66));
-  expect_error(b.bytes(), "unsupported ggml type 16");
+  expect_error(b.bytes(), "unsupported ggml type 16", ErrorKind::kUnsupported);
 }
 
 TEST(Gguf, RejectsRowNotMultipleOfBlock) {

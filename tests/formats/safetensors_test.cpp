@@ -38,6 +38,7 @@ TEST(Safetensors, ParsesValidFile) {
 TEST(Safetensors, RejectsMalformed) {
   struct Case {
     std::string bytes, needle;
+    ErrorKind kind = ErrorKind::kCorruptInput;
   };
   const std::vector<Case> cases = {
       {"abc", "shorter than 8 bytes"},
@@ -46,7 +47,7 @@ TEST(Safetensors, RejectsMalformed) {
       {st_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", 12), "do not match its shape"},
       {st_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8), "past the end"},
       {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), "overlap or hole"},
-      {st_file(R"({"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}})", 4), "unsupported dtype"},
+      {st_file(R"({"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}})", 4), "unsupported dtype", ErrorKind::kUnsupported},
       {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8), "tensors cover"},
       {st_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4), "malformed shape"},
       {st_file(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,4]}})", 4),
@@ -57,6 +58,7 @@ TEST(Safetensors, RejectsMalformed) {
     Status s = parse(c.bytes, ts);
     ASSERT_FALSE(s.ok()) << c.needle;
     EXPECT_NE(s.error().message.find(c.needle), std::string::npos) << s.error().message;
+    EXPECT_EQ(s.error().kind, c.kind) << s.error().message;
   }
 }
 

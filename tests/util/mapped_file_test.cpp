@@ -57,12 +57,15 @@ TEST_F(MappedFileTest, ErrorsNameThePathAndReason) {
     auto empty = MappedFile::open(path_, pages);
     ASSERT_FALSE(empty.ok());
     EXPECT_NE(empty.error().message.find("file is empty"), std::string::npos) << empty.error().message;
+    EXPECT_EQ(empty.error().kind, ErrorKind::kCorruptInput);
     auto missing = MappedFile::open(path_ + ".missing", pages);
     ASSERT_FALSE(missing.ok());
     EXPECT_NE(missing.error().message.find(".missing: cannot open"), std::string::npos) << missing.error().message;
+    EXPECT_EQ(missing.error().kind, ErrorKind::kNotFound);
     auto dir = MappedFile::open(std::filesystem::temp_directory_path().string(), pages);
     ASSERT_FALSE(dir.ok());
     EXPECT_NE(dir.error().message.find("is a directory"), std::string::npos) << dir.error().message;
+    EXPECT_EQ(dir.error().kind, ErrorKind::kInvalidArgument);
   }
 }
 

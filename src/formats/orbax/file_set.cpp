@@ -66,7 +66,7 @@ class MemoryFileSet : public FileSet {
 
   Result<FileBytes> read(const std::string& rel) const override {
     auto it = files_->find(rel);
-    if (it == files_->end()) return error("{}: cannot open: No such file or directory", path(rel));
+    if (it == files_->end()) return not_found("{}: cannot open: No such file or directory", path(rel));
     const std::string& s = it->second;
     return FileBytes{{reinterpret_cast<const uint8_t*>(s.data()), s.size()}, files_};
   }

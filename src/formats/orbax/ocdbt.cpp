@@ -122,33 +122,35 @@ uint32_t crc32c(std::span<const uint8_t> bytes, uint32_t crc) {
 Result<std::string> ocdbt_decode_envelope(std::span<const uint8_t> bytes, uint32_t magic, const char* what,
                                           const std::string& name, uint64_t max_body) {
   if (bytes.size() < 16)
-    return error("{}: {} is {} bytes, shorter than the 16-byte OCDBT envelope (truncated)", name, what, bytes.size());
+    return corrupt_input("{}: {} is {} bytes, shorter than the 16-byte OCDBT envelope (truncated)", name, what,
+                         bytes.size());
   const uint32_t got = read_be32(bytes.data());
-  if (got != magic) return error("{}: {} has bad magic 0x{:08x} (expected 0x{:08x})", name, what, got, magic);
+  if (got != magic) return corrupt_input("{}: {} has bad magic 0x{:08x} (expected 0x{:08x})", name, what, got, magic);
   ByteReader r(bytes);
   r.skip(4);
   const uint64_t length = r.read<uint64_t>();
   if (length != bytes.size())
-    return error("{}: {} header says {} bytes but it has {} (truncated or corrupt)", name, what, length, bytes.size());
+    return corrupt_input("{}: {} header says {} bytes but it has {} (truncated or corrupt)", name, what, length,
+                         bytes.size());
   uint32_t stored;
   std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
   const uint32_t computed = crc32c(bytes.first(bytes.size() - 4));
   if (stored != computed)
-    return error("{}: {} CRC-32C mismatch (stored 0x{:08x}, computed 0x{:08x}): corrupt data", name, what, stored,
-                 computed);
+    return corrupt_input("{}: {} CRC-32C mismatch (stored 0x{:08x}, computed 0x{:08x}): corrupt data", name, what,
+                         stored, computed);
   ByteReader h(bytes.subspan(12, bytes.size() - 16));
   const uint64_t version = h.read_varint();
   const uint64_t compression = h.read_varint();
-  if (!h.ok()) return error("{}: {} header is malformed", name, what);
-  if (version != 0) return error("{}: {} has format version {}, only 0 is supported", name, what, version);
+  if (!h.ok()) return corrupt_input("{}: {} header is malformed", name, what);
+  if (version != 0) return unsupported("{}: {} has format version {}, only 0 is supported", name, what, version);
   auto rest = bytes.subspan(12 + h.pos(), h.remaining());
   if (compression == 0) {
-    if (rest.size() > max_body) return error("{}: {} body exceeds {} bytes", name, what, max_body);
+    if (rest.size() > max_body) return corrupt_input("{}: {} body exceeds {} bytes", name, what, max_body);
     return std::string(reinterpret_cast<const char*>(rest.data()), rest.size());
   }
-  if (compression != 1) return error("{}: {} has unknown compression format {}", name, what, compression);
+  if (compression != 1) return corrupt_input("{}: {} has unknown compression format {}", name, what, compression);
   auto body = zstd_decompress(rest, max_body);
-  if (!body.ok()) return error("{}: {}: {}", name, what, body.error().message);
+  if (!body.ok()) return with_context(std::move(body).error(), fmt::format("{}: {}", name, what));
   return std::move(body).value();
 }
 
@@ -164,69 +166,71 @@ Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const
   c.max_decoded_node_bytes = static_cast<uint32_t>(read_varint_max(r, UINT32_MAX));
   c.version_tree_arity_log2 = r.read<uint8_t>();
   c.compression = static_cast<uint32_t>(read_varint_max(r, UINT32_MAX));
-  if (!r.ok()) return error("{}: manifest config is truncated", name);
-  if (c.manifest_kind > 1) return error("{}: manifest has unknown manifest_kind {}", name, c.manifest_kind);
+  if (!r.ok()) return corrupt_input("{}: manifest config is truncated", name);
+  if (c.manifest_kind > 1) return corrupt_input("{}: manifest has unknown manifest_kind {}", name, c.manifest_kind);
   if (c.version_tree_arity_log2 == 0 || c.version_tree_arity_log2 > 16)
-    return error("{}: manifest version_tree_arity_log2 {} is outside [1, 16]", name, c.version_tree_arity_log2);
-  if (c.compression > 1) return error("{}: manifest has unknown compression method {}", name, c.compression);
+    return corrupt_input("{}: manifest version_tree_arity_log2 {} is outside [1, 16]", name, c.version_tree_arity_log2);
+  if (c.compression > 1) return corrupt_input("{}: manifest has unknown compression method {}", name, c.compression);
   if (c.compression == 1) {
     c.zstd_level = r.read<int32_t>();
-    if (!r.ok()) return error("{}: manifest config is truncated", name);
+    if (!r.ok()) return corrupt_input("{}: manifest config is truncated", name);
     if (c.zstd_level < ZSTD_minCLevel() || c.zstd_level > ZSTD_maxCLevel())
-      return error("{}: manifest zstd level {} is out of range", name, c.zstd_level);
+      return corrupt_input("{}: manifest zstd level {} is out of range", name, c.zstd_level);
   }
   if (c.manifest_kind == 1) {  // config only: the versions are in manifest.<generation>
-    if (!r.at_end()) return error("{}: config-only manifest has {} trailing bytes", name, r.remaining());
+    if (!r.at_end()) return corrupt_input("{}: config-only manifest has {} trailing bytes", name, r.remaining());
     return m;
   }
   std::vector<DataFile> files;
   std::string why;
   if (!read_data_file_table(r, "", files, why))
-    return error("{}: manifest data-file table is {}", name, why.empty() ? "truncated" : "invalid: " + why);
+    return corrupt_input("{}: manifest data-file table is {}", name, why.empty() ? "truncated" : "invalid: " + why);
 
   // Inline version-tree leaf entries: the newest versions (docs/spec/formats.md §1.2.3).
   const uint64_t n = r.read_varint();
-  if (!r.ok()) return error("{}: manifest is truncated in the version list", name);
+  if (!r.ok()) return corrupt_input("{}: manifest is truncated in the version list", name);
   if (n == 0 || n > (uint64_t{1} << c.version_tree_arity_log2))
-    return error("{}: manifest lists {} versions, expected 1 to {}", name, n,
-                 uint64_t{1} << c.version_tree_arity_log2);
-  if (n > r.remaining()) return error("{}: manifest is truncated in the version list", name);
+    return corrupt_input("{}: manifest lists {} versions, expected 1 to {}", name, n,
+                         uint64_t{1} << c.version_tree_arity_log2);
+  if (n > r.remaining()) return corrupt_input("{}: manifest is truncated in the version list", name);
   m.versions.resize(n);
   for (auto& v : m.versions) v.generation = r.read_varint();
   for (auto& v : m.versions) v.root_height = r.read<uint8_t>();
   std::vector<OcdbtFileRange> roots(n);
   if (!read_ranges(r, files, roots, /*allow_missing=*/true, why))
-    return error("{}: manifest version list is {}", name, why.empty() ? "truncated" : "invalid: " + why);
+    return corrupt_input("{}: manifest version list is {}", name, why.empty() ? "truncated" : "invalid: " + why);
   for (auto& v : m.versions) v.num_keys = r.read_varint();
   for (uint64_t i = 0; i < n; ++i) (void)r.read_varint();  // num_tree_bytes
   for (uint64_t i = 0; i < n; ++i) (void)r.read_varint();  // num_indirect_value_bytes
   for (auto& v : m.versions) v.commit_time_ns = r.read<uint64_t>();
-  if (!r.ok()) return error("{}: manifest is truncated in the version list", name);
+  if (!r.ok()) return corrupt_input("{}: manifest is truncated in the version list", name);
   for (uint64_t i = 0; i < n; ++i) {
     m.versions[i].root = std::move(roots[i]);
     if (m.versions[i].generation == 0 || (i > 0 && m.versions[i].generation <= m.versions[i - 1].generation))
-      return error("{}: manifest version generations are not increasing", name);
+      return corrupt_input("{}: manifest version generations are not increasing", name);
     if (m.versions[i].root.missing() && m.versions[i].root_height != 0)
-      return error("{}: manifest has an empty version with root height {}", name, m.versions[i].root_height);
+      return corrupt_input("{}: manifest has an empty version with root height {}", name, m.versions[i].root_height);
   }
 
   // References to version-tree nodes holding older versions: parsed to validate, never followed.
   const uint64_t max_height = 63 / c.version_tree_arity_log2 - 1;
   const uint64_t nv = r.read_varint();
   if (!r.ok() || nv > max_height || nv > r.remaining())
-    return error("{}: manifest version-tree node list is malformed", name);
+    return corrupt_input("{}: manifest version-tree node list is malformed", name);
   std::vector<OcdbtFileRange> nodes(nv);
   for (uint64_t i = 0; i < nv; ++i) (void)r.read_varint();  // generation_number
   if (!read_ranges(r, files, nodes, /*allow_missing=*/false, why))
-    return error("{}: manifest version-tree node list is {}", name, why.empty() ? "truncated" : "invalid: " + why);
+    return corrupt_input("{}: manifest version-tree node list is {}", name,
+                         why.empty() ? "truncated" : "invalid: " + why);
   for (uint64_t i = 0; i < nv; ++i) (void)r.read_varint();  // num_generations
   for (uint64_t i = 0; i < nv; ++i) (void)r.read<uint64_t>();  // commit_time
   for (uint64_t i = 0; i < nv; ++i) {
     const uint8_t h = r.read<uint8_t>();
-    if (r.ok() && (h == 0 || h > max_height)) return error("{}: manifest version-tree node height {} is invalid", name, h);
+    if (r.ok() && (h == 0 || h > max_height))
+      return corrupt_input("{}: manifest version-tree node height {} is invalid", name, h);
   }
-  if (!r.ok()) return error("{}: manifest is truncated in the version-tree node list", name);
-  if (!r.at_end()) return error("{}: manifest has {} trailing bytes", name, r.remaining());
+  if (!r.ok()) return corrupt_input("{}: manifest is truncated in the version-tree node list", name);
+  if (!r.at_end()) return corrupt_input("{}: manifest has {} trailing bytes", name, r.remaining());
   m.n_version_tree_nodes = nv;
   return m;
 }
@@ -240,12 +244,12 @@ Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, co
   std::vector<DataFile> files;
   std::string why;
   if (!r.ok() || !read_data_file_table(r, transitive, files, why))
-    return error("{}: b-tree node data-file table is {}", name, why.empty() ? "truncated" : "invalid: " + why);
+    return corrupt_input("{}: b-tree node data-file table is {}", name, why.empty() ? "truncated" : "invalid: " + why);
   const uint64_t n = r.read_varint();
-  if (!r.ok()) return error("{}: b-tree node is truncated before its entries", name);
+  if (!r.ok()) return corrupt_input("{}: b-tree node is truncated before its entries", name);
   if (n == 0 || n > kMaxNodeArity || n > r.remaining())
-    return error("{}: b-tree node has {} entries (expected 1 to {}, within its {} bytes)", name, n, kMaxNodeArity,
-                 body.size());
+    return corrupt_input("{}: b-tree node has {} entries (expected 1 to {}, within its {} bytes)", name, n,
+                         kMaxNodeArity, body.size());
   const bool leaf = node.height == 0;
 
   // Key columns: prefix lengths (shared with the previous key), suffix lengths, [subtree prefixes], suffixes.
@@ -253,20 +257,22 @@ Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, co
   for (uint64_t i = 1; i < n; ++i) prefix[i] = read_varint_max(r, kMaxKeyLength);
   for (uint64_t i = 0; i < n; ++i) suffix[i] = read_varint_max(r, kMaxKeyLength);
   for (auto& s : subtree) s = read_varint_max(r, kMaxKeyLength);
-  if (!r.ok()) return error("{}: b-tree node key lengths are truncated or exceed {} bytes", name, kMaxKeyLength);
+  if (!r.ok())
+    return corrupt_input("{}: b-tree node key lengths are truncated or exceed {} bytes", name, kMaxKeyLength);
   std::vector<std::string> keys(n);
   for (uint64_t i = 0; i < n; ++i) {
     if (i > 0 && prefix[i] > keys[i - 1].size())
-      return error("{}: b-tree key {} shares {} bytes with a {}-byte previous key", name, i, prefix[i],
-                   keys[i - 1].size());
-    if (prefix[i] + suffix[i] > kMaxKeyLength) return error("{}: b-tree key {} exceeds {} bytes", name, i, kMaxKeyLength);
+      return corrupt_input("{}: b-tree key {} shares {} bytes with a {}-byte previous key", name, i, prefix[i],
+                           keys[i - 1].size());
+    if (prefix[i] + suffix[i] > kMaxKeyLength)
+      return corrupt_input("{}: b-tree key {} exceeds {} bytes", name, i, kMaxKeyLength);
     if (i > 0) keys[i] = keys[i - 1].substr(0, prefix[i]);
     keys[i] += r.take_string(suffix[i]);
-    if (!r.ok()) return error("{}: b-tree node key bytes are truncated", name);
-    if (i > 0 && keys[i] <= keys[i - 1]) return error("{}: b-tree node keys are not in increasing order", name);
+    if (!r.ok()) return corrupt_input("{}: b-tree node key bytes are truncated", name);
+    if (i > 0 && keys[i] <= keys[i - 1]) return corrupt_input("{}: b-tree node keys are not in increasing order", name);
     if (!leaf && subtree[i] > keys[i].size())
-      return error("{}: b-tree entry {} subtree prefix {} exceeds its key length {}", name, i, subtree[i],
-                   keys[i].size());
+      return corrupt_input("{}: b-tree entry {} subtree prefix {} exceeds its key length {}", name, i, subtree[i],
+                           keys[i].size());
   }
 
   if (leaf) {
@@ -274,14 +280,14 @@ Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, co
     for (auto& l : lengths) l = r.read_varint();
     std::vector<uint8_t> kinds(n);
     for (auto& k : kinds) k = r.read<uint8_t>();
-    if (!r.ok()) return error("{}: b-tree leaf value table is truncated", name);
+    if (!r.ok()) return corrupt_input("{}: b-tree leaf value table is truncated", name);
     node.leaves.resize(n);
     size_t n_out = 0;
     for (uint64_t i = 0; i < n; ++i) {
-      if (kinds[i] > 1) return error("{}: b-tree leaf entry {} has unknown value kind {}", name, i, kinds[i]);
+      if (kinds[i] > 1) return corrupt_input("{}: b-tree leaf entry {} has unknown value kind {}", name, i, kinds[i]);
       if (kinds[i] == 0 && lengths[i] > kMaxInlineValueLength)
-        return error("{}: b-tree leaf entry {} has an inline value of {} bytes (limit {})", name, i, lengths[i],
-                     kMaxInlineValueLength);
+        return corrupt_input("{}: b-tree leaf entry {} has an inline value of {} bytes (limit {})", name, i, lengths[i],
+                             kMaxInlineValueLength);
       n_out += kinds[i];
     }
     std::vector<OcdbtFileRange> ranges(n_out);
@@ -290,17 +296,17 @@ Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, co
       std::vector<uint64_t> ids(n_out);
       for (auto& id : ids) id = r.read_varint();
       for (auto& o : ranges) o.offset = r.read_varint();
-      if (!r.ok()) return error("{}: b-tree leaf value references are truncated", name);
+      if (!r.ok()) return corrupt_input("{}: b-tree leaf value references are truncated", name);
       for (size_t j = 0, k = 0; j < n; ++j) {
         if (!kinds[j]) continue;
         if (ids[k] >= files.size())
-          return error("{}: b-tree leaf value references data file {} of {}", name, ids[k], files.size());
+          return corrupt_input("{}: b-tree leaf value references data file {} of {}", name, ids[k], files.size());
         ranges[k].file = files[ids[k]].full;
         ranges[k].transitive = files[ids[k]].base;
         ranges[k].length = lengths[j];
         if (ranges[k].offset > kMaxOffset || ranges[k].length > kMaxOffset - ranges[k].offset)
-          return error("{}: b-tree leaf entry {} has invalid offset/length {}/{}", name, j, ranges[k].offset,
-                       ranges[k].length);
+          return corrupt_input("{}: b-tree leaf entry {} has invalid offset/length {}/{}", name, j, ranges[k].offset,
+                               ranges[k].length);
         ++k;
       }
     }
@@ -312,25 +318,25 @@ Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, co
         e.value.range = std::move(ranges[k++]);
       } else {
         e.value.inline_bytes = std::string(r.take_string(lengths[i]));
-        if (!r.ok()) return error("{}: b-tree leaf inline value {} is truncated", name, i);
+        if (!r.ok()) return corrupt_input("{}: b-tree leaf inline value {} is truncated", name, i);
       }
     }
   } else {
     std::vector<OcdbtFileRange> ranges(n);
     if (!read_ranges(r, files, ranges, /*allow_missing=*/false, why))
-      return error("{}: b-tree child references are {}", name, why.empty() ? "truncated" : "invalid: " + why);
+      return corrupt_input("{}: b-tree child references are {}", name, why.empty() ? "truncated" : "invalid: " + why);
     node.children.resize(n);
     for (auto& c : node.children) c.num_keys = r.read_varint();
     for (uint64_t i = 0; i < n; ++i) (void)r.read_varint();  // num_tree_bytes
     for (uint64_t i = 0; i < n; ++i) (void)r.read_varint();  // num_indirect_value_bytes
-    if (!r.ok()) return error("{}: b-tree child statistics are truncated", name);
+    if (!r.ok()) return corrupt_input("{}: b-tree child statistics are truncated", name);
     for (uint64_t i = 0; i < n; ++i) {
       node.children[i].key = std::move(keys[i]);
       node.children[i].subtree_common_prefix = subtree[i];
       node.children[i].node = std::move(ranges[i]);
     }
   }
-  if (!r.at_end()) return error("{}: b-tree node has {} trailing bytes", name, r.remaining());
+  if (!r.at_end()) return corrupt_input("{}: b-tree node has {} trailing bytes", name, r.remaining());
   return node;
 }
 
@@ -341,7 +347,8 @@ Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(const std::string& di
 Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(std::shared_ptr<const FileSet> files, const std::string& root,
                                                            const OcdbtLimits& limits) {
   const std::string manifest_rel = join_path(root, "manifest.ocdbt");
-  if (!files->is_file(manifest_rel)) return error("{}: no manifest.ocdbt (not an OCDBT database)", files->path(root));
+  if (!files->is_file(manifest_rel))
+    return not_found("{}: no manifest.ocdbt (not an OCDBT database)", files->path(root));
   auto db = std::shared_ptr<OcdbtDatabase>(new OcdbtDatabase(std::move(files), root, limits));
   {
     GE_ASSIGN(FileBytes f, db->files_->read(manifest_rel));
@@ -356,12 +363,13 @@ Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(std::shared_ptr<const
         continue;
       if (f > best) best = f;
     }
-    if (best.empty()) return error("{}: manifest.ocdbt is config-only but no numbered manifest.<hex> exists", db->dir_);
+    if (best.empty())
+      return not_found("{}: manifest.ocdbt is config-only but no numbered manifest.<hex> exists", db->dir_);
     const std::string numbered = join_path(root, best);
     GE_ASSIGN(FileBytes f, db->files_->read(numbered));
     GE_ASSIGN(db->manifest_, parse_ocdbt_manifest(f.bytes, db->files_->path(numbered), limits));
     if (db->manifest_.versions.empty())
-      return error("{}: numbered manifest holds no versions", db->files_->path(numbered));
+      return corrupt_input("{}: numbered manifest holds no versions", db->files_->path(numbered));
   }
   const OcdbtVersion& newest = db->manifest_.versions.back();
   if (!newest.root.missing()) GE_TRY(db->walk(newest.root, newest.root_height, "", "", 0));
@@ -371,7 +379,8 @@ Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(std::shared_ptr<const
 
 Result<std::span<const uint8_t>> OcdbtDatabase::map_range(const OcdbtFileRange& r, const char* what) const {
   if (!is_safe_relative_path(r.file))
-    return error("{}: {} refers to data file '{}', which is outside the database directory", dir_, what, r.file);
+    return corrupt_input("{}: {} refers to data file '{}', which is outside the database directory", dir_, what,
+                         r.file);
   const std::string rel = join_path(root_, r.file);
   std::span<const uint8_t> bytes;
   {
@@ -379,14 +388,18 @@ Result<std::span<const uint8_t>> OcdbtDatabase::map_range(const OcdbtFileRange& 
     auto it = data_files_.find(r.file);
     if (it == data_files_.end()) {
       auto f = files_->read(rel);
-      if (!f.ok()) return error("{} (data file of a {} in {})", f.error().message, what, dir_);
+      if (!f.ok()) {  // a suffix rather than a prefix, but the kind (absent, unreadable) is still the file's
+        Error e = std::move(f).error();
+        e.message = fmt::format("{} (data file of a {} in {})", e.message, what, dir_);
+        return e;
+      }
       it = data_files_.emplace(r.file, std::move(f).value()).first;
     }
     bytes = it->second.bytes;
   }
   if (r.offset > bytes.size() || r.length > bytes.size() - r.offset)
-    return error("{}: {} [{}, +{}) lies outside the file ({} bytes)", files_->path(rel), what, r.offset, r.length,
-                 bytes.size());
+    return corrupt_input("{}: {} [{}, +{}) lies outside the file ({} bytes)", files_->path(rel), what, r.offset,
+                         r.length, bytes.size());
   return bytes.subspan(static_cast<size_t>(r.offset), static_cast<size_t>(r.length));
 }
 
@@ -394,21 +407,22 @@ Status OcdbtDatabase::walk(const OcdbtFileRange& ref, int expected_height, const
                            const std::string& min_key, int depth) {
   const std::string where = fmt::format("{} [{}, +{})", files_->path(join_path(root_, ref.file)), ref.offset, ref.length);
   if (!visited_.insert(ref.file + "@" + std::to_string(ref.offset)).second)
-    return error("{}: b-tree node is referenced twice (a cycle in the tree)", where);
+    return corrupt_input("{}: b-tree node is referenced twice (a cycle in the tree)", where);
   GE_ASSIGN(auto bytes, map_range(ref, "b-tree node"));
   GE_ASSIGN(OcdbtBtreeNode node, parse_ocdbt_btree_node(bytes, ref.transitive, where, limits_));
   if (node.height != expected_height)
-    return error("{}: b-tree node has height {}, its parent expects {}", where, node.height, expected_height);
+    return corrupt_input("{}: b-tree node has height {}, its parent expects {}", where, node.height, expected_height);
   for (OcdbtLeafEntry& e : node.leaves) {
     std::string key = inherited + e.key;
-    if (key < min_key) return error("{}: key '{}' precedes its parent's bound '{}'", where, key, min_key);
-    if (key.size() > kMaxKeyLength) return error("{}: key of {} bytes exceeds the limit", where, key.size());
+    if (key < min_key) return corrupt_input("{}: key '{}' precedes its parent's bound '{}'", where, key, min_key);
+    if (key.size() > kMaxKeyLength) return corrupt_input("{}: key of {} bytes exceeds the limit", where, key.size());
     if (!entries_.emplace(std::move(key), std::move(e.value)).second)
-      return error("{}: key '{}' appears twice in the tree", where, inherited + e.key);
+      return corrupt_input("{}: key '{}' appears twice in the tree", where, inherited + e.key);
   }
   for (const OcdbtChildEntry& c : node.children) {
     const std::string child_min = inherited + c.key;
-    if (child_min < min_key) return error("{}: key '{}' precedes its parent's bound '{}'", where, child_min, min_key);
+    if (child_min < min_key)
+      return corrupt_input("{}: key '{}' precedes its parent's bound '{}'", where, child_min, min_key);
     GE_TRY(walk(c.node, expected_height - 1, inherited + c.key.substr(0, c.subtree_common_prefix), child_min,
                 depth + 1));
   }
@@ -424,7 +438,7 @@ std::vector<std::string> OcdbtDatabase::keys() const {
 
 Result<std::span<const uint8_t>> OcdbtDatabase::read(std::string_view key) const {
   auto it = entries_.find(key);
-  if (it == entries_.end()) return error("{}: no key '{}' in the OCDBT database", dir_, key);
+  if (it == entries_.end()) return not_found("{}: no key '{}' in the OCDBT database", dir_, key);
   const OcdbtValue& v = it->second;
   if (!v.out_of_line) return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.inline_bytes.data()),
                                                       v.inline_bytes.size());

@@ -34,7 +34,7 @@ Status finish_arrays(std::vector<OrbaxArray>& arrays, const std::string& path) {
   std::sort(arrays.begin(), arrays.end(), [](const OrbaxArray& a, const OrbaxArray& b) { return a.name < b.name; });
   for (size_t i = 1; i < arrays.size(); ++i)
     if (arrays[i].name == arrays[i - 1].name)
-      return error("{}: array '{}' has both .zarray and zarr.json metadata", path, arrays[i].name);
+      return corrupt_input("{}: array '{}' has both .zarray and zarr.json metadata", path, arrays[i].name);
   return {};
 }
 
@@ -127,10 +127,11 @@ class ZarrDirCheckpoint : public OrbaxCheckpoint {
 
  private:
   Status scan(const std::string& dir, int depth, size_t& entries) {
-    if (depth > kMaxDirDepth) return error("{}: directories nested deeper than {}", files_->path(dir), kMaxDirDepth);
+    if (depth > kMaxDirDepth)
+      return corrupt_input("{}: directories nested deeper than {}", files_->path(dir), kMaxDirDepth);
     const auto list = files_->list(dir);
     entries += list.size();
-    if (entries > kMaxDirEntries) return error("{}: too many files", path_);
+    if (entries > kMaxDirEntries) return corrupt_input("{}: too many files", path_);
     for (const auto& [f, is_dir] : list) {
       if (is_dir || (f != ".zarray" && f != "zarr.json") || dir.empty()) continue;
       const std::string rel = join_path(dir, f);
@@ -175,7 +176,7 @@ Result<std::unique_ptr<OrbaxCheckpoint>> OrbaxCheckpoint::open(std::shared_ptr<c
   if (!dbs.empty()) return OcdbtCheckpoint::make(std::move(dbs), false, path);
   GE_ASSIGN(auto c, ZarrDirCheckpoint::make(files));
   if (c->arrays().empty())
-    return error("{}: not an Orbax checkpoint (no manifest.ocdbt, ocdbt.process_*/ or zarr arrays)", path);
+    return not_found("{}: not an Orbax checkpoint (no manifest.ocdbt, ocdbt.process_*/ or zarr arrays)", path);
   return c;
 }
 
@@ -186,13 +187,13 @@ Status read_orbax(std::shared_ptr<const FileSet> files, TensorSet& out, const Or
   for (const OrbaxArray& a : ckpt->arrays()) {
     if (options.select && !options.select(a.name)) continue;
     if (a.meta.nbytes() > options.max_array_bytes)
-      return error("{}: array '{}' ({} bytes) exceeds the {}-byte limit", ckpt->path(), a.name, a.meta.nbytes(),
-                   options.max_array_bytes);
+      return corrupt_input("{}: array '{}' ({} bytes) exceeds the {}-byte limit", ckpt->path(), a.name, a.meta.nbytes(),
+                           options.max_array_bytes);
     uint8_t* data = nullptr;
     try {
       data = out.allocate(a.meta.nbytes());
     } catch (const std::bad_alloc&) {
-      return error("{}: cannot allocate {} bytes for array '{}'", ckpt->path(), a.meta.nbytes(), a.name);
+      return resource_exhausted("{}: cannot allocate {} bytes for array '{}'", ckpt->path(), a.meta.nbytes(), a.name);
     }
     GE_TRY(ckpt->read(a, {data, a.meta.nbytes()}));
     Tensor t;

@@ -36,12 +36,14 @@ constexpr DtypeName kDtypes[] = {
 };
 
 Result<std::vector<int64_t>> read_dims(const json& j, const char* field, const std::string& name, bool positive) {
-  if (!j.is_array() || j.size() > kMaxRank) return error("{}: '{}' is not an array of at most {} sizes", name, field, kMaxRank);
+  if (!j.is_array() || j.size() > kMaxRank)
+    return corrupt_input("{}: '{}' is not an array of at most {} sizes", name, field, kMaxRank);
   std::vector<int64_t> v;
   for (const json& d : j) {
-    if (!d.is_number_integer()) return error("{}: '{}' holds a non-integer", name, field);
+    if (!d.is_number_integer()) return corrupt_input("{}: '{}' holds a non-integer", name, field);
     const int64_t x = d.get<int64_t>();
-    if (x < (positive ? 1 : 0) || x > kMaxDim) return error("{}: '{}' holds an invalid size {}", name, field, x);
+    if (x < (positive ? 1 : 0) || x > kMaxDim)
+      return corrupt_input("{}: '{}' holds an invalid size {}", name, field, x);
     v.push_back(x);
   }
   return v;
@@ -80,20 +82,20 @@ Result<std::vector<uint8_t>> encode_fill(const json& j, DType t, int itemsize, c
       for (size_t i = 2; i < s.size(); ++i) {
         const char c = s[i];
         const int nib = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (nib < 0) return error("{}: invalid fill_value '{}'", name, s);
+        if (nib < 0) return corrupt_input("{}: invalid fill_value '{}'", name, s);
         bits = bits << 4 | static_cast<uint64_t>(nib);
       }
       std::memcpy(b.data(), &bits, b.size());
       return b;
     } else {
-      return error("{}: invalid fill_value '{}'", name, s);
+      return corrupt_input("{}: invalid fill_value '{}'", name, s);
     }
   } else if (j.is_number()) {
     v = j.get<double>();
   } else if (j.is_boolean()) {
     v = j.get<bool>() ? 1 : 0;
   } else {
-    return error("{}: fill_value is neither a number nor null", name);
+    return corrupt_input("{}: fill_value is neither a number nor null", name);
   }
   switch (t) {
     case DType::F32: {
@@ -113,18 +115,19 @@ Result<std::vector<uint8_t>> encode_fill(const json& j, DType t, int itemsize, c
       break;
     }
     case DType::I8: {
-      if (!(v >= -128 && v <= 127) || v != std::floor(v)) return error("{}: fill_value {} does not fit int8", name, v);
+      if (!(v >= -128 && v <= 127) || v != std::floor(v))
+        return corrupt_input("{}: fill_value {} does not fit int8", name, v);
       b[0] = static_cast<uint8_t>(static_cast<int8_t>(v));
       break;
     }
     case DType::I32: {
       if (!(v >= INT32_MIN && v <= INT32_MAX) || v != std::floor(v))
-        return error("{}: fill_value {} does not fit int32", name, v);
+        return corrupt_input("{}: fill_value {} does not fit int32", name, v);
       const int32_t i = static_cast<int32_t>(v);
       std::memcpy(b.data(), &i, 4);
       break;
     }
-    default: return error("{}: unsupported dtype for a fill value", name);
+    default: return unsupported("{}: unsupported dtype for a fill value", name);
   }
   return b;
 }
@@ -132,96 +135,96 @@ Result<std::vector<uint8_t>> encode_fill(const json& j, DType t, int itemsize, c
 // Checks shape/chunks consistency and sizes shared by v2 and v3.
 Status check_geometry(const ZarrMetadata& m, const std::string& name) {
   if (m.chunks.size() != m.shape.size())
-    return error("{}: chunk rank {} differs from the array rank {}", name, m.chunks.size(), m.shape.size());
-  if (!checked_product(m.shape)) return error("{}: array shape is implausibly large", name);
+    return corrupt_input("{}: chunk rank {} differs from the array rank {}", name, m.chunks.size(), m.shape.size());
+  if (!checked_product(m.shape)) return corrupt_input("{}: array shape is implausibly large", name);
   auto chunk_elems = checked_product(m.chunks);
   if (!chunk_elems || *chunk_elems > kMaxChunkBytes / static_cast<uint64_t>(m.itemsize))
-    return error("{}: chunk shape is implausibly large (over {} bytes)", name, kMaxChunkBytes);
+    return corrupt_input("{}: chunk shape is implausibly large (over {} bytes)", name, kMaxChunkBytes);
   if (m.sharded) {
     if (m.inner_chunks.size() != m.chunks.size())
-      return error("{}: sharding chunk_shape rank {} differs from the array rank {}", name, m.inner_chunks.size(),
-                   m.chunks.size());
+      return corrupt_input("{}: sharding chunk_shape rank {} differs from the array rank {}", name,
+                           m.inner_chunks.size(), m.chunks.size());
     for (size_t d = 0; d < m.chunks.size(); ++d)
       if (m.chunks[d] % m.inner_chunks[d] != 0)
-        return error("{}: shard shape is not a multiple of the inner chunk shape", name);
+        return corrupt_input("{}: shard shape is not a multiple of the inner chunk shape", name);
     if (product(m.chunks) / product(m.inner_chunks) > kMaxInnerChunks)
-      return error("{}: shard holds too many inner chunks", name);
+      return corrupt_input("{}: shard holds too many inner chunks", name);
   }
   return {};
 }
 
 // Parses a v3 codec list. Sharding is allowed at the top level only.
 Status parse_codecs(const json& list, ZarrMetadata& m, ZarrCodecs& out, bool top, bool index, const std::string& name) {
-  if (!list.is_array()) return error("{}: 'codecs' is not an array", name);
+  if (!list.is_array()) return corrupt_input("{}: 'codecs' is not an array", name);
   bool have_array_to_bytes = false;
   for (const json& c : list) {
     if (!c.is_object() || !c.contains("name") || !c["name"].is_string())
-      return error("{}: codec entry without a name", name);
+      return corrupt_input("{}: codec entry without a name", name);
     const std::string cname = c["name"].get<std::string>();
     const json cfg = c.contains("configuration") ? c["configuration"] : json::object();
-    if (!cfg.is_object()) return error("{}: codec '{}' configuration is not an object", name, cname);
+    if (!cfg.is_object()) return corrupt_input("{}: codec '{}' configuration is not an object", name, cname);
     if (cname == "transpose") {
-      if (have_array_to_bytes) return error("{}: 'transpose' after the bytes codec", name);
+      if (have_array_to_bytes) return corrupt_input("{}: 'transpose' after the bytes codec", name);
       const json& order = cfg.contains("order") ? cfg["order"] : json();
       bool identity = order.is_array() && order.size() == m.shape.size();
       for (size_t i = 0; identity && i < order.size(); ++i)
         identity = order[i].is_number_integer() && order[i].get<int64_t>() == static_cast<int64_t>(i);
-      if (!identity) return error("{}: the 'transpose' codec is not supported", name);
+      if (!identity) return unsupported("{}: the 'transpose' codec is not supported", name);
     } else if (cname == "bytes") {
-      if (have_array_to_bytes) return error("{}: two array-to-bytes codecs", name);
+      if (have_array_to_bytes) return corrupt_input("{}: two array-to-bytes codecs", name);
       have_array_to_bytes = true;
       if (cfg.contains("endian")) {
-        if (!cfg["endian"].is_string()) return error("{}: bytes codec endian is not a string", name);
+        if (!cfg["endian"].is_string()) return corrupt_input("{}: bytes codec endian is not a string", name);
         const std::string e = cfg["endian"].get<std::string>();
-        if (e != "little" && e != "big") return error("{}: bytes codec endian '{}' is invalid", name, e);
+        if (e != "little" && e != "big") return corrupt_input("{}: bytes codec endian '{}' is invalid", name, e);
         out.big_endian = e == "big";
       } else if (m.itemsize > 1 && !index) {
-        return error("{}: bytes codec without endian for a {}-byte type", name, m.itemsize);
+        return corrupt_input("{}: bytes codec without endian for a {}-byte type", name, m.itemsize);
       }
     } else if (cname == "sharding_indexed") {
-      if (!top) return error("{}: nested sharding_indexed codecs are not supported", name);
-      if (have_array_to_bytes) return error("{}: two array-to-bytes codecs", name);
+      if (!top) return unsupported("{}: nested sharding_indexed codecs are not supported", name);
+      if (have_array_to_bytes) return corrupt_input("{}: two array-to-bytes codecs", name);
       have_array_to_bytes = true;
       m.sharded = true;
-      if (!cfg.contains("chunk_shape")) return error("{}: sharding_indexed without chunk_shape", name);
+      if (!cfg.contains("chunk_shape")) return corrupt_input("{}: sharding_indexed without chunk_shape", name);
       GE_ASSIGN(m.inner_chunks, read_dims(cfg["chunk_shape"], "chunk_shape", name, true));
       if (!cfg.contains("codecs") || !cfg.contains("index_codecs"))
-        return error("{}: sharding_indexed without codecs or index_codecs", name);
+        return corrupt_input("{}: sharding_indexed without codecs or index_codecs", name);
       GE_TRY(parse_codecs(cfg["codecs"], m, m.inner_codecs, false, false, name));
       GE_TRY(parse_codecs(cfg["index_codecs"], m, m.index_codecs, false, true, name));
       for (ZarrBytesCodec b : m.index_codecs.bytes_codecs)
-        if (b != ZarrBytesCodec::kCrc32c) return error("{}: compressed shard indexes are not supported", name);
+        if (b != ZarrBytesCodec::kCrc32c) return unsupported("{}: compressed shard indexes are not supported", name);
       const std::string loc = cfg.contains("index_location") && cfg["index_location"].is_string()
                                   ? cfg["index_location"].get<std::string>()
                                   : "end";
-      if (loc != "end" && loc != "start") return error("{}: index_location '{}' is invalid", name, loc);
+      if (loc != "end" && loc != "start") return corrupt_input("{}: index_location '{}' is invalid", name, loc);
       m.index_at_end = loc == "end";
     } else if (cname == "zstd" || cname == "crc32c") {
-      if (!have_array_to_bytes) return error("{}: '{}' before the bytes codec", name, cname);
-      if (top && m.sharded) return error("{}: codecs after sharding_indexed are not supported", name);
+      if (!have_array_to_bytes) return corrupt_input("{}: '{}' before the bytes codec", name, cname);
+      if (top && m.sharded) return unsupported("{}: codecs after sharding_indexed are not supported", name);
       out.bytes_codecs.push_back(cname == "zstd" ? ZarrBytesCodec::kZstd : ZarrBytesCodec::kCrc32c);
     } else {
-      return error("{}: codec '{}' is not supported", name, cname);
+      return unsupported("{}: codec '{}' is not supported", name, cname);
     }
   }
-  if (!have_array_to_bytes) return error("{}: codec list has no bytes codec", name);
+  if (!have_array_to_bytes) return corrupt_input("{}: codec list has no bytes codec", name);
   return {};
 }
 
 // Decompresses a zstd stream into exactly `dst`; the stream must fill it, no more, no less.
 Result<size_t> zstd_decompress_into(std::span<const uint8_t> src, std::span<uint8_t> dst) {
   std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (!ctx) return error("zstd: out of memory");
+  if (!ctx) return resource_exhausted("zstd: out of memory");
   ZSTD_inBuffer in{src.data(), src.size(), 0};
   ZSTD_outBuffer out{dst.data(), dst.size(), 0};
   for (;;) {
     const size_t in0 = in.pos, out0 = out.pos;
     const size_t ret = ZSTD_decompressStream(ctx.get(), &out, &in);
-    if (ZSTD_isError(ret)) return error("is not valid zstd data ({})", ZSTD_getErrorName(ret));
+    if (ZSTD_isError(ret)) return corrupt_input("is not valid zstd data ({})", ZSTD_getErrorName(ret));
     if (ret == 0 && in.pos == in.size) return out.pos;
     if (in.pos == in0 && out.pos == out0) {
-      if (out.pos == out.size) return error("decompresses to more than the expected {} bytes", dst.size());
-      return error("is a truncated zstd frame");
+      if (out.pos == out.size) return corrupt_input("decompresses to more than the expected {} bytes", dst.size());
+      return corrupt_input("is a truncated zstd frame");
     }
   }
 }
@@ -233,25 +236,30 @@ Status decode_bytes(const ZarrCodecs& c, std::span<const uint8_t> stored, std::s
   std::string tmp;
   for (size_t i = c.bytes_codecs.size(); i-- > 0;) {
     if (c.bytes_codecs[i] == ZarrBytesCodec::kCrc32c) {
-      if (cur.size() < 4) return error("{}: {} is too short for its crc32c", name, what);
+      if (cur.size() < 4) return corrupt_input("{}: {} is too short for its crc32c", name, what);
       uint32_t stored_crc;
       std::memcpy(&stored_crc, cur.data() + cur.size() - 4, 4);
       cur = cur.first(cur.size() - 4);
-      if (crc32c(cur) != stored_crc) return error("{}: {} fails its crc32c check (corrupt data)", name, what);
+      if (crc32c(cur) != stored_crc) return corrupt_input("{}: {} fails its crc32c check (corrupt data)", name, what);
     } else if (i == 0) {  // the last step decompresses straight into the output
       auto n = zstd_decompress_into(cur, out);
-      if (!n.ok()) return error("{}: {} {}", name, what, n.error().message);
+      if (!n.ok()) {  // "<name>: chunk is not valid zstd data": no colon, but the kind comes from below
+        Error e = std::move(n).error();
+        e.message = fmt::format("{}: {} {}", name, what, e.message);
+        return e;
+      }
       if (*n != out.size())
-        return error("{}: {} decompresses to {} bytes, expected {}", name, what, *n, out.size());
+        return corrupt_input("{}: {} decompresses to {} bytes, expected {}", name, what, *n, out.size());
       return {};
     } else {
       auto d = zstd_decompress(cur, out.size() + 4 * c.bytes_codecs.size());
-      if (!d.ok()) return error("{}: {}: {}", name, what, d.error().message);
+      if (!d.ok()) return with_context(std::move(d).error(), fmt::format("{}: {}", name, what));
       tmp = std::move(d).value();
       cur = {reinterpret_cast<const uint8_t*>(tmp.data()), tmp.size()};
     }
   }
-  if (cur.size() != out.size()) return error("{}: {} holds {} bytes, expected {}", name, what, cur.size(), out.size());
+  if (cur.size() != out.size())
+    return corrupt_input("{}: {} holds {} bytes, expected {}", name, what, cur.size(), out.size());
   std::memcpy(out.data(), cur.data(), cur.size());
   return {};
 }
@@ -325,7 +333,7 @@ Status decode_shard(const ZarrMetadata& m, std::span<const uint8_t> data, std::s
   uint64_t index_bytes = n_inner * 16;
   for (ZarrBytesCodec b : m.index_codecs.bytes_codecs) index_bytes += b == ZarrBytesCodec::kCrc32c ? 4 : 0;
   if (data.size() < index_bytes)
-    return error("{}: shard is {} bytes, smaller than its {}-byte index", name, data.size(), index_bytes);
+    return corrupt_input("{}: shard is {} bytes, smaller than its {}-byte index", name, data.size(), index_bytes);
   const auto stored_index = m.index_at_end ? data.last(index_bytes) : data.first(index_bytes);
   std::vector<uint8_t> index(n_inner * 16);
   GE_TRY(decode_bytes(m.index_codecs, stored_index, index, name, "shard index"));
@@ -342,7 +350,8 @@ Status decode_shard(const ZarrMetadata& m, std::span<const uint8_t> data, std::s
       fill_with(tmp, m.fill);
     } else {
       if (off > data.size() || len > data.size() - off)
-        return error("{}: inner chunk {} [{}, +{}) lies outside the {}-byte shard", name, i, off, len, data.size());
+        return corrupt_input("{}: inner chunk {} [{}, +{}) lies outside the {}-byte shard", name, i, off, len,
+                             data.size());
       GE_TRY(decode_bytes(m.inner_codecs, data.subspan(off, len), tmp, name, "inner chunk"));
       if (m.inner_codecs.big_endian) byteswap(tmp, m.itemsize);
     }
@@ -362,20 +371,20 @@ int64_t ZarrMetadata::numel() const { return static_cast<int64_t>(product(shape)
 
 Result<ZarrMetadata> parse_zarray(std::string_view text, const std::string& name) {
   const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return error("{}: .zarray is not a JSON object", name);
+  if (j.is_discarded() || !j.is_object()) return corrupt_input("{}: .zarray is not a JSON object", name);
   ZarrMetadata m;
   if (!j.contains("zarr_format") || !j["zarr_format"].is_number_integer() || j["zarr_format"].get<int64_t>() != 2)
-    return error("{}: .zarray lacks zarr_format 2", name);
+    return corrupt_input("{}: .zarray lacks zarr_format 2", name);
   if (!j.contains("shape") || !j.contains("chunks") || !j.contains("dtype"))
-    return error("{}: .zarray lacks shape, chunks or dtype", name);
+    return corrupt_input("{}: .zarray lacks shape, chunks or dtype", name);
   GE_ASSIGN(m.shape, read_dims(j["shape"], "shape", name, false));
   GE_ASSIGN(m.chunks, read_dims(j["chunks"], "chunks", name, true));
-  if (!j["dtype"].is_string()) return error("{}: structured dtypes are not supported", name);
+  if (!j["dtype"].is_string()) return unsupported("{}: structured dtypes are not supported", name);
   std::string dt = j["dtype"].get<std::string>();
   bool big = false;
   if (dt != "bfloat16") {
     if (dt.empty() || (dt[0] != '<' && dt[0] != '>' && dt[0] != '|'))
-      return error("{}: dtype '{}' is not supported", name, dt);
+      return unsupported("{}: dtype '{}' is not supported", name, dt);
     big = dt[0] == '>';
     dt = dt.substr(1);
   }
@@ -386,24 +395,26 @@ Result<ZarrMetadata> parse_zarray(std::string_view text, const std::string& name
       m.itemsize = d.itemsize;
       found = true;
     }
-  if (!found) return error("{}: dtype '{}' is not supported", name, j["dtype"].get<std::string>());
+  if (!found) return unsupported("{}: dtype '{}' is not supported", name, j["dtype"].get<std::string>());
   m.codecs.big_endian = big && m.itemsize > 1;
   if (j.contains("compressor") && !j["compressor"].is_null()) {
     const json& c = j["compressor"];
-    if (!c.is_object() || !c.contains("id") || !c["id"].is_string()) return error("{}: malformed compressor", name);
+    if (!c.is_object() || !c.contains("id") || !c["id"].is_string())
+      return corrupt_input("{}: malformed compressor", name);
     const std::string id = c["id"].get<std::string>();
-    if (id != "zstd") return error("{}: compressor '{}' is not supported (Orbax writes zstd)", name, id);
+    if (id != "zstd") return unsupported("{}: compressor '{}' is not supported (Orbax writes zstd)", name, id);
     m.codecs.bytes_codecs.push_back(ZarrBytesCodec::kZstd);
   }
   if (j.contains("filters") && !j["filters"].is_null() && !(j["filters"].is_array() && j["filters"].empty()))
-    return error("{}: zarr filters are not supported", name);
+    return unsupported("{}: zarr filters are not supported", name);
   if (j.contains("order")) {
-    if (!j["order"].is_string() || (j["order"] != "C" && j["order"] != "F")) return error("{}: invalid order", name);
+    if (!j["order"].is_string() || (j["order"] != "C" && j["order"] != "F"))
+      return corrupt_input("{}: invalid order", name);
     m.fortran_order = j["order"] == "F";
   }
   if (j.contains("dimension_separator")) {
     const json& s = j["dimension_separator"];
-    if (!s.is_string() || (s != "." && s != "/")) return error("{}: invalid dimension_separator", name);
+    if (!s.is_string() || (s != "." && s != "/")) return corrupt_input("{}: invalid dimension_separator", name);
     m.separator = s.get<std::string>()[0];
   }
   GE_ASSIGN(m.fill, encode_fill(j.contains("fill_value") ? j["fill_value"] : json(), m.dtype, m.itemsize, name));
@@ -413,14 +424,15 @@ Result<ZarrMetadata> parse_zarray(std::string_view text, const std::string& name
 
 Result<ZarrMetadata> parse_zarr_json(std::string_view text, const std::string& name) {
   const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return error("{}: zarr.json is not a JSON object", name);
+  if (j.is_discarded() || !j.is_object()) return corrupt_input("{}: zarr.json is not a JSON object", name);
   ZarrMetadata m;
   m.zarr_format = 3;
   if (!j.contains("zarr_format") || !j["zarr_format"].is_number_integer() || j["zarr_format"].get<int64_t>() != 3)
-    return error("{}: zarr.json lacks zarr_format 3", name);
-  if (!j.contains("node_type") || j["node_type"] != "array") return error("{}: zarr.json is not an array", name);
+    return corrupt_input("{}: zarr.json lacks zarr_format 3", name);
+  if (!j.contains("node_type") || j["node_type"] != "array")
+    return corrupt_input("{}: zarr.json is not an array", name);
   if (!j.contains("shape") || !j.contains("data_type") || !j.contains("chunk_grid") || !j.contains("codecs"))
-    return error("{}: zarr.json lacks shape, data_type, chunk_grid or codecs", name);
+    return corrupt_input("{}: zarr.json lacks shape, data_type, chunk_grid or codecs", name);
   GE_ASSIGN(m.shape, read_dims(j["shape"], "shape", name, false));
   const json& dt = j["data_type"];
   bool found = false;
@@ -430,31 +442,32 @@ Result<ZarrMetadata> parse_zarr_json(std::string_view text, const std::string& n
       m.itemsize = d.itemsize;
       found = true;
     }
-  if (!found) return error("{}: data_type {} is not supported", name, dt.dump());
+  if (!found) return unsupported("{}: data_type {} is not supported", name, dt.dump());
   const json& grid = j["chunk_grid"];
   if (!grid.is_object() || !grid.contains("name") || grid["name"] != "regular" || !grid.contains("configuration") ||
       !grid["configuration"].is_object() || !grid["configuration"].contains("chunk_shape"))
-    return error("{}: only a regular chunk_grid is supported", name);
+    return unsupported("{}: only a regular chunk_grid is supported", name);
   GE_ASSIGN(m.chunks, read_dims(grid["configuration"]["chunk_shape"], "chunk_shape", name, true));
   m.key_prefix.assign(1, 'c');
   m.separator = '/';
   if (j.contains("chunk_key_encoding")) {
     const json& e = j["chunk_key_encoding"];
-    if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) return error("{}: malformed chunk_key_encoding", name);
+    if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
+      return corrupt_input("{}: malformed chunk_key_encoding", name);
     if (e["name"] == "v2") {
       m.key_prefix.clear();
       m.separator = '.';
     } else if (e["name"] != "default") {
-      return error("{}: chunk_key_encoding {} is not supported", name, e["name"].dump());
+      return unsupported("{}: chunk_key_encoding {} is not supported", name, e["name"].dump());
     }
     if (e.contains("configuration") && e["configuration"].is_object() && e["configuration"].contains("separator")) {
       const json& s = e["configuration"]["separator"];
-      if (!s.is_string() || (s != "." && s != "/")) return error("{}: invalid chunk key separator", name);
+      if (!s.is_string() || (s != "." && s != "/")) return corrupt_input("{}: invalid chunk key separator", name);
       m.separator = s.get<std::string>()[0];
     }
   }
   if (j.contains("storage_transformers") && !(j["storage_transformers"].is_array() && j["storage_transformers"].empty()))
-    return error("{}: storage transformers are not supported", name);
+    return unsupported("{}: storage transformers are not supported", name);
   GE_TRY(parse_codecs(j["codecs"], m, m.codecs, true, false, name));
   GE_ASSIGN(m.fill, encode_fill(j.contains("fill_value") ? j["fill_value"] : json(), m.dtype, m.itemsize, name));
   GE_TRY(check_geometry(m, name));
@@ -474,7 +487,7 @@ std::string zarr_chunk_key(const ZarrMetadata& m, std::span<const int64_t> index
 Status zarr_decode_chunk(const ZarrMetadata& m, std::span<const uint8_t> stored, std::span<uint8_t> out,
                          const std::string& name) {
   if (out.size() != product(m.chunks) * static_cast<uint64_t>(m.itemsize))
-    return error("{}: chunk buffer of {} bytes does not match the chunk shape", name, out.size());
+    return internal_error("{}: chunk buffer of {} bytes does not match the chunk shape", name, out.size());
   if (m.sharded) return decode_shard(m, stored, out, name);
   if (m.fortran_order) {
     std::vector<uint8_t> f(out.size());
@@ -488,7 +501,7 @@ Status zarr_decode_chunk(const ZarrMetadata& m, std::span<const uint8_t> stored,
 }
 
 Status zarr_read_array(const ZarrMetadata& m, const ZarrFetch& fetch, std::span<uint8_t> out, const std::string& name) {
-  if (out.size() != m.nbytes()) return error("{}: output buffer does not match the array size", name);
+  if (out.size() != m.nbytes()) return internal_error("{}: output buffer does not match the array size", name);
   const size_t r = m.shape.size();
   const size_t item = static_cast<size_t>(m.itemsize);
   for (int64_t d : m.shape)

@@ -152,8 +152,8 @@ class Machine {
   template <typename... Args>
   Error fail(fmt::format_string<Args...> f, Args&&... args) {
     const char* n = opcode_name(op_);
-    return error("{}: {} (opcode {} at byte {})", src_, fmt::format(f, std::forward<Args>(args)...),
-                 n ? std::string(n) : fmt::format("0x{:02x}", op_), at_);
+    return corrupt_input("{}: {} (opcode {} at byte {})", src_, fmt::format(f, std::forward<Args>(args)...),
+                         n ? std::string(n) : fmt::format("0x{:02x}", op_), at_);
   }
 
   PickleValue* make(PickleKind k) {
@@ -387,7 +387,7 @@ Status Machine::step() {
   if (!r_.ok()) {
     at_ = bytes_.size();
     op_ = 0;
-    return error("{}: pickle ends at byte {} without STOP (truncated?)", src_, bytes_.size());
+    return corrupt_input("{}: pickle ends at byte {} without STOP (truncated?)", src_, bytes_.size());
   }
   switch (op_) {
     case 0x80: {  // PROTO
@@ -581,7 +581,7 @@ Result<const PickleValue*> Machine::run() {
     GE_TRY(step());
     if (!r_.ok()) return fail("argument runs past the end of the pickle (truncated?)");
   }
-  if (!r_.at_end()) return error("{}: {} bytes after STOP at byte {}", src_, r_.remaining(), at_);
+  if (!r_.at_end()) return corrupt_input("{}: {} bytes after STOP at byte {}", src_, r_.remaining(), at_);
   return stack_.back();
 }
 

@@ -35,8 +35,8 @@ Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t stora
   uint64_t numel = 1;
   for (int64_t d : t.shape)
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel) || numel > kMaxNumel)
-      return error("{}: tensor '{}' has an implausible shape {}", src, printable(t.name),
-                   shape_string(t.shape));
+      return corrupt_input("{}: tensor '{}' has an implausible shape {}", src, printable(t.name),
+                           shape_string(t.shape));
   if (numel == 0) return {};
   uint64_t last = static_cast<uint64_t>(t.offset), span_bytes = 0;
   bool overflow = false;
@@ -49,7 +49,7 @@ Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t stora
   overflow |= __builtin_add_overflow(last, uint64_t{1}, &last);
   overflow |= __builtin_mul_overflow(last, elem, &span_bytes);
   if (overflow || span_bytes > storage_bytes)
-    return error(
+    return corrupt_input(
         "{}: tensor '{}' (offset {}, shape {}, stride {}) reaches past the end of its storage '{}' of {} "
         "bytes",
         src, printable(t.name), t.offset, shape_string(t.shape), shape_string(t.stride), key, storage_bytes);
@@ -58,10 +58,10 @@ Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t stora
 
 // The state dict: gemma_pytorch's {'model_state_dict': ...} or the top-level dict itself.
 Result<const PickleValue*> state_dict(const PickleValue& root, const std::string& src) {
-  if (root.kind != PickleKind::kDict) return error("{}: data.pkl does not hold a dict (a state dict)", src);
+  if (root.kind != PickleKind::kDict) return corrupt_input("{}: data.pkl does not hold a dict (a state dict)", src);
   const PickleValue* sd = root.get("model_state_dict");
   if (!sd) return &root;
-  if (sd->kind != PickleKind::kDict) return error("{}: 'model_state_dict' is not a dict", src);
+  if (sd->kind != PickleKind::kDict) return corrupt_input("{}: 'model_state_dict' is not a dict", src);
   return sd;
 }
 
@@ -115,34 +115,33 @@ void TorchTensor::gather(uint8_t* out) const {
 
 Result<std::vector<TorchTensor>> parse_torch_tensors(std::span<const uint8_t> bytes, const std::string& src) {
   if (bytes.size() >= 2 && bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5)
-    return error(
+    return unsupported(
         "{}: legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a current "
         "torch (torch.save(torch.load(f), f))",
         src);
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "PK\x03\x04", 4) != 0)
-    return error("{}: not a torch checkpoint (no ZIP signature PK\\x03\\x04)", src);
+    return corrupt_input("{}: not a torch checkpoint (no ZIP signature PK\\x03\\x04)", src);
   GE_ASSIGN(ZipReader zip, ZipReader::open(bytes, src));
-  if (zip.entries().empty()) return error("{}: empty ZIP archive", src);
+  if (zip.entries().empty()) return corrupt_input("{}: empty ZIP archive", src);
   // Every entry sits in one folder, named after the file at save time; PyTorch's reader takes it
   // from the first entry (§8.3).
   const std::string& first = zip.entries()[0].name;
   const size_t slash = first.find('/');
   if (slash == std::string::npos)
-    return error("{}: entry '{}' is not inside an archive folder", src, printable(first));
+    return corrupt_input("{}: entry '{}' is not inside an archive folder", src, printable(first));
   const std::string folder = first.substr(0, slash + 1);
   for (const ZipEntry& e : zip.entries())
     if (e.name.compare(0, folder.size(), folder) != 0)
-      return error("{}: entry '{}' is outside the archive folder '{}'", src, printable(e.name),
-                   printable(folder));
+      return corrupt_input("{}: entry '{}' is outside the archive folder '{}'", src, printable(e.name),
+                           printable(folder));
   if (const ZipEntry* bo = zip.find(folder + "byteorder")) {
     auto d = zip.data(*bo);
     std::string_view order(reinterpret_cast<const char*>(d.data()), d.size());
     if (order != "little" && order != "little\n")
-      return error("{}: byteorder is '{}'; only little-endian checkpoints are supported", src,
-                   printable(order));
+      return unsupported("{}: byteorder is '{}'; only little-endian checkpoints are supported", src, printable(order));
   }
   const ZipEntry* pkl = zip.find(folder + "data.pkl");
-  if (!pkl) return error("{}: no {}data.pkl in the archive", src, printable(folder));
+  if (!pkl) return not_found("{}: no {}data.pkl in the archive", src, printable(folder));
   GE_ASSIGN(Pickle pickle, Pickle::parse(zip.data(*pkl), src + ": data.pkl"));
   GE_ASSIGN(const PickleValue* sd, state_dict(pickle.root(), src));
 
@@ -152,21 +151,21 @@ Result<std::vector<TorchTensor>> parse_torch_tensors(std::span<const uint8_t> by
   for (size_t i = 0; i < sd->items.size(); i += 2) {
     const PickleValue* key = sd->items[i];
     const PickleValue* value = sd->items[i + 1];
-    if (key->kind != PickleKind::kString) return error("{}: state dict has a non-string key", src);
-    if (!seen.insert(key->s).second) return error("{}: state dict names '{}' twice", src, printable(key->s));
+    if (key->kind != PickleKind::kString) return corrupt_input("{}: state dict has a non-string key", src);
+    if (!seen.insert(key->s).second) return corrupt_input("{}: state dict names '{}' twice", src, printable(key->s));
     if (value->kind != PickleKind::kTensor)
-      return error("{}: state dict entry '{}' is not a tensor", src, printable(key->s));
+      return corrupt_input("{}: state dict entry '{}' is not a tensor", src, printable(key->s));
     const TensorRef& ref = value->tensor;
     const PickleValue& storage = *ref.storage;
     const ZipEntry* rec = zip.find(folder + "data/" + storage.s);
     if (!rec)
-      return error("{}: tensor '{}' refers to storage '{}', but the archive has no record {}data/{}", src,
-                   printable(key->s), storage.s, printable(folder), storage.s);
+      return not_found("{}: tensor '{}' refers to storage '{}', but the archive has no record {}data/{}", src,
+                       printable(key->s), storage.s, printable(folder), storage.s);
     // The persistent id's element count must fit the record (§8.6: divide, don't multiply).
     const uint64_t storage_elem = static_cast<uint64_t>(torch_type_info(storage.type).elem_bytes);
     if (static_cast<uint64_t>(storage.i) > rec->size / storage_elem)
-      return error("{}: storage '{}' claims {} elements of {} bytes, but its record holds {} bytes", src,
-                   storage.s, storage.i, storage_elem, rec->size);
+      return corrupt_input("{}: storage '{}' claims {} elements of {} bytes, but its record holds {} bytes", src,
+                           storage.s, storage.i, storage_elem, rec->size);
     TorchTensor t;
     t.name = key->s;
     t.type = ref.type;
@@ -191,7 +190,7 @@ Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string&
       if (skipped) skipped->push_back(fmt::format("{} ({})", t.name, info.dtype_name));
       continue;
     }
-    if (out.find(t.name)) return error("{}: tensor '{}' appears twice", src, printable(t.name));
+    if (out.find(t.name)) return corrupt_input("{}: tensor '{}' appears twice", src, printable(t.name));
     Tensor ct;
     ct.name = t.name;
     ct.dtype = *info.dtype;
@@ -206,11 +205,10 @@ Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string&
       ct.data = start;  // a view into the map
     } else {
       if (__builtin_add_overflow(copied, ct.nbytes, &copied) || copied > bytes.size() + kCopySlackBytes)
-        return error(
+        return corrupt_input(
             "{}: non-contiguous tensors would expand to more than {} bytes (tensor '{}', shape {}, stride "
             "{})",
-            src, bytes.size() + kCopySlackBytes, printable(t.name), shape_string(t.shape),
-            shape_string(t.stride));
+            src, bytes.size() + kCopySlackBytes, printable(t.name), shape_string(t.shape), shape_string(t.stride));
       uint8_t* buf = out.allocate(ct.nbytes);
       t.gather(buf);
       ct.data = buf;
@@ -234,7 +232,7 @@ Status read_file(const std::string& path, TensorSet& out, std::vector<std::strin
 // about the names it lists.
 Status read_sharded(const std::string& index_path, TensorSet& out, std::vector<std::string>* skipped) {
   GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
-  if (index.names_by_shard.empty()) return error("{}: weight_map lists no tensors", index_path);
+  if (index.names_by_shard.empty()) return corrupt_input("{}: weight_map lists no tensors", index_path);
   const fs::path dir = fs::path(index_path).parent_path();
   for (auto& [shard, names] : index.names_by_shard) {
     TensorSet part;
@@ -245,10 +243,10 @@ Status read_sharded(const std::string& index_path, TensorSet& out, std::vector<s
           std::any_of(part_skipped.begin(), part_skipped.end(),
                       [&](const std::string& s) { return s.rfind(name + " (", 0) == 0; });
       if (!part.find(name) && !skipped_here)
-        return error("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
+        return not_found("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     }
     for (const auto& [name, t] : part.all()) {
-      if (out.find(name)) return error("{}: tensor '{}' appears in more than one shard", index_path, name);
+      if (out.find(name)) return corrupt_input("{}: tensor '{}' appears in more than one shard", index_path, name);
       out.add(t);
     }
     out.merge_owners(part);
@@ -263,7 +261,7 @@ Status read_torch_checkpoint(const std::string& path, TensorSet& out, std::vecto
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     const std::string index = (fs::path(path) / "pytorch_model.bin.index.json").string();
-    if (!fs::exists(index, ec)) return error("{}: directory has no pytorch_model.bin.index.json", path);
+    if (!fs::exists(index, ec)) return not_found("{}: directory has no pytorch_model.bin.index.json", path);
     return read_sharded(index, out, skipped);
   }
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0)

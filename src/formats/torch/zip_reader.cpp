@@ -51,7 +51,7 @@ bool safe_name(std::string_view n) {
 Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::string& src) {
   const uint64_t size = bytes.size();
   if (size < kEndLen)
-    return error("{}: not a ZIP archive ({} bytes, no end-of-central-directory record)", src, size);
+    return corrupt_input("{}: not a ZIP archive ({} bytes, no end-of-central-directory record)", src, size);
   // The end record is the last 22 bytes plus a comment of up to 65535 bytes; take the last
   // signature whose comment length reaches exactly to the end of the file.
   uint64_t end_pos = size;
@@ -65,7 +65,7 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     }
   }
   if (end_pos == size)
-    return error("{}: not a ZIP archive (no end-of-central-directory record; truncated?)", src);
+    return corrupt_input("{}: not a ZIP archive (no end-of-central-directory record; truncated?)", src);
   ByteReader e(bytes.subspan(static_cast<size_t>(end_pos + 4)));
   uint32_t disk = e.read<uint16_t>(), cd_disk = e.read<uint16_t>();
   uint64_t n_disk = e.read<uint16_t>(), n_total = e.read<uint16_t>();
@@ -79,10 +79,10 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     const uint32_t end64_disk = l.read<uint32_t>();
     const uint64_t end64_pos = l.read<uint64_t>();
     const uint32_t n_disks = l.read<uint32_t>();
-    if (end64_disk != 0 || n_disks > 1) return error("{}: multi-disk ZIP archives are not supported", src);
+    if (end64_disk != 0 || n_disks > 1) return unsupported("{}: multi-disk ZIP archives are not supported", src);
     if (!fits(end64_pos, kEnd64Len, loc_pos) || u32_at(bytes, end64_pos) != kEnd64Sig)
-      return error("{}: ZIP64 locator at byte {} points to {}, where there is no ZIP64 end record", src,
-                   loc_pos, end64_pos);
+      return corrupt_input("{}: ZIP64 locator at byte {} points to {}, where there is no ZIP64 end record", src,
+                           loc_pos, end64_pos);
     ByteReader z(bytes.subspan(static_cast<size_t>(end64_pos + 4)));
     const uint64_t rec_size = z.read<uint64_t>();
     z.skip(4);  // versions
@@ -93,17 +93,17 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     cd_size = z.read<uint64_t>();
     cd_offset = z.read<uint64_t>();
     if (rec_size < kEnd64Len - 12 || !fits(end64_pos + 12, rec_size, loc_pos))
-      return error("{}: ZIP64 end record at byte {} has an invalid size {}", src, end64_pos, rec_size);
+      return corrupt_input("{}: ZIP64 end record at byte {} has an invalid size {}", src, end64_pos, rec_size);
     cd_limit = end64_pos;
   }
   if (disk != 0 || cd_disk != 0 || n_disk != n_total)
-    return error("{}: multi-disk ZIP archives are not supported", src);
+    return unsupported("{}: multi-disk ZIP archives are not supported", src);
   if (!fits(cd_offset, cd_size, cd_limit))
-    return error(
+    return corrupt_input(
         "{}: central directory [{}, +{}) extends past the end records at byte {} (truncated or corrupt)", src,
         cd_offset, cd_size, cd_limit);
   if (n_total > cd_size / kCentralLen)
-    return error("{}: {} entries cannot fit a central directory of {} bytes", src, n_total, cd_size);
+    return corrupt_input("{}: {} entries cannot fit a central directory of {} bytes", src, n_total, cd_size);
 
   ZipReader zr;
   zr.bytes_ = bytes;
@@ -112,7 +112,7 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
   for (uint64_t i = 0; i < n_total; ++i) {
     const uint64_t rec_pos = cd_offset + c.pos();
     if (c.read<uint32_t>() != kCentralSig || !c.ok())
-      return error("{}: central directory entry {} at byte {} has a bad signature", src, i, rec_pos);
+      return corrupt_input("{}: central directory entry {} at byte {} has a bad signature", src, i, rec_pos);
     c.skip(4);  // versions
     const uint16_t flags = c.read<uint16_t>();
     const uint16_t method = c.read<uint16_t>();
@@ -126,56 +126,55 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     const std::string name(c.take_string(name_len));
     std::span<const uint8_t> extra = c.take(extra_len);
     c.skip(comment_len);
-    if (!c.ok()) return error("{}: central directory entry {} at byte {} is truncated", src, i, rec_pos);
+    if (!c.ok()) return corrupt_input("{}: central directory entry {} at byte {} is truncated", src, i, rec_pos);
     // ZIP64 extra: only the fields saturated in the fixed part, in this order (§8.2).
     ByteReader x(extra);
     while (x.remaining() >= 4) {
       const uint16_t id = x.read<uint16_t>(), len = x.read<uint16_t>();
       ByteReader f(x.take(len));
-      if (!x.ok()) return error("{}: entry '{}' has a malformed extra field", src, printable(name));
+      if (!x.ok()) return corrupt_input("{}: entry '{}' has a malformed extra field", src, printable(name));
       if (id != kZip64ExtraId) continue;
       if (usize == 0xffffffffu) usize = f.read<uint64_t>();
       if (csize == 0xffffffffu) csize = f.read<uint64_t>();
       if (local_pos == 0xffffffffu) local_pos = f.read<uint64_t>();
       if (start_disk == 0xffffu) start_disk = f.read<uint32_t>();
       if (!f.ok())
-        return error("{}: entry '{}' has a ZIP64 extra field too short for its saturated sizes", src,
-                     printable(name));
+        return corrupt_input("{}: entry '{}' has a ZIP64 extra field too short for its saturated sizes", src,
+                             printable(name));
     }
-    if (!safe_name(name))
-      return error("{}: entry name '{}' is not a safe relative path", src, printable(name));
-    if (flags & kEncryptedFlags) return error("{}: entry '{}' is encrypted", src, name);
+    if (!safe_name(name)) return corrupt_input("{}: entry name '{}' is not a safe relative path", src, printable(name));
+    if (flags & kEncryptedFlags) return unsupported("{}: entry '{}' is encrypted", src, name);
     if (method != 0)
-      return error("{}: entry '{}' is compressed (method {}{}); torch archives store entries uncompressed",
-                   src, name, method, method == 8 ? ", deflate" : "");
+      return unsupported("{}: entry '{}' is compressed (method {}{}); torch archives store entries uncompressed", src,
+                         name, method, method == 8 ? ", deflate" : "");
     if (csize != usize)
-      return error("{}: stored entry '{}' has compressed size {} != uncompressed size {}", src, name, csize,
-                   usize);
-    if (start_disk != 0) return error("{}: multi-disk ZIP archives are not supported", src);
+      return corrupt_input("{}: stored entry '{}' has compressed size {} != uncompressed size {}", src, name, csize,
+                           usize);
+    if (start_disk != 0) return unsupported("{}: multi-disk ZIP archives are not supported", src);
 
     // Local header: only the name and extra lengths are used (torch leaves its sizes 0).
     if (!fits(local_pos, kLocalLen, cd_offset) || u32_at(bytes, local_pos) != kLocalSig)
-      return error("{}: entry '{}' points to byte {}, where there is no local header", src, name, local_pos);
+      return corrupt_input("{}: entry '{}' points to byte {}, where there is no local header", src, name, local_pos);
     ByteReader lh(bytes.subspan(static_cast<size_t>(local_pos + 6)));
     const uint16_t lflags = lh.read<uint16_t>(), lmethod = lh.read<uint16_t>();
     lh.skip(16);
     const uint16_t lname_len = lh.read<uint16_t>(), lextra_len = lh.read<uint16_t>();
     const uint64_t data_offset = local_pos + kLocalLen + lname_len + lextra_len;
     if ((lflags & kEncryptedFlags) || lmethod != 0)
-      return error("{}: local header of '{}' at byte {} says compressed or encrypted", src, name, local_pos);
+      return unsupported("{}: local header of '{}' at byte {} says compressed or encrypted", src, name, local_pos);
     if (lname_len != name_len || !fits(local_pos + kLocalLen, lname_len, cd_offset) ||
         std::string_view(reinterpret_cast<const char*>(bytes.data() + local_pos + kLocalLen), lname_len) !=
             name)
-      return error("{}: local header at byte {} names a different entry than the central directory ('{}')",
-                   src, local_pos, name);
+      return corrupt_input("{}: local header at byte {} names a different entry than the central directory ('{}')", src,
+                           local_pos, name);
     if (!fits(data_offset, usize, cd_offset))
-      return error(
-          "{}: data of '{}' [{}, +{}) runs into the central directory at byte {} (truncated or corrupt)", src,
-          name, data_offset, usize, cd_offset);
+      return corrupt_input(
+          "{}: data of '{}' [{}, +{}) runs into the central directory at byte {} (truncated or corrupt)", src, name,
+          data_offset, usize, cd_offset);
     zr.entries_.push_back({name, data_offset, usize});
   }
   if (!c.at_end())
-    return error("{}: central directory holds {} bytes after its {} entries", src, c.remaining(), n_total);
+    return corrupt_input("{}: central directory holds {} bytes after its {} entries", src, c.remaining(), n_total);
 
   zr.by_name_.resize(zr.entries_.size());
   for (size_t i = 0; i < zr.by_name_.size(); ++i) zr.by_name_[i] = i;
@@ -183,7 +182,7 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
             [&](size_t a, size_t b) { return zr.entries_[a].name < zr.entries_[b].name; });
   for (size_t i = 1; i < zr.by_name_.size(); ++i)
     if (zr.entries_[zr.by_name_[i]].name == zr.entries_[zr.by_name_[i - 1]].name)
-      return error("{}: duplicate entry '{}'", src, zr.entries_[zr.by_name_[i]].name);
+      return corrupt_input("{}: duplicate entry '{}'", src, zr.entries_[zr.by_name_[i]].name);
   return zr;
 }
 
