@@ -163,6 +163,39 @@ TEST_F(Cli, TokenizeJsonlAndDetokenize) {
   EXPECT_EQ(d.out, "ae\n");
 }
 
+std::string slurp_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST_F(Cli, ConvertNeverOverwritesItsInput) {
+  const std::string in = dir_ + "/self.gguf", before = test::GgufBuilder::tiny_gemma3().bytes();
+  test::write_file(in, before);
+  // Onto itself, through a symlink and through a hard link: refused, the input untouched.
+  expect_clean_error(gemma("convert " + in + " " + in), "is the input");
+  ASSERT_EQ(std::system(("ln -sf " + in + " " + dir_ + "/self-link.gguf").c_str()), 0);
+  expect_clean_error(gemma("convert " + in + " " + dir_ + "/self-link.gguf"), "is the input");
+  ASSERT_EQ(std::system(("ln -f " + in + " " + dir_ + "/self-hard.gguf").c_str()), 0);
+  expect_clean_error(gemma("convert " + in + " " + dir_ + "/self-hard.gguf --quant q8_0"), "is the input");
+  // A directory output that holds the input file.
+  expect_clean_error(gemma("convert " + in + " " + dir_ + " --format safetensors"), "holds the input");
+  EXPECT_EQ(slurp_file(in), before);
+  // A real conversion replaces the target by rename and leaves no temporary file behind.
+  const std::string out = dir_ + "/conv-out/x.gguf";
+  ASSERT_EQ(std::system(("mkdir -p " + dir_ + "/conv-out").c_str()), 0);
+  test::write_file(out, "old");
+  const CliRun r = gemma("convert " + in + " " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp_file(out).substr(0, 4), "GGUF");
+  FILE* p = popen(("ls " + dir_ + "/conv-out").c_str(), "r");
+  char buf[256] = {};
+  const size_t n = fread(buf, 1, sizeof buf - 1, p);
+  pclose(p);
+  EXPECT_EQ(std::string(buf, n), "x.gguf\n");
+}
+
 TEST_F(Cli, InspectPrintsPlan) {
   const CliRun r = gemma("inspect " + tiny_ + " --ctx 64");
   ASSERT_EQ(r.status, 0) << r.err;
