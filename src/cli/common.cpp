@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -15,7 +16,9 @@ namespace gemma::cli {
 void add_model_options(CLI::App* sub, ModelArgs& m) {
   sub->add_option("-m,--model", m.model, "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", m.tokenizer, "tokenizer.json or tokenizer.model (default: from the checkpoint)");
-  sub->add_option("-t,--threads", m.threads, "Threads (default: all cores, at most 8)");
+  sub->add_option("-t,--threads", m.threads,
+                  fmt::format("Threads, 1 to {} (default: all cores, at most 8)", kMaxThreads))
+      ->check(CLI::Range(0, kMaxThreads));
   add_mmap_flag(sub, m.mmap);
 }
 
@@ -50,7 +53,9 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet) {
   return Model::load(path, opts);
 }
 
-int thread_count(int requested) { return requested > 0 ? requested : default_thread_count(); }
+int thread_count(int requested) {
+  return requested > 0 ? std::min(requested, kMaxThreads) : default_thread_count();
+}
 
 std::string read_stdin() {
   return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());

@@ -147,6 +147,8 @@ TEST_F(Cli, BadArguments) {
   EXPECT_NE(gemma("run --max-tokens nope").status, 0);
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi --top-p 0"), "--top-p");
   expect_clean_error(gemma("detokenize -m " + tiny_ + " 5 99999"), "outside the vocabulary");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t 100000000"), "--threads");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t -3"), "--threads");
 }
 
 TEST_F(Cli, TokenizeJsonlAndDetokenize) {
