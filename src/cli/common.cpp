@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
-#include <iterator>
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -57,8 +57,44 @@ int thread_count(int requested) {
   return requested > 0 ? std::min(requested, kMaxThreads) : default_thread_count();
 }
 
+Result<std::string> read_stdin_bounded(size_t max_bytes) {
+  std::string out;
+  char buf[1 << 16];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(std::cin.gcount()));
+    if (out.size() > max_bytes)
+      return error("standard input is larger than {} (is it an endless stream such as /dev/zero?)",
+                   human_bytes(max_bytes));
+  }
+  if (std::cin.bad()) return error("cannot read standard input");
+  return out;
+}
+
 std::string read_stdin() {
-  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  auto r = read_stdin_bounded();
+  if (!r.ok()) std::exit(fail(r.error()));
+  return std::move(r).value();
+}
+
+Result<bool> read_line_bounded(std::istream& in, std::string& line, size_t max_bytes) {
+  line.clear();
+  std::streambuf* sb = in.rdbuf();
+  if (!in.good() || !sb) return false;
+  for (;;) {
+    const int c = sb->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty();  // a last line without '\n' still counts
+    }
+    if (c == '\n') return true;
+    if (line.size() == max_bytes) {
+      // Not skipping to the next '\n': on an endless stream (/dev/zero) there is none.
+      in.setstate(std::ios::failbit);
+      line.clear();
+      return error("an input line is longer than {}", human_bytes(max_bytes));
+    }
+    line.push_back(static_cast<char>(c));
+  }
 }
 
 int fail(const Error& e) { return fail(e.message); }

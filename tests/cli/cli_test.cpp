@@ -23,11 +23,10 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs the gemma binary with `args` (a shell fragment) and optional stdin; 120 s timeout.
-CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
+// Runs the gemma binary with `args` (a shell fragment) and stdin from the file `in`; 120 s timeout.
+CliRun gemma_stdin_from(const std::string& args, const std::string& in) {
   static const std::string dir = test::temp_dir();
-  const std::string in = dir + "/stdin", out = dir + "/stdout", err = dir + "/stderr";
-  test::write_file(in, stdin_text);
+  const std::string out = dir + "/stdout", err = dir + "/stderr";
   const std::string cmd = "timeout 120 " + std::string(GEMMA_CLI) + " " + args + " <" + in + " >" + out + " 2>" + err;
   CliRun r;
   const int rc = std::system(cmd.c_str());
@@ -41,6 +40,13 @@ CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Runs the gemma binary with `args` (a shell fragment) and optional stdin; 120 s timeout.
+CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
+  static const std::string in = test::temp_dir() + "/stdin";
+  test::write_file(in, stdin_text);
+  return gemma_stdin_from(args, in);
 }
 
 // Asserts a clean failure: exit status 1 (not a signal, not a timeout) and a single error line.
@@ -149,6 +155,15 @@ TEST_F(Cli, BadArguments) {
   expect_clean_error(gemma("detokenize -m " + tiny_ + " 5 99999"), "outside the vocabulary");
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t 100000000"), "--threads");
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t -3"), "--threads");
+}
+
+TEST_F(Cli, EndlessStdinIsBounded) {
+  // Used to read /dev/zero until memory ran out.
+  expect_clean_error(gemma_stdin_from("run -m " + tiny_ + " -n 1", "/dev/zero"), "standard input is larger than");
+  expect_clean_error(gemma_stdin_from("tokenize -m " + tiny_, "/dev/zero"), "standard input is larger than");
+  const CliRun r = gemma_stdin_from("tokenize -m " + tiny_ + " --jsonl", "/dev/zero");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("line 1: an input line is longer than"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, TokenizeJsonlAndDetokenize) {
