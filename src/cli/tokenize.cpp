@@ -44,21 +44,39 @@ int tokenize(const TokArgs& a) {
   }
   std::string line;
   int line_no = 0, status = 0;
+  // A bad line is answered with {"error": ...} in its place (the others still get their ids) and
+  // named on stderr, so that a script sees why it failed without parsing the output.
+  auto bad_line = [&](const std::string& why) {
+    const std::string msg = fmt::format("line {}: {}", line_no, why);
+    fmt::print("{}\n", nlohmann::json{{"error", msg}}.dump());
+    fmt::print(stderr, "gemma: error: {}\n", msg);
+    status = 1;
+  };
   for (;;) {
     auto more = read_line_bounded(std::cin, line);
     ++line_no;
     if (!more.ok()) return fail(fmt::format("line {}: {}", line_no, more.error().message));
     if (!*more) break;
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      fmt::print("{}\n", nlohmann::json{{"error", fmt::format("line {}: expected {{\"text\": string}}", line_no)}}.dump());
-      status = 1;
+    if (j.is_discarded()) {
+      bad_line(utf8_first_invalid(line) ? "invalid UTF-8" : "invalid JSON");
+      continue;
+    }
+    if (!j.is_object()) {
+      bad_line("expected a JSON object {\"text\": string}");
+      continue;
+    }
+    if (!j.contains("text")) {
+      bad_line("missing \"text\"");
+      continue;
+    }
+    if (!j["text"].is_string()) {
+      bad_line(fmt::format("\"text\" is {}, not a string", j["text"].type_name()));
       continue;
     }
     auto ids = tok->encode(j["text"].get<std::string>(), a.bos);
     if (!ids.ok()) {
-      fmt::print("{}\n", nlohmann::json{{"error", ids.error().message}}.dump());
-      status = 1;
+      bad_line(ids.error().message);
       continue;
     }
     fmt::print("{}\n", nlohmann::json{{"ids", *ids}}.dump());

@@ -175,6 +175,15 @@ TEST_F(Cli, TokenizeJsonlAndDetokenize) {
   EXPECT_EQ(nlohmann::json::parse(l1)["ids"], nlohmann::json({2, 4 + 'a', 4 + 'b'}));
   EXPECT_TRUE(nlohmann::json::parse(l2).contains("error"));
   EXPECT_EQ(nlohmann::json::parse(l3)["ids"], nlohmann::json({2}));
+  EXPECT_NE(r.err.find("gemma: error: line 2: invalid JSON"), std::string::npos) << r.err;
+  // Each kind of bad line is named, with its line number, on stdout and stderr.
+  const CliRun bad = gemma("tokenize -m " + tiny_ + " --jsonl",
+                           "{\"text\": 5}\n[1]\n{}\n\"\xff\"\n{\"text\": \"ok\"}\n");
+  EXPECT_EQ(bad.status, 1);
+  for (const char* s : {"line 1: \"text\" is number, not a string", "line 2: expected a JSON object",
+                        "line 3: missing \"text\"", "line 4: invalid UTF-8"})
+    EXPECT_NE(bad.err.find(s), std::string::npos) << s << "\n" << bad.err;
+  EXPECT_NE(bad.out.find("{\"ids\":"), std::string::npos) << bad.out;
   const CliRun d = gemma("detokenize -m " + tiny_ + " 101 105");
   ASSERT_EQ(d.status, 0) << d.err;
   EXPECT_EQ(d.out, "ae\n");
