@@ -2,9 +2,9 @@
 // format's loader, binds the weights and finds the tokenizer.
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "model/loaders.h"
 #include "model/model.h"
@@ -48,20 +48,21 @@ Result<Detected> detect_format(const std::string& path) {
                  ".ckpt or an Orbax checkpoint)", path);
   }
   char magic[4] = {};
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return error("{}: cannot open", path);
-  in.read(magic, 4);
-  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
-  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
+  GE_ASSIGN(const RegularFile file, open_regular_file(path));  // a FIFO or /dev/zero: an error, not a hang
+  const ssize_t got = pread(file.fd, magic, 4, 0);
+  ::close(file.fd);
+  const ssize_t n = got < 0 ? 0 : got;
+  if (n == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
+  if (n == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
   // Legacy torch.save files are a bare pickle; the torch loader explains why they are refused.
-  if (in.gcount() >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
+  if (n >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
     return Detected{Format::kTorch, path};
   auto ends_with = [&](std::string_view suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Detected{Format::kHf, path};
   if (ends_with("pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
-  if (in.gcount() < 4) return error("{}: file too short to be a checkpoint", path);
+  if (n < 4) return error("{}: file too short to be a checkpoint", path);
   return error("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
 

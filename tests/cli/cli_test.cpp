@@ -93,6 +93,17 @@ TEST_F(Cli, FillInTheMiddle) {
 
 TEST_F(Cli, MissingFile) { expect_clean_error(gemma("run -m /nonexistent/model.gguf -p hi"), "no such file"); }
 
+TEST_F(Cli, FifoOrDeviceAsModelOrTokenizer) {
+  // A FIFO used to block the open forever, /dev/zero to be read without end.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(std::system(("rm -f " + fifo + " && mkfifo " + fifo).c_str()), 0);
+  expect_clean_error(gemma("run -m " + fifo + " -p hi"), "is a FIFO");
+  expect_clean_error(gemma("run -m " + tiny_ + " --tokenizer " + fifo + " -p hi"), "is a FIFO");
+  expect_clean_error(gemma("tokenize --tokenizer " + fifo + " hi"), "is a FIFO");
+  expect_clean_error(gemma("inspect /dev/zero"), "is a device");
+  expect_clean_error(gemma("tokenize --tokenizer /dev/zero hi"), "is a device");
+}
+
 TEST_F(Cli, WrongMagic) {
   test::write_file(dir_ + "/bad.bin", std::string(64, 'x'));
   expect_clean_error(gemma("inspect " + dir_ + "/bad.bin"), "unrecognised checkpoint format");
