@@ -299,10 +299,11 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   // A directory, its model.safetensors.index.json (both mean the whole sharded checkpoint), or
   // one .safetensors file.
   const bool is_index = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  const bool is_file = fs::is_regular_file(path) && !is_index;
+  std::error_code ec;  // the error_code overloads: a symlink loop is "absent", not an exception
+  const bool is_file = fs::is_regular_file(path, ec) && !is_index;
   const std::string dir = (is_file || is_index) ? fs::path(path).parent_path().string() : path;
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path)) return error("{}: no config.json beside the safetensors", dir);
+  if (!fs::exists(config_path, ec)) return error("{}: no config.json beside the safetensors", dir);
   GE_ASSIGN(std::string text, read_text_file(config_path));
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded()) return error("{}: invalid JSON", config_path);

@@ -25,9 +25,16 @@ struct Detected {
 };
 
 // An Orbax checkpoint directory: OCDBT (manifest.ocdbt) or per-array zarr with Orbax's metadata.
+// Every std::filesystem call here takes an error_code: the throwing overloads abort the process on
+// a symlink loop (`loop -> loop`) or an unreadable entry beside a checkpoint.
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
 bool is_orbax_dir(const fs::path& dir) {
   for (const char* marker : {"manifest.ocdbt", "_METADATA", "_CHECKPOINT_METADATA", "checkpoint"})
-    if (fs::exists(dir / marker)) return true;
+    if (path_exists(dir / marker)) return true;
   return false;
 }
 
@@ -35,14 +42,16 @@ Result<Detected> detect_format(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return error("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
-    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
+    if (path_exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
+    if (path_exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
     if (is_orbax_dir(path)) return Detected{Format::kOrbax, path};
     std::vector<std::string> orbax_subdirs;  // a Kaggle Flax download: tokenizer.model beside one checkpoint folder
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      if (e.path().extension() == ".ckpt") return Detected{Format::kTorch, path};  // gemma_pytorch: model.ckpt
-      if (e.is_directory() && is_orbax_dir(e.path())) orbax_subdirs.push_back(e.path().string());
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".ckpt") return Detected{Format::kTorch, path};  // gemma_pytorch: model.ckpt
+      std::error_code dir_ec;
+      if (it->is_directory(dir_ec) && is_orbax_dir(it->path())) orbax_subdirs.push_back(it->path().string());
     }
+    if (ec) return error("{}: cannot list the directory: {}", path, ec.message());
     if (orbax_subdirs.size() == 1) return Detected{Format::kOrbax, orbax_subdirs[0]};
     return error("{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
                  ".ckpt or an Orbax checkpoint)", path);
@@ -67,7 +76,7 @@ Result<Detected> detect_format(const std::string& path) {
 }
 
 bool hf_has_chat_template(const std::string& dir) {
-  if (fs::exists(fs::path(dir) / "chat_template.jinja")) return true;
+  if (path_exists(fs::path(dir) / "chat_template.jinja")) return true;
   auto text = read_text_file((fs::path(dir) / "tokenizer_config.json").string());
   return text.ok() && text->find("\"chat_template\"") != std::string::npos;
 }
@@ -94,7 +103,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   } else if (!ck.tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
       const std::string p = (fs::path(ck.tokenizer_dir) / name).string();
-      if (!fs::exists(p)) continue;
+      if (!path_exists(p)) continue;
       GE_ASSIGN(tok, Tokenizer::from_file(p));
       ck.info.tokenizer_source = p;
       break;

@@ -104,6 +104,22 @@ TEST_F(Cli, FifoOrDeviceAsModelOrTokenizer) {
   expect_clean_error(gemma("tokenize --tokenizer /dev/zero hi"), "is a device");
 }
 
+TEST_F(Cli, SymlinkLoopsBesideACheckpoint) {
+  // Each loop used to escape as an uncaught std::filesystem_error (abort).
+  const std::string d = dir_ + "/loops";
+  ASSERT_EQ(std::system(("rm -rf " + d + " && mkdir -p " + d + " && ln -s loop " + d + "/loop").c_str()), 0);
+  expect_clean_error(gemma("inspect " + d), "holds no recognised checkpoint");
+  const std::string hf = dir_ + "/loops-hf";
+  ASSERT_EQ(gemma("convert " + tiny_ + " " + hf).status, 0);
+  ASSERT_EQ(std::system(("cd " + hf + " && ln -s loop loop && ln -s model.safetensors.index.json "
+                         "model.safetensors.index.json && ln -s chat_template.jinja chat_template.jinja")
+                            .c_str()),
+            0);
+  const CliRun r = gemma("inspect " + hf);
+  EXPECT_EQ(r.status, 0) << r.err;
+  expect_clean_error(gemma("inspect " + hf + "/loop"), "gemma: error: ");
+}
+
 TEST_F(Cli, WrongMagic) {
   test::write_file(dir_ + "/bad.bin", std::string(64, 'x'));
   expect_clean_error(gemma("inspect " + dir_ + "/bad.bin"), "unrecognised checkpoint format");
