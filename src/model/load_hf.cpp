@@ -249,6 +249,7 @@ Status convert_awq(const std::string& prefix, const TensorSet& raw, TensorSet& o
       sc->shape.size() != 2 || (sc->dtype != DType::BF16 && sc->dtype != DType::F16 && sc->dtype != DType::F32))
     return error("{}: AWQ tensor {} has unexpected types or ranks", src, prefix);
   const int64_t K = qw->shape[0], N = qw->shape[1] * 8;
+  if (K <= 0 || N <= 0) return error("{}: AWQ tensor {} is empty ({})", src, prefix, qw->shape_string());
   if (K % 32 != 0 || sc->shape[0] * 32 != K || sc->shape[1] != N || qz->shape[0] != K / 32 || qz->shape[1] != N / 8)
     return error("{}: AWQ tensor {}: qweight {}, qzeros {}, scales {} do not describe groups of 32", src, prefix,
                  qw->shape_string(), qz->shape_string(), sc->shape_string());
