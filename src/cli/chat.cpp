@@ -60,7 +60,9 @@ int chat(const ChatArgs& a) {
   std::string line;
   for (;;) {
     if (interactive) fmt::print(stderr, "> ");
-    if (!std::getline(std::cin, line)) break;
+    auto got = read_line_bounded(std::cin, line);  // an endless line (/dev/zero) is refused, not buffered
+    if (!got.ok()) return fail(got.error());
+    if (!*got) break;
     if (trim(line).empty()) continue;
     const bool first = !previous;
     auto enc = tok->encode(format_user_turn(line, a.system, first), false);

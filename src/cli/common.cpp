@@ -1,8 +1,9 @@
 #include "cli/common.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
-#include <iterator>
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -15,7 +16,9 @@ namespace gemma::cli {
 void add_model_options(CLI::App* sub, ModelArgs& m) {
   sub->add_option("-m,--model", m.model, "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", m.tokenizer, "tokenizer.json or tokenizer.model (default: from the checkpoint)");
-  sub->add_option("-t,--threads", m.threads, "Threads (default: all logical CPUs, at most 8)");
+  sub->add_option("-t,--threads", m.threads,
+                  fmt::format("Threads, 1 to {} (default: all cores, at most 8)", kMaxThreads))
+      ->check(CLI::Range(0, kMaxThreads));
   add_mmap_flag(sub, m.mmap);
 }
 
@@ -50,10 +53,48 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet) {
   return Model::load(path, opts);
 }
 
-int thread_count(int requested) { return requested > 0 ? requested : default_thread_count(); }
+int thread_count(int requested) {
+  return requested > 0 ? std::min(requested, kMaxThreads) : default_thread_count();
+}
+
+Result<std::string> read_stdin_bounded(size_t max_bytes) {
+  std::string out;
+  char buf[1 << 16];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(std::cin.gcount()));
+    if (out.size() > max_bytes)
+      return invalid_argument("standard input is larger than {} (is it an endless stream such as /dev/zero?)",
+                   human_bytes(max_bytes));
+  }
+  if (std::cin.bad()) return invalid_argument("cannot read standard input");
+  return out;
+}
 
 std::string read_stdin() {
-  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  auto r = read_stdin_bounded();
+  if (!r.ok()) std::exit(fail(r.error()));
+  return std::move(r).value();
+}
+
+Result<bool> read_line_bounded(std::istream& in, std::string& line, size_t max_bytes) {
+  line.clear();
+  std::streambuf* sb = in.rdbuf();
+  if (!in.good() || !sb) return false;
+  for (;;) {
+    const int c = sb->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty();  // a last line without '\n' still counts
+    }
+    if (c == '\n') return true;
+    if (line.size() == max_bytes) {
+      // Not skipping to the next '\n': on an endless stream (/dev/zero) there is none.
+      in.setstate(std::ios::failbit);
+      line.clear();
+      return invalid_argument("an input line is longer than {}", human_bytes(max_bytes));
+    }
+    line.push_back(static_cast<char>(c));
+  }
 }
 
 int fail(const Error& e) { return fail(e.message); }

@@ -2,6 +2,8 @@
 // reading the prompt, and turning errors into one line on stderr.
 #pragma once
 
+#include <cstddef>
+#include <istream>
 #include <memory>
 #include <string>
 
@@ -31,8 +33,20 @@ Result<std::string> resolve_model_path(const std::string& model, bool quiet = fa
 Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet = false);
 int thread_count(int requested);
 
-// The whole of stdin (for prompts piped in).
+// Bounds on what is read from standard input: a prompt or a jsonl/chat line is text, so anything
+// larger is a mistake (`< /dev/zero`, a model file piped in) and would otherwise eat all memory.
+inline constexpr size_t kMaxStdinBytes = size_t{64} << 20;
+inline constexpr size_t kMaxLineBytes = size_t{16} << 20;
+
+// The whole of stdin (for prompts piped in), or an error past max_bytes.
+Result<std::string> read_stdin_bounded(size_t max_bytes = kMaxStdinBytes);
+// read_stdin_bounded, printing its error and exiting with status 1 on failure.
 std::string read_stdin();
+
+// std::getline with a bound: reads one line (without its '\n') into `line`. Returns true for a
+// line, false at end of input, an error for a line over max_bytes. After an error the stream is
+// left failed inside that line (an endless stream has no next line to skip to): stop reading.
+Result<bool> read_line_bounded(std::istream& in, std::string& line, size_t max_bytes = kMaxLineBytes);
 
 // Prints "gemma: error: <message>" and returns the exit code 1.
 int fail(const Error& e);

@@ -2,6 +2,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 
 int main(int argc, char** argv) {
   using namespace gemma::cli;
@@ -17,7 +18,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line like every other error, not CLI11's two.
+    return fail(fmt::format("{} (see --help)", e.what()));
   }
   for (auto& [sub, cmd] : commands)
     if (sub->parsed()) return cmd();

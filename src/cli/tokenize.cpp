@@ -13,7 +13,7 @@ namespace {
 
 struct TokArgs {
   std::string model, tokenizer, text;
-  bool bos = false, jsonl = false;
+  bool bos = false, jsonl = false, text_given = false;
   std::vector<int32_t> ids;
 };
 
@@ -31,25 +31,52 @@ int tokenize(const TokArgs& a) {
   auto tok = open_tokenizer(a);
   if (!tok.ok()) return fail(tok.error());
   if (!a.jsonl) {
-    auto ids = tok->encode(a.text, a.bos);
+    std::string text = a.text;
+    if (!a.text_given) {
+      auto in = read_stdin_bounded();
+      if (!in.ok()) return fail(in.error());
+      text = std::move(*in);
+    }
+    auto ids = tok->encode(text, a.bos);
     if (!ids.ok()) return fail(ids.error());
     fmt::print("{}\n", fmt::join(*ids, " "));
     return 0;
   }
   std::string line;
   int line_no = 0, status = 0;
-  while (std::getline(std::cin, line)) {
+  // A bad line is answered with {"error": ...} in its place (the others still get their ids) and
+  // named on stderr, so that a script sees why it failed without parsing the output.
+  auto bad_line = [&](const std::string& why) {
+    const std::string msg = fmt::format("line {}: {}", line_no, why);
+    fmt::print("{}\n", nlohmann::json{{"error", msg}}.dump());
+    fmt::print(stderr, "gemma: error: {}\n", msg);
+    status = 1;
+  };
+  for (;;) {
+    auto more = read_line_bounded(std::cin, line);
     ++line_no;
+    if (!more.ok()) return fail(fmt::format("line {}: {}", line_no, more.error().message));
+    if (!*more) break;
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      fmt::print("{}\n", nlohmann::json{{"error", fmt::format("line {}: expected {{\"text\": string}}", line_no)}}.dump());
-      status = 1;
+    if (j.is_discarded()) {
+      bad_line(utf8_first_invalid(line) ? "invalid UTF-8" : "invalid JSON");
+      continue;
+    }
+    if (!j.is_object()) {
+      bad_line("expected a JSON object {\"text\": string}");
+      continue;
+    }
+    if (!j.contains("text")) {
+      bad_line("missing \"text\"");
+      continue;
+    }
+    if (!j["text"].is_string()) {
+      bad_line(fmt::format("\"text\" is {}, not a string", j["text"].type_name()));
       continue;
     }
     auto ids = tok->encode(j["text"].get<std::string>(), a.bos);
     if (!ids.ok()) {
-      fmt::print("{}\n", nlohmann::json{{"error", ids.error().message}}.dump());
-      status = 1;
+      bad_line(ids.error().message);
       continue;
     }
     fmt::print("{}\n", nlohmann::json{{"ids", *ids}}.dump());
@@ -76,8 +103,11 @@ Command add_tokenize(CLI::App& app) {
   sub->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model");
   sub->add_flag("--bos", a->bos, "Prepend <bos>");
   sub->add_flag("--jsonl", a->jsonl, "Read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines");
-  sub->add_option("text", a->text, "Text to tokenize");
-  return [a] { return tokenize(*a); };
+  CLI::Option* text = sub->add_option("text", a->text, "Text to tokenize (default: standard input)");
+  return [a, text] {
+    a->text_given = text->count() > 0;
+    return tokenize(*a);
+  };
 }
 
 Command add_detokenize(CLI::App& app) {

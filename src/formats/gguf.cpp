@@ -69,6 +69,7 @@ bool read_array(ByteReader& r, GgufValue& v) {
   v.elem_type = static_cast<GgufType>(et);
   v.count = count;
   if (v.elem_type == GgufType::STRING) {
+    if (count > r.remaining() / 8) return false;  // each string has at least its 8-byte length
     for (uint64_t k = 0; k < count; ++k) {
       read_string(r);
       if (!r.ok()) return false;

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <memory>
 
+#include "util/atomic_file.h"
+
 namespace gemma {
 
 namespace {
@@ -79,17 +81,16 @@ Status GgufWriter::write(const std::string& path) const {
     offset += (t.nbytes + kAlign - 1) / kAlign * kAlign;
   }
   head.resize((head.size() + kAlign - 1) / kAlign * kAlign, '\0');
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!f) return invalid_argument("{}: cannot create: {}", path, std::strerror(errno));
-  if (std::fwrite(head.data(), 1, head.size(), f.get()) != head.size()) return internal_error("{}: write failed", path);
-  std::vector<uint8_t> buf;
-  for (const Entry& t : tensors_) {
-    buf.assign((t.nbytes + kAlign - 1) / kAlign * kAlign, 0);
-    GE_TRY(t.fill(buf.data()));
-    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return internal_error("{}: write failed", path);
-  }
-  if (std::fflush(f.get()) != 0) return internal_error("{}: write failed", path);
-  return {};
+  return write_file_atomically(path, [&](FILE* f) -> Status {
+    if (std::fwrite(head.data(), 1, head.size(), f) != head.size()) return internal_error("{}: write failed", path);
+    std::vector<uint8_t> buf;
+    for (const Entry& t : tensors_) {
+      buf.assign((t.nbytes + kAlign - 1) / kAlign * kAlign, 0);
+      GE_TRY(t.fill(buf.data()));
+      if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size()) return internal_error("{}: write failed", path);
+    }
+    return {};
+  });
 }
 
 }  // namespace gemma

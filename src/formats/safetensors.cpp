@@ -113,9 +113,10 @@ Status read_safetensors(const std::string& path, TensorSet& out, FilePages pages
 Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pages) {
   namespace fs = std::filesystem;
   const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
-  if (!fs::exists(index_path)) {
+  std::error_code ec;  // the error_code overloads: a symlink loop is "absent", not an exception
+  if (!fs::exists(index_path, ec)) {
     const std::string single = (fs::path(dir) / "model.safetensors").string();
-    if (!fs::exists(single)) return not_found("{}: no model.safetensors or model.safetensors.index.json", dir);
+    if (!fs::exists(single, ec)) return not_found("{}: no model.safetensors or model.safetensors.index.json", dir);
     return read_safetensors(single, out, pages);
   }
   GE_ASSIGN(ShardIndex index, read_shard_index(index_path));

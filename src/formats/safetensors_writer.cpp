@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.h"
+
 namespace gemma {
 
 Status SafetensorsWriter::add_tensor(const std::string& name, DType type, std::vector<int64_t> shape, Fill fill) {
@@ -28,19 +30,18 @@ Status SafetensorsWriter::write(const std::string& path) const {
   }
   std::string h = header.dump();
   h.resize((h.size() + 7) / 8 * 8, ' ');
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!f) return invalid_argument("{}: cannot create: {}", path, std::strerror(errno));
-  const uint64_t hl = h.size();
-  if (std::fwrite(&hl, 8, 1, f.get()) != 1 || std::fwrite(h.data(), 1, h.size(), f.get()) != h.size())
-    return internal_error("{}: write failed", path);
-  std::vector<uint8_t> buf;
-  for (const Entry& t : tensors_) {
-    buf.assign(t.nbytes, 0);
-    GE_TRY(t.fill(buf.data()));
-    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) return internal_error("{}: write failed", path);
-  }
-  if (std::fflush(f.get()) != 0) return internal_error("{}: write failed", path);
-  return {};
+  return write_file_atomically(path, [&](FILE* f) -> Status {
+    const uint64_t hl = h.size();
+    if (std::fwrite(&hl, 8, 1, f) != 1 || std::fwrite(h.data(), 1, h.size(), f) != h.size())
+      return internal_error("{}: write failed", path);
+    std::vector<uint8_t> buf;
+    for (const Entry& t : tensors_) {
+      buf.assign(t.nbytes, 0);
+      GE_TRY(t.fill(buf.data()));
+      if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size()) return internal_error("{}: write failed", path);
+    }
+    return {};
+  });
 }
 
 }  // namespace gemma

@@ -141,7 +141,9 @@ void dq_q8_k(const BlockQ8_K* b, float* y, int64_t nb) {
 bool dequantize_row(DType type, const void* src, float* dst, int64_t n) {
   const int64_t nb = n / dtype_info(type).block_elems;
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return true;
+    case DType::F32:
+      if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * 4);  // an empty tensor's pointers may be null
+      return true;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);

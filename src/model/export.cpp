@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,6 +12,7 @@
 #include "formats/safetensors_writer.h"
 #include "kernels/dequant.h"
 #include "kernels/quantize.h"
+#include "util/atomic_file.h"
 
 namespace gemma {
 
@@ -269,15 +269,10 @@ Status export_hf(const Model& m, const std::string& dir, const ExportOptions& op
     GE_TRY(st.add_tensor(name, type, {w->rows, w->cols}, [w, type](uint8_t* dst) { return fill_matrix(*w, type, dst); }));
   }
   GE_TRY(st.write((fs::path(dir) / "model.safetensors").string()));
-  std::ofstream cfg(fs::path(dir) / "config.json");
-  cfg << hf_config(m.config(), m.tokenizer(), type).dump(2) << "\n";
-  if (!cfg) return internal_error("{}: cannot write config.json", dir);
-  if (const Tokenizer* t = m.tokenizer()) {
-    std::ofstream tm(fs::path(dir) / "tokenizer.model", std::ios::binary);
-    const std::string proto = sentencepiece_proto(*t);
-    tm.write(proto.data(), static_cast<std::streamsize>(proto.size()));
-    if (!tm) return internal_error("{}: cannot write tokenizer.model", dir);
-  }
+  GE_TRY(write_file_atomically((fs::path(dir) / "config.json").string(),
+                               hf_config(m.config(), m.tokenizer(), type).dump(2) + "\n"));
+  if (const Tokenizer* t = m.tokenizer())
+    GE_TRY(write_file_atomically((fs::path(dir) / "tokenizer.model").string(), sentencepiece_proto(*t)));
   return {};
 }
 

@@ -1,8 +1,10 @@
 // Hugging Face checkpoints: config.json (docs/spec/formats.md §3.3) + safetensors, for GemmaForCausalLM,
 // Gemma2ForCausalLM, Gemma3ForCausalLM and the language model of Gemma3ForConditionalGeneration.
 // Tensors are renamed to the canonical scheme; norms get Gemma's + 1 folded in (as float32).
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 
 #include <cstring>
@@ -38,6 +40,35 @@ Result<T> field(const json& j, const char* key, const std::string& src, std::opt
   return j[key].get<T>();
 }
 
+// An integer field, read as 64-bit and range-checked before it narrows to int: "12.5", "12" or
+// 2^32 + 2 layers are errors instead of a truncation, an exception or a wrap to 2.
+Result<int> int_field(const json& j, const char* key, const std::string& src, int64_t lo, int64_t hi,
+                      std::optional<int> fallback = std::nullopt) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (fallback) return *fallback;
+    return not_found("{}: config.json lacks '{}'", src, key);
+  }
+  const json& v = j[key];
+  int64_t n = 0;
+  if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX})) {
+    n = v.get<int64_t>();
+  } else if (v.is_number_float() && std::trunc(v.get<double>()) == v.get<double>() &&
+             std::fabs(v.get<double>()) < 1e15) {
+    n = static_cast<int64_t>(v.get<double>());  // 12.0 from a tool that writes every number as a float
+  } else {
+    return corrupt_input("{}: config.json '{}' is not an integer ({})", src, key, v.dump().substr(0, 40));
+  }
+  if (n < lo || n > hi) return corrupt_input("{}: config.json '{}' = {} is outside {}..{}", src, key, n, lo, hi);
+  return static_cast<int>(n);
+}
+
+// A float member of an object, or the fallback where absent; an error for any other type.
+Result<float> float_member(const json& o, const char* key, float fallback, const std::string& src) {
+  if (!o.is_object() || !o.contains(key) || o[key].is_null()) return fallback;
+  if (!o[key].is_number()) return corrupt_input("{}: config.json '{}' is not a number", src, key);
+  return o[key].get<float>();
+}
+
 // Reads linear scaling from either rope_scaling {"rope_type"|"type": "linear", "factor": f} or the
 // newer per-layer-type rope_parameters {"full_attention": {...}, "sliding_attention": {...}}.
 Status read_rope(const json& tc, const std::string& src, float& global_base, float& local_base, float& global_scale) {
@@ -46,7 +77,12 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
   global_scale = 1;
   auto linear_factor = [&](const json& r, float& out) -> Status {
     if (!r.is_object()) return {};
-    std::string type = r.value("rope_type", r.value("type", std::string("default")));
+    std::string type = "default";
+    for (const char* k : {"type", "rope_type"}) {  // rope_type wins where both are given
+      if (!r.contains(k) || r[k].is_null()) continue;
+      if (!r[k].is_string()) return corrupt_input("{}: RoPE scaling '{}' is not a string", src, k);
+      type = r[k].get<std::string>();
+    }
     if (type == "default") return {};
     if (type != "linear") return unsupported("{}: RoPE scaling '{}' is not supported (Gemma uses linear)", src, type);
     if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() > 0))
@@ -58,18 +94,18 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
     const json& rp = tc["rope_parameters"];
     if (rp.contains("full_attention") || rp.contains("sliding_attention")) {
       if (rp.contains("full_attention")) {
-        global_base = rp["full_attention"].value("rope_theta", 10000.0f);
+        GE_ASSIGN(global_base, float_member(rp["full_attention"], "rope_theta", 10000.0f, src));
         GE_TRY(linear_factor(rp["full_attention"], global_scale));
       }
       if (rp.contains("sliding_attention")) {
-        local_base = rp["sliding_attention"].value("rope_theta", 10000.0f);
+        GE_ASSIGN(local_base, float_member(rp["sliding_attention"], "rope_theta", 10000.0f, src));
         float s = 1;
         GE_TRY(linear_factor(rp["sliding_attention"], s));
         if (s != 1) return unsupported("{}: RoPE scaling on sliding layers is not a Gemma configuration", src);
       }
       return {};
     }
-    global_base = rp.value("rope_theta", 10000.0f);
+    GE_ASSIGN(global_base, float_member(rp, "rope_theta", 10000.0f, src));
     local_base = global_base;
     return linear_factor(rp, global_scale);
   }
@@ -98,15 +134,15 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
   } else {
     return unsupported("{}: model_type '{}' is not a Gemma text model", src, model_type);
   }
-  GE_ASSIGN(c.vocab_size, field<int>(*tc, "vocab_size", src, model_type == "gemma3" ? 262208 : 256000));
-  GE_ASSIGN(c.hidden, field<int>(*tc, "hidden_size", src));
-  GE_ASSIGN(c.n_layers, field<int>(*tc, "num_hidden_layers", src));
-  GE_ASSIGN(c.n_heads, field<int>(*tc, "num_attention_heads", src));
-  GE_ASSIGN(c.n_kv_heads, field<int>(*tc, "num_key_value_heads", src, c.n_heads));
+  GE_ASSIGN(c.vocab_size, int_field(*tc, "vocab_size", src, 1, 1 << 24, model_type == "gemma3" ? 262208 : 256000));
+  GE_ASSIGN(c.hidden, int_field(*tc, "hidden_size", src, 1, 65536));
+  GE_ASSIGN(c.n_layers, int_field(*tc, "num_hidden_layers", src, 1, 1024));
+  GE_ASSIGN(c.n_heads, int_field(*tc, "num_attention_heads", src, 1, 1024));
+  GE_ASSIGN(c.n_kv_heads, int_field(*tc, "num_key_value_heads", src, 1, 1024, c.n_heads));
   if (c.n_heads <= 0) return corrupt_input("{}: invalid num_attention_heads", src);
-  GE_ASSIGN(c.head_dim, field<int>(*tc, "head_dim", src, c.hidden / c.n_heads));
-  GE_ASSIGN(c.ffn, field<int>(*tc, "intermediate_size", src));
-  GE_ASSIGN(c.context_length, field<int>(*tc, "max_position_embeddings", src, 8192));
+  GE_ASSIGN(c.head_dim, int_field(*tc, "head_dim", src, 1, 65536, std::max(1, c.hidden / c.n_heads)));
+  GE_ASSIGN(c.ffn, int_field(*tc, "intermediate_size", src, 1, 1 << 20));
+  GE_ASSIGN(c.context_length, int_field(*tc, "max_position_embeddings", src, 1, 1 << 24, 8192));
   GE_ASSIGN(c.rms_eps, field<float>(*tc, "rms_norm_eps", src, 1e-6f));
   GE_ASSIGN(float qpas, field<float>(*tc, "query_pre_attn_scalar", src, static_cast<float>(c.head_dim)));
   if (!(qpas > 0)) return corrupt_input("{}: invalid query_pre_attn_scalar", src);
@@ -118,7 +154,8 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
 
   std::vector<bool> sliding(static_cast<size_t>(c.n_layers), false);
   if (c.generation != Generation::kGemma1) {
-    GE_ASSIGN(c.sliding_window, field<int>(*tc, "sliding_window", src, c.generation == Generation::kGemma2 ? 4096 : 512));
+    GE_ASSIGN(c.sliding_window,
+              int_field(*tc, "sliding_window", src, 1, 1 << 24, c.generation == Generation::kGemma2 ? 4096 : 512));
     if (tc->contains("layer_types") && (*tc)["layer_types"].is_array()) {
       const json& lt = (*tc)["layer_types"];
       if (static_cast<int>(lt.size()) != c.n_layers)
@@ -131,7 +168,7 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
         sliding[i] = t == "sliding_attention";
       }
     } else if (c.generation == Generation::kGemma3 && tc->contains("sliding_window_pattern")) {
-      GE_ASSIGN(int period, field<int>(*tc, "sliding_window_pattern", src));
+      GE_ASSIGN(int period, int_field(*tc, "sliding_window_pattern", src, 1, 1024));
       if (period <= 0) return corrupt_input("{}: invalid sliding_window_pattern", src);
       for (int l = 0; l < c.n_layers; ++l) sliding[static_cast<size_t>(l)] = l % period < period - 1;
     } else {
@@ -212,6 +249,7 @@ Status convert_awq(const std::string& prefix, const TensorSet& raw, TensorSet& o
       sc->shape.size() != 2 || (sc->dtype != DType::BF16 && sc->dtype != DType::F16 && sc->dtype != DType::F32))
     return corrupt_input("{}: AWQ tensor {} has unexpected types or ranks", src, prefix);
   const int64_t K = qw->shape[0], N = qw->shape[1] * 8;
+  if (K <= 0 || N <= 0) return corrupt_input("{}: AWQ tensor {} is empty ({})", src, prefix, qw->shape_string());
   if (K % 32 != 0 || sc->shape[0] * 32 != K || sc->shape[1] != N || qz->shape[0] != K / 32 || qz->shape[1] != N / 8)
     return corrupt_input("{}: AWQ tensor {}: qweight {}, qzeros {}, scales {} do not describe groups of 32", src,
                          prefix, qw->shape_string(), qz->shape_string(), sc->shape_string());
@@ -263,14 +301,23 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   // A directory, its model.safetensors.index.json (both mean the whole sharded checkpoint), or
   // one .safetensors file.
   const bool is_index = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  const bool is_file = fs::is_regular_file(path) && !is_index;
+  std::error_code ec;  // the error_code overloads: a symlink loop is "absent", not an exception
+  const bool is_file = fs::is_regular_file(path, ec) && !is_index;
   const std::string dir = (is_file || is_index) ? fs::path(path).parent_path().string() : path;
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path)) return not_found("{}: no config.json beside the safetensors", dir);
+  if (!fs::exists(config_path, ec)) return not_found("{}: no config.json beside the safetensors", dir);
   GE_ASSIGN(std::string text, read_text_file(config_path));
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded()) return corrupt_input("{}: invalid JSON", config_path);
-  GE_ASSIGN(ModelConfig c, parse_config(root, config_path));
+  // parse_config checks every type it reads; the catch is a safety net, so that a case it missed is
+  // still an error line and not an abort.
+  Result<ModelConfig> parsed = internal_error("{}: unreadable", config_path);
+  try {
+    parsed = parse_config(root, config_path);
+  } catch (const json::exception& e) {
+    return corrupt_input("{}: unexpected value: {}", config_path, e.what());
+  }
+  GE_ASSIGN(ModelConfig c, std::move(parsed));
 
   TensorSet raw;
   if (is_file) GE_TRY(read_safetensors(path, raw, pages));

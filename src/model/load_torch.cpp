@@ -143,15 +143,14 @@ Result<std::string> resolve(const std::string& path) {
   if (!fs::is_directory(path, ec)) return path;
   if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json", ec)) return path;
   std::vector<std::string> ckpts;
-  for (const auto& e : fs::directory_iterator(path, ec))
-    if (e.path().extension() == ".ckpt") ckpts.push_back(e.path().string());
-  if (ckpts.size() != 1) {  // none: nothing to load; several: the user has to name one
-    Error e =
-        not_found("{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files",
-                  path, ckpts.size());
-    if (!ckpts.empty()) e.kind = ErrorKind::kInvalidArgument;
-    return e;
-  }
+  // increment(ec), not a range-for: the iterator's operator++ throws on an unreadable entry.
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".ckpt") ckpts.push_back(it->path().string());
+  if (ec) return invalid_argument("{}: cannot list the directory: {}", path, ec.message());
+  if (ckpts.size() != 1)
+    return corrupt_input(
+        "{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files",
+        path, ckpts.size());
   return ckpts[0];
 }
 
@@ -335,14 +334,16 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
                                            : s;
   c.variant = detect_variant(c);
   GE_TRY(c.validate(file));
+  std::error_code ec;
+  const bool file_is_dir = fs::is_directory(file, ec);
   const bool sharded =
-      fs::is_directory(file) || (file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0);
+      file_is_dir || (file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0);
   info.format = fmt::format("gemma_pytorch ({}{})", sharded ? "sharded torch.save" : "torch.save",
                             emb->dtype == DType::I8 ? ", int8" : "");
   info.path = path;
   out.config = std::move(c);
-  fs::path tok_dir = fs::is_directory(file) ? fs::path(file) : fs::path(file).parent_path();
-  if (tok_dir.empty()) tok_dir = fs::current_path();
+  fs::path tok_dir = file_is_dir ? fs::path(file) : fs::path(file).parent_path();
+  if (tok_dir.empty()) tok_dir = ".";
   out.tokenizer_dir = tok_dir.string();
   return out;
 }

@@ -2,9 +2,9 @@
 // format's loader, binds the weights and finds the tokenizer.
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "model/loaders.h"
 #include "model/model.h"
@@ -25,9 +25,16 @@ struct Detected {
 };
 
 // An Orbax checkpoint directory: OCDBT (manifest.ocdbt) or per-array zarr with Orbax's metadata.
+// Every std::filesystem call here takes an error_code: the throwing overloads abort the process on
+// a symlink loop (`loop -> loop`) or an unreadable entry beside a checkpoint.
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
 bool is_orbax_dir(const fs::path& dir) {
   for (const char* marker : {"manifest.ocdbt", "_METADATA", "_CHECKPOINT_METADATA", "checkpoint"})
-    if (fs::exists(dir / marker)) return true;
+    if (path_exists(dir / marker)) return true;
   return false;
 }
 
@@ -35,14 +42,16 @@ Result<Detected> detect_format(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return not_found("{}: no such file or directory", path);
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
-    if (fs::exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
+    if (path_exists(fs::path(path) / "config.json")) return Detected{Format::kHf, path};
+    if (path_exists(fs::path(path) / "pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
     if (is_orbax_dir(path)) return Detected{Format::kOrbax, path};
     std::vector<std::string> orbax_subdirs;  // a Kaggle Flax download: tokenizer.model beside one checkpoint folder
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      if (e.path().extension() == ".ckpt") return Detected{Format::kTorch, path};  // gemma_pytorch: model.ckpt
-      if (e.is_directory() && is_orbax_dir(e.path())) orbax_subdirs.push_back(e.path().string());
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".ckpt") return Detected{Format::kTorch, path};  // gemma_pytorch: model.ckpt
+      std::error_code dir_ec;
+      if (it->is_directory(dir_ec) && is_orbax_dir(it->path())) orbax_subdirs.push_back(it->path().string());
     }
+    if (ec) return invalid_argument("{}: cannot list the directory: {}", path, ec.message());
     if (orbax_subdirs.size() == 1) return Detected{Format::kOrbax, orbax_subdirs[0]};
     return unsupported(
         "{}: directory holds no recognised checkpoint (expected config.json + safetensors, a gemma_pytorch "
@@ -50,25 +59,26 @@ Result<Detected> detect_format(const std::string& path) {
         path);
   }
   char magic[4] = {};
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("{}: cannot open", path);
-  in.read(magic, 4);
-  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
-  if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
+  GE_ASSIGN(const RegularFile file, open_regular_file(path));  // a FIFO or /dev/zero: an error, not a hang
+  const ssize_t got = pread(file.fd, magic, 4, 0);
+  ::close(file.fd);
+  const ssize_t n = got < 0 ? 0 : got;
+  if (n == 4 && std::memcmp(magic, "GGUF", 4) == 0) return Detected{Format::kGguf, path};
+  if (n == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return Detected{Format::kTorch, path};  // zip
   // Legacy torch.save files are a bare pickle; the torch loader explains why they are refused.
-  if (in.gcount() >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
+  if (n >= 2 && static_cast<uint8_t>(magic[0]) == 0x80 && magic[1] >= 2 && magic[1] <= 5)
     return Detected{Format::kTorch, path};
   auto ends_with = [&](std::string_view suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with(".safetensors") || ends_with(".safetensors.index.json")) return Detected{Format::kHf, path};
   if (ends_with("pytorch_model.bin.index.json")) return Detected{Format::kTorch, path};
-  if (in.gcount() < 4) return corrupt_input("{}: file too short to be a checkpoint", path);
+  if (n < 4) return unsupported("{}: file too short to be a checkpoint", path);
   return unsupported("{}: unrecognised checkpoint format (not GGUF, safetensors or torch.save)", path);
 }
 
 bool hf_has_chat_template(const std::string& dir) {
-  if (fs::exists(fs::path(dir) / "chat_template.jinja")) return true;
+  if (path_exists(fs::path(dir) / "chat_template.jinja")) return true;
   auto text = read_text_file((fs::path(dir) / "tokenizer_config.json").string());
   return text.ok() && text->find("\"chat_template\"") != std::string::npos;
 }
@@ -95,7 +105,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   } else if (!ck.tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
       const std::string p = (fs::path(ck.tokenizer_dir) / name).string();
-      if (!fs::exists(p)) continue;
+      if (!path_exists(p)) continue;
       GE_ASSIGN(tok, Tokenizer::from_file(p));
       ck.info.tokenizer_source = p;
       break;

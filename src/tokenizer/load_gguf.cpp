@@ -26,6 +26,11 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
         return corrupt_input("{}: merges too large", src);
     }
   }
+  // Checked before the array is materialised (a count is bounded by the file's size, not by sense).
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                          "tokenizer.ggml.merges"})
+    if (const GgufValue* v = f.find(key); v && v->type == GgufType::ARRAY && v->count > (uint64_t{1} << 24))
+      return corrupt_input("{}: {} has {} entries, more than 2^24", src, key, v->count);
   GE_ASSIGN(s.pieces, f.get_string_array("tokenizer.ggml.tokens"));
   if (f.find("tokenizer.ggml.scores")) {
     GE_ASSIGN(s.scores, f.get_float_array("tokenizer.ggml.scores"));

@@ -118,6 +118,8 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
   }
   bool integer(int64_t v, json as_json) {
     if (mode_ == Mode::Vocab) {
+      // Stop an endless vocabulary as it streams in, not after it is all in memory.
+      if (vocab.size() >= (size_t{1} << 24)) return fail("vocab has more than 2^24 entries");
       vocab.emplace_back(std::move(key_), v);
       return true;
     }

@@ -76,20 +76,33 @@ bool huge_pages_available() {
   return available;
 }
 
-Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FilePages pages) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<RegularFile> open_regular_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. It changes
+  // nothing for the regular files we go on to read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return open_failed(path, errno);
   struct stat st {};
   if (fstat(fd, &st) != 0) {
-    int e = errno;
+    const int e = errno;
     ::close(fd);
     return internal_error("{}: cannot stat: {}", path, std::strerror(e));
   }
-  if (S_ISDIR(st.st_mode)) {
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return invalid_argument("{}: is a directory, expected a file", path);
+    // A FIFO or a device (/dev/zero) would block or never end; a directory is not a file.
+    const char* what = S_ISDIR(st.st_mode)                          ? "a directory"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                    : "a special file";
+    return invalid_argument("{}: is {}, expected a regular file", path, what);
   }
-  size_t size = static_cast<size_t>(st.st_size);
+  return RegularFile{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FilePages pages) {
+  GE_ASSIGN(const RegularFile file, open_regular_file(path));
+  const int fd = file.fd;
+  const size_t size = static_cast<size_t>(file.size);
   if (size == 0) {
     ::close(fd);
     return corrupt_input("{}: file is empty", path);
@@ -114,13 +127,26 @@ MappedFile::~MappedFile() {
   if (map_) munmap(map_, map_bytes_);
 }
 
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return open_failed(path, errno);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return internal_error("{}: read error", path);
-  return ss.str();
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes) {
+  GE_ASSIGN(const RegularFile file, open_regular_file(path));
+  if (file.size > max_bytes) {
+    ::close(file.fd);
+    return invalid_argument("{}: {} bytes is larger than the {} a text file here may have", path, file.size, max_bytes);
+  }
+  std::string out(static_cast<size_t>(file.size), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = pread(file.fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = errno;
+      ::close(file.fd);
+      return internal_error("{}: read error: {}", path, n < 0 ? std::strerror(e) : "file shrank while reading");
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(file.fd);
+  return out;
 }
 
 bool file_exists(const std::string& path) {

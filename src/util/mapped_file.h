@@ -55,8 +55,18 @@ class MappedFile {
 // Whether Linux grants transparent huge pages to MADV_HUGEPAGE regions (THP not "never").
 bool huge_pages_available();
 
-// Reads a whole (small) file into a string; for JSON configs and the like.
-Result<std::string> read_text_file(const std::string& path);
+// An open descriptor (the caller closes it) on a regular file, and the file's size.
+struct RegularFile {
+  int fd;
+  uint64_t size;
+};
+// Opens `path` for reading if it is a regular file. A FIFO, a device (/dev/zero) or a directory is
+// an error, never a read that blocks or does not end.
+Result<RegularFile> open_regular_file(const std::string& path);
+
+// Reads a whole (small) regular file into a string; for JSON configs and the like.
+// Larger than max_bytes is an error (a config is kilobytes, tokenizer.json tens of megabytes).
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes = uint64_t{256} << 20);
 
 bool file_exists(const std::string& path);
 

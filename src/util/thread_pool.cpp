@@ -1,6 +1,7 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
 #if defined(__x86_64__)
 #include <immintrin.h>  // _mm_pause
@@ -19,8 +20,17 @@ inline void cpu_relax() {
 constexpr int kSpinIterations = 1 << 13;  // a few microseconds of spinning, then sleep
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::clamp(n_threads, 1, kMaxThreads)) {
+  threads_.reserve(static_cast<size_t>(n_threads_ - 1));
+  for (int i = 1; i < n_threads_; ++i) {
+    try {
+      threads_.emplace_back([this, i] { worker(i); });
+    } catch (const std::system_error&) {
+      // No job has run yet, so the workers started so far have not read n_threads_.
+      n_threads_ = i;
+      break;
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

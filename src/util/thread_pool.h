@@ -12,8 +12,14 @@
 
 namespace gemma {
 
+// More threads than this are never useful here (decode is memory bound) and only exhaust the
+// process's thread and stack limits; the CLI rejects larger --threads, the pool clamps.
+inline constexpr int kMaxThreads = 1024;
+
 class ThreadPool {
  public:
+  // Clamped to 1..kMaxThreads. Where the system refuses to start a thread (EAGAIN under a ulimit
+  // or cgroup pids limit), the pool runs with the threads it got; size() says how many.
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

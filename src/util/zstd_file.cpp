@@ -40,7 +40,7 @@ Result<std::string> zstd_decompress(std::span<const uint8_t> data, uint64_t max_
 
 Result<std::string> read_file_maybe_zstd(const std::string& path, uint64_t max_bytes) {
   bool compressed = path.size() > 4 && path.compare(path.size() - 4, 4, ".zst") == 0;
-  if (!compressed) return read_text_file(path);
+  if (!compressed) return read_text_file(path, max_bytes);
   GE_ASSIGN(auto map, MappedFile::open(path));
   auto r = zstd_decompress(map->bytes(), max_bytes);
   if (!r.ok()) return with_context(std::move(r).error(), path);

@@ -23,11 +23,10 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs the gemma binary with `args` (a shell fragment) and optional stdin; 120 s timeout.
-CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
+// Runs the gemma binary with `args` (a shell fragment) and stdin from the file `in`; 120 s timeout.
+CliRun gemma_stdin_from(const std::string& args, const std::string& in) {
   static const std::string dir = test::temp_dir();
-  const std::string in = dir + "/stdin", out = dir + "/stdout", err = dir + "/stderr";
-  test::write_file(in, stdin_text);
+  const std::string out = dir + "/stdout", err = dir + "/stderr";
   const std::string cmd = "timeout 120 " + std::string(GEMMA_CLI) + " " + args + " <" + in + " >" + out + " 2>" + err;
   CliRun r;
   const int rc = std::system(cmd.c_str());
@@ -41,6 +40,13 @@ CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Runs the gemma binary with `args` (a shell fragment) and optional stdin; 120 s timeout.
+CliRun gemma(const std::string& args, const std::string& stdin_text = "") {
+  static const std::string in = test::temp_dir() + "/stdin";
+  test::write_file(in, stdin_text);
+  return gemma_stdin_from(args, in);
 }
 
 // Asserts a clean failure: exit status 1 (not a signal, not a timeout) and a single error line.
@@ -86,6 +92,33 @@ TEST_F(Cli, FillInTheMiddle) {
 }
 
 TEST_F(Cli, MissingFile) { expect_clean_error(gemma("run -m /nonexistent/model.gguf -p hi"), "no such file"); }
+
+TEST_F(Cli, FifoOrDeviceAsModelOrTokenizer) {
+  // A FIFO used to block the open forever, /dev/zero to be read without end.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(std::system(("rm -f " + fifo + " && mkfifo " + fifo).c_str()), 0);
+  expect_clean_error(gemma("run -m " + fifo + " -p hi"), "is a FIFO");
+  expect_clean_error(gemma("run -m " + tiny_ + " --tokenizer " + fifo + " -p hi"), "is a FIFO");
+  expect_clean_error(gemma("tokenize --tokenizer " + fifo + " hi"), "is a FIFO");
+  expect_clean_error(gemma("inspect /dev/zero"), "is a device");
+  expect_clean_error(gemma("tokenize --tokenizer /dev/zero hi"), "is a device");
+}
+
+TEST_F(Cli, SymlinkLoopsBesideACheckpoint) {
+  // Each loop used to escape as an uncaught std::filesystem_error (abort).
+  const std::string d = dir_ + "/loops";
+  ASSERT_EQ(std::system(("rm -rf " + d + " && mkdir -p " + d + " && ln -s loop " + d + "/loop").c_str()), 0);
+  expect_clean_error(gemma("inspect " + d), "holds no recognised checkpoint");
+  const std::string hf = dir_ + "/loops-hf";
+  ASSERT_EQ(gemma("convert " + tiny_ + " " + hf).status, 0);
+  ASSERT_EQ(std::system(("cd " + hf + " && ln -s loop loop && ln -s model.safetensors.index.json "
+                         "model.safetensors.index.json && ln -s chat_template.jinja chat_template.jinja")
+                            .c_str()),
+            0);
+  const CliRun r = gemma("inspect " + hf);
+  EXPECT_EQ(r.status, 0) << r.err;
+  expect_clean_error(gemma("inspect " + hf + "/loop"), "gemma: error: ");
+}
 
 TEST_F(Cli, WrongMagic) {
   test::write_file(dir_ + "/bad.bin", std::string(64, 'x'));
@@ -147,6 +180,17 @@ TEST_F(Cli, BadArguments) {
   EXPECT_NE(gemma("run --max-tokens nope").status, 0);
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi --top-p 0"), "--top-p");
   expect_clean_error(gemma("detokenize -m " + tiny_ + " 5 99999"), "outside the vocabulary");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t 100000000"), "--threads");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t -3"), "--threads");
+}
+
+TEST_F(Cli, EndlessStdinIsBounded) {
+  // Used to read /dev/zero until memory ran out.
+  expect_clean_error(gemma_stdin_from("run -m " + tiny_ + " -n 1", "/dev/zero"), "standard input is larger than");
+  expect_clean_error(gemma_stdin_from("tokenize -m " + tiny_, "/dev/zero"), "standard input is larger than");
+  const CliRun r = gemma_stdin_from("tokenize -m " + tiny_ + " --jsonl", "/dev/zero");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("line 1: an input line is longer than"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, TokenizeJsonlAndDetokenize) {
@@ -158,9 +202,51 @@ TEST_F(Cli, TokenizeJsonlAndDetokenize) {
   EXPECT_EQ(nlohmann::json::parse(l1)["ids"], nlohmann::json({2, 4 + 'a', 4 + 'b'}));
   EXPECT_TRUE(nlohmann::json::parse(l2).contains("error"));
   EXPECT_EQ(nlohmann::json::parse(l3)["ids"], nlohmann::json({2}));
+  EXPECT_NE(r.err.find("gemma: error: line 2: invalid JSON"), std::string::npos) << r.err;
+  // Each kind of bad line is named, with its line number, on stdout and stderr.
+  const CliRun bad = gemma("tokenize -m " + tiny_ + " --jsonl",
+                           "{\"text\": 5}\n[1]\n{}\n\"\xff\"\n{\"text\": \"ok\"}\n");
+  EXPECT_EQ(bad.status, 1);
+  for (const char* s : {"line 1: \"text\" is number, not a string", "line 2: expected a JSON object",
+                        "line 3: missing \"text\"", "line 4: invalid UTF-8"})
+    EXPECT_NE(bad.err.find(s), std::string::npos) << s << "\n" << bad.err;
+  EXPECT_NE(bad.out.find("{\"ids\":"), std::string::npos) << bad.out;
   const CliRun d = gemma("detokenize -m " + tiny_ + " 101 105");
   ASSERT_EQ(d.status, 0) << d.err;
   EXPECT_EQ(d.out, "ae\n");
+}
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST_F(Cli, ConvertNeverOverwritesItsInput) {
+  const std::string in = dir_ + "/self.gguf", before = test::GgufBuilder::tiny_gemma3().bytes();
+  test::write_file(in, before);
+  // Onto itself, through a symlink and through a hard link: refused, the input untouched.
+  expect_clean_error(gemma("convert " + in + " " + in), "is the input");
+  ASSERT_EQ(std::system(("ln -sf " + in + " " + dir_ + "/self-link.gguf").c_str()), 0);
+  expect_clean_error(gemma("convert " + in + " " + dir_ + "/self-link.gguf"), "is the input");
+  ASSERT_EQ(std::system(("ln -f " + in + " " + dir_ + "/self-hard.gguf").c_str()), 0);
+  expect_clean_error(gemma("convert " + in + " " + dir_ + "/self-hard.gguf --quant q8_0"), "is the input");
+  // A directory output that holds the input file.
+  expect_clean_error(gemma("convert " + in + " " + dir_ + " --format safetensors"), "holds the input");
+  EXPECT_EQ(slurp_file(in), before);
+  // A real conversion replaces the target by rename and leaves no temporary file behind.
+  const std::string out = dir_ + "/conv-out/x.gguf";
+  ASSERT_EQ(std::system(("mkdir -p " + dir_ + "/conv-out").c_str()), 0);
+  test::write_file(out, "old");
+  const CliRun r = gemma("convert " + in + " " + out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp_file(out).substr(0, 4), "GGUF");
+  FILE* p = popen(("ls " + dir_ + "/conv-out").c_str(), "r");
+  char buf[256] = {};
+  const size_t n = fread(buf, 1, sizeof buf - 1, p);
+  pclose(p);
+  EXPECT_EQ(std::string(buf, n), "x.gguf\n");
 }
 
 TEST_F(Cli, InspectPrintsPlan) {

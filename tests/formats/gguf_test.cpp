@@ -117,6 +117,13 @@ TEST(Gguf, RejectsHugeCounts) {
   uint64_t huge = 1ull << 62;
   std::memcpy(&bytes[24], &huge, 8);  // the key's length field
   expect_error(bytes, "truncated metadata");
+  // A string array whose count the bytes left cannot hold: refused before any element is read.
+  test::GgufBuilder a;
+  a.kv_str_array("k", {"x"});
+  std::string arr = a.bytes();
+  const uint64_t many = 1ull << 40;
+  std::memcpy(&arr[24 + 8 + 1 + 4 + 4], &many, 8);  // key length, "k", value type, element type, count
+  expect_error(arr, "malformed or truncated value of metadata key 'k'");
 }
 
 TEST(Gguf, TypedGettersRejectWrongTypes) {

@@ -12,6 +12,11 @@
 namespace gemma {
 namespace {
 
+TEST(Dequant, EmptyRowTouchesNothing) {
+  // A zero-row tensor (an empty AWQ scales array) has null data; memcpy(nullptr, ..., 0) is UB.
+  EXPECT_TRUE(dequantize_row(DType::F32, nullptr, nullptr, 0));
+}
+
 TEST(Dequant, BitExactWithGgufPackageOnEveryType) {
   auto f = GgufFile::open(test::fixture("quant/quant_types.gguf"));
   ASSERT_TRUE(f.ok()) << f.error().message;

@@ -3,7 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/export.h"
 #include "model/model.h"
+#include "support/gguf_builder.h"
 #include "support/test_support.h"
 
 namespace gemma {
@@ -36,6 +42,50 @@ TEST(Config, DetectsRealGemma3_270M) {
   }
   ASSERT_NE((*m)->tokenizer(), nullptr);
   EXPECT_EQ((*m)->tokenizer()->vocab_size(), 262144);
+}
+
+// config.json values of the wrong type or out of range: each one a clean error (these used to end
+// in an uncaught nlohmann::json exception, or a wrapped integer).
+TEST(Config, HfConfigValuesAreTypeAndRangeChecked) {
+  const std::string dir = test::temp_dir(), gguf = dir + "/tiny.gguf", hf = dir + "/hf";
+  test::GgufBuilder::tiny_gemma3().write(gguf);
+  auto tiny = Model::load(gguf);
+  ASSERT_TRUE(tiny.ok()) << tiny.error().message;
+  ASSERT_TRUE(export_hf(**tiny, hf, {}).ok());
+  nlohmann::json good;
+  std::ifstream(hf + "/config.json") >> good;
+  ASSERT_TRUE(Model::load(hf).ok());
+  struct Case {
+    const char* key;
+    nlohmann::json value;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"rope_scaling", 5, ""},  // not an object: no scaling, as before
+      {"rope_scaling", {{"rope_type", 7}}, "is not a string"},
+      {"rope_parameters", "x", ""},
+      {"rope_parameters", {{"full_attention", 3}}, ""},
+      {"rope_parameters", {{"full_attention", {{"rope_theta", "big"}}}}, "is not a number"},
+      {"rope_parameters", {{"rope_theta", {1, 2}}}, "is not a number"},
+      {"num_hidden_layers", "12", "is not an integer"},
+      {"num_hidden_layers", 2.5, "is not an integer"},
+      {"num_hidden_layers", (uint64_t{1} << 32) + 2, "outside 1..1024"},
+      {"num_hidden_layers", UINT64_MAX, "is not an integer"},
+      {"hidden_size", -64, "outside"},
+      {"vocab_size", 1 << 30, "outside"},
+      {"head_dim", nlohmann::json::array(), "is not an integer"},
+      {"sliding_window", true, "is not an integer"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json cfg = good;
+    cfg[c.key] = c.value;
+    std::ofstream(hf + "/config.json") << cfg.dump();
+    auto m = Model::load(hf);
+    const std::string what = std::string(c.key) + " = " + c.value.dump();
+    if (!*c.expect) continue;  // only: did not abort
+    ASSERT_FALSE(m.ok()) << what;
+    EXPECT_NE(m.error().message.find(c.expect), std::string::npos) << what << ": " << m.error().message;
+  }
 }
 
 }  // namespace

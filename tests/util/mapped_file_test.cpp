@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 namespace gemma {
 namespace {
@@ -67,6 +68,33 @@ TEST_F(MappedFileTest, ErrorsNameThePathAndReason) {
     EXPECT_NE(dir.error().message.find("is a directory"), std::string::npos) << dir.error().message;
     EXPECT_EQ(dir.error().kind, ErrorKind::kInvalidArgument);
   }
+}
+
+TEST_F(MappedFileTest, FifosAndDevicesAreRefusedNotRead) {
+  // Opening a FIFO used to block until a writer came; /dev/zero was read without end.
+  ASSERT_EQ(mkfifo(path_.c_str(), 0600), 0);
+  auto fifo = MappedFile::open(path_);
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.error().message.find("is a FIFO"), std::string::npos) << fifo.error().message;
+  auto text = read_text_file(path_);
+  ASSERT_FALSE(text.ok());
+  EXPECT_NE(text.error().message.find("is a FIFO"), std::string::npos) << text.error().message;
+  for (const char* dev : {"/dev/zero", "/dev/null"}) {
+    auto d = read_text_file(dev);
+    ASSERT_FALSE(d.ok()) << dev;
+    EXPECT_NE(d.error().message.find("is a device"), std::string::npos) << d.error().message;
+    EXPECT_FALSE(MappedFile::open(dev).ok()) << dev;
+  }
+}
+
+TEST_F(MappedFileTest, TextFilesAreBounded) {
+  write(pattern(100));
+  auto ok = read_text_file(path_);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->size(), 100u);
+  auto big = read_text_file(path_, 99);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.error().message.find("larger than"), std::string::npos) << big.error().message;
 }
 
 }  // namespace

@@ -18,6 +18,19 @@ TEST(ThreadPool, EveryThreadRunsEveryJob) {
   for (auto& h : hits) EXPECT_EQ(h.load(), 1000);
 }
 
+TEST(ThreadPool, AbsurdSizesAreClamped) {
+  ThreadPool big(100000000);  // used to try to start 10^8 threads and throw std::system_error
+  EXPECT_GE(big.size(), 1);
+  EXPECT_LE(big.size(), kMaxThreads);
+  std::atomic<int> ran{0};
+  big.run([&](int, int n) {
+    EXPECT_EQ(n, big.size());
+    ran++;
+  });
+  EXPECT_EQ(ran.load(), big.size());
+  EXPECT_EQ(ThreadPool(-5).size(), 1);
+}
+
 TEST(ThreadPool, SplitCoversRangeWithAlignment) {
   for (int n_threads = 1; n_threads <= 5; ++n_threads) {
     int64_t covered = 0, prev_end = 0;

@@ -156,6 +156,13 @@ class Machine {
                          n ? std::string(n) : fmt::format("0x{:02x}", op_), at_);
   }
 
+  // Counts references put into containers against limits_.max_items.
+  Status add_items(size_t n) {
+    items_ += n;
+    if (items_ > limits_.max_items)
+      return fail("pickle containers hold more than {} references", limits_.max_items);
+    return {};
+  }
   PickleValue* make(PickleKind k) {
     PickleValue& v = arena_.emplace_back();
     v.kind = k;
@@ -229,6 +236,7 @@ class Machine {
   std::vector<PickleValue*> stack_;
   std::vector<Mark> marks_;
   std::unordered_map<uint64_t, PickleValue*> memo_;
+  size_t items_ = 0;
   size_t at_ = 0;
   uint8_t op_ = 0;
   bool stopped_ = false;
@@ -441,6 +449,7 @@ Status Machine::step() {
     case ')': return push(make(PickleKind::kTuple));
     case 't': {
       GE_ASSIGN(std::vector<PickleValue*> items, pop_mark());
+      GE_TRY(add_items(items.size()));
       PickleValue* t = make(PickleKind::kTuple);
       t->items = std::move(items);
       return push(t);
@@ -450,6 +459,7 @@ Status Machine::step() {
     case 0x87: {
       const size_t n = static_cast<size_t>(op_ - 0x84);
       if (available() < n) return fail("stack underflow");
+      GE_TRY(add_items(n));
       PickleValue* t = make(PickleKind::kTuple);
       t->items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
       stack_.resize(stack_.size() - n);
@@ -460,6 +470,7 @@ Status Machine::step() {
       GE_ASSIGN(PickleValue* key, pop());
       GE_ASSIGN(PickleValue* dict, top());
       if (dict->kind != PickleKind::kDict) return fail("SETITEM on a {}", kind_name(dict->kind));
+      GE_TRY(add_items(2));
       dict->items.push_back(key);
       dict->items.push_back(value);
       break;
@@ -469,6 +480,7 @@ Status Machine::step() {
       GE_ASSIGN(PickleValue* dict, top());
       if (dict->kind != PickleKind::kDict) return fail("SETITEMS on a {}", kind_name(dict->kind));
       if (items.size() % 2) return fail("SETITEMS with an odd number ({}) of keys and values", items.size());
+      GE_TRY(add_items(items.size()));
       dict->items.insert(dict->items.end(), items.begin(), items.end());
       break;
     }
@@ -476,6 +488,7 @@ Status Machine::step() {
       GE_ASSIGN(PickleValue* value, pop());
       GE_ASSIGN(PickleValue* list, top());
       if (list->kind != PickleKind::kList) return fail("APPEND on a {}", kind_name(list->kind));
+      GE_TRY(add_items(1));
       list->items.push_back(value);
       break;
     }
@@ -483,6 +496,7 @@ Status Machine::step() {
       GE_ASSIGN(std::vector<PickleValue*> items, pop_mark());
       GE_ASSIGN(PickleValue* list, top());
       if (list->kind != PickleKind::kList) return fail("APPENDS on a {}", kind_name(list->kind));
+      GE_TRY(add_items(items.size()));
       list->items.insert(list->items.end(), items.begin(), items.end());
       break;
     }
@@ -580,6 +594,7 @@ Result<const PickleValue*> Machine::run() {
   while (!stopped_) {
     GE_TRY(step());
     if (!r_.ok()) return fail("argument runs past the end of the pickle (truncated?)");
+    if (arena_.size() > limits_.max_values) return fail("pickle creates more than {} values", limits_.max_values);
   }
   if (!r_.at_end()) return corrupt_input("{}: {} bytes after STOP at byte {}", src_, r_.remaining(), at_);
   return stack_.back();

@@ -110,6 +110,12 @@ struct PickleValue {
 struct PickleLimits {
   size_t max_stack = 1 << 20;  // values on the stack plus open MARKs
   size_t max_memo = 1 << 20;   // memo entries
+  // Every value the pickle creates (each costs ~100 bytes for a 1-byte opcode such as ')' or 'N',
+  // popped or not) and every reference put into a tuple, list or dict (DUP / BINGET then TUPLE,
+  // APPENDS...). A state dict has a few thousand of each; these stop a small file that grows
+  // memory by orders of magnitude its size.
+  size_t max_values = size_t{1} << 22;
+  size_t max_items = size_t{1} << 24;
 };
 
 class Pickle {

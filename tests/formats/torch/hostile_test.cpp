@@ -151,6 +151,25 @@ TEST(TorchPickle, CapsStackAndMemo) {
   expect_error(run(memo, PickleLimits{100, 10}), "memo larger than 10");
 }
 
+TEST(TorchPickle, CapsValuesAndContainerReferences) {
+  // Values that never stay on the stack: EMPTY_TUPLE, APPEND to one list, over and over.
+  std::string churn = "\x80\x02]";
+  for (int i = 0; i < 1000; ++i) churn += ")a";
+  churn += ".";
+  expect_error(run(churn, PickleLimits{100, 100, 500, 100000}), "more than 500 values");
+  ASSERT_TRUE(run(churn).ok());
+  // One value referenced over and over: l = []; l.append((l, l, ... 300 times)), repeated.
+  std::string refs = B("\x80\x02]q\x00");
+  for (int round = 0; round < 10; ++round) {
+    refs += "(";
+    for (int i = 0; i < 300; ++i) refs += B("h\x00");
+    refs += "ta";
+  }
+  refs += ".";
+  expect_error(run(refs, PickleLimits{1000, 100, 1000, 2000}), "more than 2000 references");
+  ASSERT_TRUE(run(refs).ok());
+}
+
 TEST(TorchPickle, DeepNestingAndCyclesAreFreedWithoutRecursion) {
   // 100,000 nested 1-tuples: ((((...,),),),)
   std::string b = "\x80\x02N" + std::string(100000, '\x85') + ".";
