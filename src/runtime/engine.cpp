@@ -167,8 +167,8 @@ void Engine::admit() {
       waiting_.erase(waiting_.begin() + static_cast<int64_t>(i));
     };
     s.tok = s.req.tokenizer ? s.req.tokenizer : model_.tokenizer();
-    if (!s.tok && (!s.req.stop_strings.empty() || s.req.on_token)) {
-      refuse(unsupported("the model has no tokenizer to turn tokens into text"));
+    if (!s.tok && !s.req.stop_strings.empty()) {  // without one, sinks get ids and no text
+      refuse(unsupported("the model has no tokenizer to match stop strings in its text"));
       continue;
     }
     bool bad_id = false;

@@ -4,5 +4,4 @@ list(APPEND GEMMA_SOURCES
   runtime/stop_strings.cpp
   runtime/engine.cpp
   runtime/memory_plan.cpp
-  runtime/session.cpp
   runtime/perplexity.cpp)

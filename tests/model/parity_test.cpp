@@ -18,7 +18,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
 #include "support/test_support.h"
 #include "util/zstd_file.h"
 
@@ -139,17 +139,26 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     // Greedy continuation from the engine's own cache, 32 tokens. Required to be identical in
     // precise mode; in fast mode quantization noise may flip a near-tie of a random tiny model, so
     // the number of tokens before the first difference is reported.
-    auto session = Session::create(m, backend, static_cast<int>(prompt.size() + greedy_ref.size() + 1), 64, DType::F32);
-    ASSERT_TRUE(session.ok());
-    Sampler greedy(SamplerParams{0, 0, 1, 0});
-    GenerateOptions opt;
-    opt.max_tokens = static_cast<int>(greedy_ref.size());
+    EngineOptions eo;
+    eo.n_ctx = static_cast<int>(prompt.size() + greedy_ref.size() + 1);
+    eo.step_tokens = 64;
+    eo.kv_type = DType::F32;
+    auto engine = Engine::create(m, backend, eo);
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    Request req;
+    req.prompt = prompt;
+    req.sampling = SamplerParams{0, 0, 1, 0};
+    req.max_tokens = static_cast<int>(greedy_ref.size());
     std::vector<int32_t> got;
-    auto st = (*session)->generate(prompt, opt, greedy, [&](int32_t id) {
-      got.push_back(id);
+    Status failed;
+    req.on_token = [&](const TokenEvent& ev) {
+      got.push_back(ev.id);
       return true;
-    });
-    ASSERT_TRUE(st.ok()) << st.error().message;
+    };
+    req.on_done = [&](const RequestResult& r) { failed = r.status; };
+    (*engine)->submit(std::move(req));
+    ASSERT_TRUE((*engine)->run_to_completion().ok());
+    ASSERT_TRUE(failed.ok()) << failed.error().message;
     size_t same = 0;
     while (same < got.size() && same < greedy_ref.size() && got[same] == greedy_ref[same]) ++same;
     if (precise) {

@@ -16,7 +16,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
 #include "support/test_support.h"
 
 namespace gemma {
@@ -27,23 +27,26 @@ struct Outcome {
   std::vector<float> last_logits;
 };
 
+// Greedy tokens through the engine, and the logits the first one was chosen from.
 Outcome run(const Model& m, Backend& be, const std::vector<int32_t>& prompt, int n_new, DType kv) {
   Outcome o;
-  auto s = Session::create(m, be, static_cast<int>(prompt.size()) + n_new + 1, Session::kDefaultChunk, kv);
-  EXPECT_TRUE(s.ok());
-  Sampler greedy(SamplerParams{0, 0, 1, 0});
-  GenerateOptions opt;
-  opt.max_tokens = n_new;
-  std::vector<float> logits;
-  EXPECT_TRUE((*s)->append(prompt, logits).ok());
-  o.last_logits = logits;
-  int32_t id = Sampler::argmax(logits, m.n_vocab_out());
-  for (int i = 0; i < n_new; ++i) {
-    o.greedy.push_back(id);
-    if (i + 1 == n_new) break;
-    EXPECT_TRUE((*s)->append({&id, 1}, logits).ok());
-    id = Sampler::argmax(logits, m.n_vocab_out());
-  }
+  EngineOptions eo;
+  eo.n_ctx = static_cast<int>(prompt.size()) + n_new + 1;
+  eo.kv_type = kv;
+  auto e = Engine::create(m, be, eo);
+  EXPECT_TRUE(e.ok());
+  if (!e.ok()) return o;
+  Request r;
+  r.prompt = prompt;
+  r.sampling = SamplerParams{0, 0, 1, 0};
+  r.max_tokens = n_new;
+  r.on_token = [&](const TokenEvent& ev) {
+    if (o.greedy.empty()) o.last_logits.assign(ev.logits.begin(), ev.logits.end());
+    o.greedy.push_back(ev.id);
+    return true;
+  };
+  (*e)->submit(std::move(r));
+  EXPECT_TRUE((*e)->run_to_completion().ok());
   return o;
 }
 
