@@ -29,19 +29,23 @@ void run(benchmark::State& state, DType type, int64_t rows, int64_t cols, int64_
 }
 
 void register_all() {
-  const DType types[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+  const DType types[] = {DType::F32,  DType::BF16, DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (DType t : types) {
     const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 1024 : 1152;
     for (int threads : {1, 2}) {
       benchmark::RegisterBenchmark(("matvec/" + std::string(gemma::dtype_name(t)) + "/6912x" + std::to_string(cols) +
-                                    "/t" + std::to_string(threads)).c_str(),
+                                    "/t" + std::to_string(threads))
+                                       .c_str(),
                                    [=](benchmark::State& s) { run(s, t, 6912, cols, 1, threads); })
-          ->Unit(benchmark::kMicrosecond)->UseRealTime();
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("matmul/" + std::string(gemma::dtype_name(t)) + "/6912x" + std::to_string(cols) +
-                                    "x64/t" + std::to_string(threads)).c_str(),
+                                    "x64/t" + std::to_string(threads))
+                                       .c_str(),
                                    [=](benchmark::State& s) { run(s, t, 6912, cols, 64, threads); })
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     }
   }
   // 512 rows (256 for the float types; 170-680 KB): held in one core's 512 KB L2, so this
@@ -51,9 +55,11 @@ void register_all() {
     const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 768 : 640;
     const int64_t rows = gemma::dtype_info(t).block_bytes * cols / gemma::dtype_info(t).block_elems > 800 ? 256 : 512;
     benchmark::RegisterBenchmark(("matvec_l2/" + std::string(gemma::dtype_name(t)) + "/" + std::to_string(rows) + "x" +
-                                  std::to_string(cols) + "/t1").c_str(),
+                                  std::to_string(cols) + "/t1")
+                                     .c_str(),
                                  [=](benchmark::State& s) { run(s, t, rows, cols, 1, 1); })
-        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
   }
   // The tied output projection of Gemma 3 (262144 x 640 for 270M): far larger than the L3 cache, so
   // this is the one that measures streaming from DRAM.
@@ -61,9 +67,11 @@ void register_all() {
     const int64_t cols = gemma::dtype_info(t).block_elems == 256 ? 768 : 640;
     for (int threads : {1, 2})
       benchmark::RegisterBenchmark(("matvec_dram/" + std::string(gemma::dtype_name(t)) + "/262144x" +
-                                    std::to_string(cols) + "/t" + std::to_string(threads)).c_str(),
+                                    std::to_string(cols) + "/t" + std::to_string(threads))
+                                       .c_str(),
                                    [=](benchmark::State& s) { run(s, t, 262144, cols, 1, threads); })
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
   }
 }
 

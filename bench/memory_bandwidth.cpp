@@ -80,8 +80,9 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::printf("read bandwidth, %d thread%s: %.2f GB/s (4 KiB pages %.2f, 2 MiB pages %.2f GB/s; prefetch %zu B ahead)\n",
-                nt, nt > 1 ? "s" : "", best, best_by_pages[0], best_by_pages[1], best_distance);
+    std::printf(
+        "read bandwidth, %d thread%s: %.2f GB/s (4 KiB pages %.2f, 2 MiB pages %.2f GB/s; prefetch %zu B ahead)\n", nt,
+        nt > 1 ? "s" : "", best, best_by_pages[0], best_by_pages[1], best_distance);
   }
   std::free(bufs[0]);
   std::free(bufs[1]);

@@ -21,7 +21,8 @@ const gemma::Tokenizer& tokenizer(bool sentencepiece) {
 std::string mixed_text(bool with_newlines) {
   const std::string para =
       "The quick brown fox jumps over the lazy dog. Lorem ipsum dolor sit amet, 123456 consectetur; "
-      "日本語のテキストも少し。Ünïcödé and emoji 🙂🚀🫩 and code: for (int i = 0; i < n; ++i) { x += i; } "
+      "日本語のテキストも少し。Ünïcödé and emoji 🙂🚀🫩 "
+      "and code: for (int i = 0; i < n; ++i) { x += i; } "
       "Ελληνικά и кириллица.";
   std::string text;
   while (text.size() < (1u << 20)) text += para + (with_newlines ? "\n" : " ");

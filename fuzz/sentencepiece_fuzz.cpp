@@ -31,8 +31,7 @@ std::string small_model() {
     varint(p, static_cast<uint64_t>(type));
     bytes_field(out, 1, p);
   };
-  piece("<pad>", 3, 0), piece("<eos>", 3, 0), piece("<bos>", 3, 0), piece("<unk>", 2, 0),
-      piece("<sep>", 4, 0);
+  piece("<pad>", 3, 0), piece("<eos>", 3, 0), piece("<bos>", 3, 0), piece("<unk>", 2, 0), piece("<sep>", 4, 0);
   static const char* hex = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) piece(std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">", 6, 0);
   piece("a", 1, 0), piece("b", 1, 0), piece("\xE2\x96\x81", 1, 0), piece("ab", 1, -1),
@@ -41,8 +40,7 @@ std::string small_model() {
           "a",
           1, -2);
   // trainer_spec: model_type BPE, byte_fallback, unk 3, bos 2, eos 1, pad 0
-  bytes_field(out, 2,
-              std::string("\x18\x02\x98\x02\x01\xc0\x02\x03\xc8\x02\x02\xd0\x02\x01\xd8\x02\x00", 17));
+  bytes_field(out, 2, std::string("\x18\x02\x98\x02\x01\xc0\x02\x03\xc8\x02\x02\xd0\x02\x01\xd8\x02\x00", 17));
   // normalizer_spec: add_dummy_prefix false, remove_extra_whitespaces false
   bytes_field(out, 3, std::string("\x18\x00\x20\x00", 4));
   return out;

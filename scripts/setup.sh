@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip zstd
   libfmt-dev nlohmann-json3-dev libcli11-dev libzstd-dev
-  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev clang clang-format libclang-rt-14-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

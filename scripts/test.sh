@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: the Release build's tests (parity, tokenizer, kernels, CLI, real
-# model), then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer on the
+# Runs the whole test suite: the format check (.clang-format), the Release build's tests (parity,
+# tokenizer, kernels, CLI, real model), then the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer on the
 # small fixtures (tests labelled "heavy" are skipped there: they run the real model for long),
 # then every libFuzzer target for FUZZ_SECONDS (default 15) each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${JOBS:-2}"
+
+bash scripts/check_format.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"

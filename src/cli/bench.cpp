@@ -164,15 +164,29 @@ int bench(const BenchArgs& a) {
     char time_buf[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(time_buf, sizeof time_buf, "%FT%TZ", std::gmtime(&now));
-    nlohmann::ordered_json j = {
-        {"build_commit", "gemma-engine"}, {"backends", "CPU"}, {"cpu_info", be.name()},
-        {"model_filename", m.info().path}, {"model_type", model_type(m)}, {"model_size", m.weights().bytes()},
-        {"model_n_params", m.info().n_params}, {"n_batch", a.batch}, {"n_ubatch", a.batch},
-        {"n_threads", t.threads}, {"type_k", kv_name}, {"type_v", kv_name}, {"n_prompt", t.n_prompt},
-        {"n_gen", t.n_gen}, {"n_depth", t.n_depth}, {"test_time", time_buf},
-        {"avg_ns", static_cast<uint64_t>(mean(ns_d))}, {"stddev_ns", static_cast<uint64_t>(stdev(ns_d))},
-        {"avg_ts", mean(ts)}, {"stddev_ts", stdev(ts)}, {"samples_ns", t.samples_ns}, {"samples_ts", ts},
-        {"peak_rss_bytes", peak_rss_bytes()}};
+    nlohmann::ordered_json j = {{"build_commit", "gemma-engine"},
+                                {"backends", "CPU"},
+                                {"cpu_info", be.name()},
+                                {"model_filename", m.info().path},
+                                {"model_type", model_type(m)},
+                                {"model_size", m.weights().bytes()},
+                                {"model_n_params", m.info().n_params},
+                                {"n_batch", a.batch},
+                                {"n_ubatch", a.batch},
+                                {"n_threads", t.threads},
+                                {"type_k", kv_name},
+                                {"type_v", kv_name},
+                                {"n_prompt", t.n_prompt},
+                                {"n_gen", t.n_gen},
+                                {"n_depth", t.n_depth},
+                                {"test_time", time_buf},
+                                {"avg_ns", static_cast<uint64_t>(mean(ns_d))},
+                                {"stddev_ns", static_cast<uint64_t>(stdev(ns_d))},
+                                {"avg_ts", mean(ts)},
+                                {"stddev_ts", stdev(ts)},
+                                {"samples_ns", t.samples_ns},
+                                {"samples_ts", ts},
+                                {"peak_rss_bytes", peak_rss_bytes()}};
     if (a.output == "json") {
       fmt::print("{}{}", first ? "" : ",\n", j.dump(2));
     } else {
@@ -200,7 +214,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-t,--threads", a->threads, "Thread counts to test")->delimiter(',');
   sub->add_option("-r,--repetitions", a->reps, "Repetitions of each test")->capture_default_str();
   sub->add_option("-b,--batch-size", a->batch, "Prefill chunk size")->capture_default_str();
-  sub->add_option("-o,--output", a->output, "md, json or jsonl")->check(CLI::IsMember({"md", "json", "jsonl"}))
+  sub->add_option("-o,--output", a->output, "md, json or jsonl")
+      ->check(CLI::IsMember({"md", "json", "jsonl"}))
       ->capture_default_str();
   return [a] {
     if (a->reps < 1) return fail("-r must be at least 1");

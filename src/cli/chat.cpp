@@ -97,9 +97,10 @@ int chat(const ChatArgs& a) {
     if (!ran.ok()) return fail(ran.error());
     if (!result.status.ok()) return fail(result.status.error());
     if (a.verbose)
-      fmt::print(stderr, "gemma: turn prefill {} tokens ({:.1f} tok/s), decode {} tokens ({:.1f} tok/s), context {}/{}\n",
-                 result.stats.n_prompt, result.stats.prefill_tps(), result.stats.n_generated,
-                 result.stats.decode_tps(), (*engine)->sequence_tokens(*previous).size(), n_ctx);
+      fmt::print(stderr,
+                 "gemma: turn prefill {} tokens ({:.1f} tok/s), decode {} tokens ({:.1f} tok/s), context {}/{}\n",
+                 result.stats.n_prompt, result.stats.prefill_tps(), result.stats.n_generated, result.stats.decode_tps(),
+                 (*engine)->sequence_tokens(*previous).size(), n_ctx);
   }
   return 0;
 }

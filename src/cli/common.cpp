@@ -14,7 +14,8 @@
 namespace gemma::cli {
 
 void add_model_options(CLI::App* sub, ModelArgs& m) {
-  sub->add_option("-m,--model", m.model, "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
+  sub->add_option("-m,--model", m.model,
+                  "Checkpoint: GGUF file, safetensors file or HF directory (default: Gemma 3 270M)");
   sub->add_option("--tokenizer", m.tokenizer, "tokenizer.json or tokenizer.model (default: from the checkpoint)");
   sub->add_option("-t,--threads", m.threads,
                   fmt::format("Threads, 1 to {} (default: all cores, at most 8)", kMaxThreads))
@@ -53,9 +54,7 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool quiet) {
   return Model::load(path, opts);
 }
 
-int thread_count(int requested) {
-  return requested > 0 ? std::min(requested, kMaxThreads) : default_thread_count();
-}
+int thread_count(int requested) { return requested > 0 ? std::min(requested, kMaxThreads) : default_thread_count(); }
 
 Result<std::string> read_stdin_bounded(size_t max_bytes) {
   std::string out;
@@ -64,7 +63,7 @@ Result<std::string> read_stdin_bounded(size_t max_bytes) {
     out.append(buf, static_cast<size_t>(std::cin.gcount()));
     if (out.size() > max_bytes)
       return invalid_argument("standard input is larger than {} (is it an endless stream such as /dev/zero?)",
-                   human_bytes(max_bytes));
+                              human_bytes(max_bytes));
   }
   if (std::cin.bad()) return invalid_argument("cannot read standard input");
   return out;

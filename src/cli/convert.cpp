@@ -84,9 +84,8 @@ int convert(const ConvertArgs& a) {
   if (!model.ok()) return fail(model.error());
   ExportOptions opt;
   if (!a.quant.empty()) {
-    static const std::pair<const char*, DType> kTypes[] = {{"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0},
-                                                           {"f32", DType::F32},   {"f16", DType::F16},
-                                                           {"bf16", DType::BF16}};
+    static const std::pair<const char*, DType> kTypes[] = {
+        {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}};
     for (const auto& [n, t] : kTypes)
       if (a.quant == n) opt.type = t;
     if (!opt.type) return fail("--quant must be one of q8_0, q4_0, f32, f16, bf16");
@@ -102,7 +101,8 @@ int convert(const ConvertArgs& a) {
 
 Command add_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
-  CLI::App* sub = app.add_subcommand("convert", "Convert a checkpoint to GGUF (OUT ends in .gguf) or a safetensors directory");
+  CLI::App* sub =
+      app.add_subcommand("convert", "Convert a checkpoint to GGUF (OUT ends in .gguf) or a safetensors directory");
   sub->add_option("in", a->in, "Input checkpoint (any supported format)")->required();
   sub->add_option("out", a->out, "Output: a .gguf file, or a directory for safetensors")->required();
   sub->add_option("--quant", a->quant, "GGUF: q8_0 or q4_0 (or f32/f16/bf16); safetensors: f32, f16 or bf16");

@@ -41,11 +41,13 @@ int inspect(const InspectArgs& a) {
   fmt::print("variant:         {}{}\n", c.variant, c.instruction_tuned ? " (instruction-tuned: chat template)" : "");
   fmt::print("parameters:      {} ({:.1f} M)\n", info.n_params, static_cast<double>(info.n_params) / 1e6);
   std::string dtypes;
-  for (const auto& [name, n] : info.tensors_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", n, name);
+  for (const auto& [name, n] : info.tensors_by_dtype)
+    dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", n, name);
   fmt::print("tensors:         {}\n", dtypes);
   fmt::print("config:\n");
-  fmt::print("  vocab          {} (tokenizer: {})\n", c.vocab_size,
-             m.tokenizer() ? fmt::format("{} tokens from {}", m.tokenizer()->vocab_size(), info.tokenizer_source) : "none");
+  fmt::print(
+      "  vocab          {} (tokenizer: {})\n", c.vocab_size,
+      m.tokenizer() ? fmt::format("{} tokens from {}", m.tokenizer()->vocab_size(), info.tokenizer_source) : "none");
   fmt::print("  hidden         {}\n  layers         {}\n", c.hidden, c.n_layers);
   fmt::print("  heads          {} query, {} KV, head_dim {}\n", c.n_heads, c.n_kv_heads, c.head_dim);
   fmt::print("  ffn            {}\n  context        {}\n", c.ffn, c.context_length);
@@ -90,9 +92,11 @@ Command add_inspect(CLI::App& app) {
   sub->add_option("-c,--ctx", a->ctx, "Context size for the memory plan (default: min(model context, 8192))")
       ->check(CLI::Range(1, 1 << 24));
   sub->add_option("--parallel", a->parallel, "Sequences held at once, for the memory plan")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   sub->add_option("--kv-type", a->kv_type, "KV cache element type for the memory plan: f16 or f32")
-      ->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   return [a] { return inspect(*a); };
 }
 

@@ -65,7 +65,8 @@ int run(const RunArgs& a) {
   }
   if (!ids.ok()) return fail(ids.error());
   if (static_cast<int64_t>(ids->size()) > n_ctx)
-    return fail(fmt::format("the prompt is {} tokens, longer than the context of {} (raise --ctx)", ids->size(), n_ctx));
+    return fail(
+        fmt::format("the prompt is {} tokens, longer than the context of {} (raise --ctx)", ids->size(), n_ctx));
 
   auto backend = make_backend(a.m, a.compute);
   if (!backend.ok()) return fail(backend.error());
@@ -107,7 +108,8 @@ int run(const RunArgs& a) {
 
 Command add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
-  CLI::App* sub = app.add_subcommand("run", "Generate a completion for one prompt (prompt on stdin if --prompt is absent)");
+  CLI::App* sub =
+      app.add_subcommand("run", "Generate a completion for one prompt (prompt on stdin if --prompt is absent)");
   add_model_options(sub, a->m);
   sub->add_option("-p,--prompt", a->prompt, "Prompt text")->each([a](const std::string&) { a->prompt_given = true; });
   sub->add_option("-n,--max-tokens", a->max_tokens, "Maximum tokens to generate")->capture_default_str();

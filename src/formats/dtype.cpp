@@ -29,10 +29,9 @@ struct GgmlId {
   DType type;
 };
 constexpr GgmlId kGgml[] = {
-    {0, DType::F32},   {1, DType::F16},   {2, DType::Q4_0},  {3, DType::Q4_1},
-    {6, DType::Q5_0},  {7, DType::Q5_1},  {8, DType::Q8_0},  {12, DType::Q4_K},
-    {13, DType::Q5_K}, {14, DType::Q6_K}, {15, DType::Q8_K}, {24, DType::I8},
-    {26, DType::I32},  {28, DType::F64},  {30, DType::BF16},
+    {0, DType::F32},   {1, DType::F16},  {2, DType::Q4_0},  {3, DType::Q4_1},  {6, DType::Q5_0},
+    {7, DType::Q5_1},  {8, DType::Q8_0}, {12, DType::Q4_K}, {13, DType::Q5_K}, {14, DType::Q6_K},
+    {15, DType::Q8_K}, {24, DType::I8},  {26, DType::I32},  {28, DType::F64},  {30, DType::BF16},
 };
 }  // namespace
 

@@ -22,8 +22,8 @@ enum class DType : uint8_t {
   Q6_K,
   Q8_K,
   Q4_0F,  // internal: Q4_0's layout with a float32 scale (int4 QAT / AWQ groups of 32, exact scales)
-  I8,   // plain int8 (gemma_pytorch int8 weights; paired with per-row scales)
-  I32,  // plain int32 (AWQ packed words)
+  I8,     // plain int8 (gemma_pytorch int8 weights; paired with per-row scales)
+  I32,    // plain int32 (AWQ packed words)
   F64,
   kCount
 };

@@ -16,10 +16,17 @@ constexpr uint32_t kMaxDims = 4;
 // Size in bytes of a scalar element type, 0 for STRING/ARRAY (variable) and unknown types.
 uint64_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL: return 1;
+    case GgufType::U16:
+    case GgufType::I16: return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32: return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64: return 8;
     default: return 0;
   }
 }
@@ -83,7 +90,7 @@ bool read_array(ByteReader& r, GgufValue& v) {
 }
 
 std::string type_name(GgufType t) {
-  static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+  static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                 "bool", "string", "array", "u64", "i64", "f64"};
   uint32_t i = static_cast<uint32_t>(t);
   return i < 13 ? names[i] : "unknown";
@@ -220,9 +227,14 @@ Result<std::optional<uint64_t>> GgufFile::get_uint(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::optional<uint64_t>();
   switch (v->type) {
-    case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64:
-      return std::optional<uint64_t>(v->u);
-    case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
+    case GgufType::U8:
+    case GgufType::U16:
+    case GgufType::U32:
+    case GgufType::U64: return std::optional<uint64_t>(v->u);
+    case GgufType::I8:
+    case GgufType::I16:
+    case GgufType::I32:
+    case GgufType::I64:
       if (v->i < 0) return corrupt_input("{}: metadata '{}' is negative ({})", path_, key, v->i);
       return std::optional<uint64_t>(static_cast<uint64_t>(v->i));
     default: return corrupt_input("{}: metadata '{}' has type {}, expected an integer", path_, key, type_name(v->type));
@@ -233,11 +245,16 @@ Result<std::optional<double>> GgufFile::get_float(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::optional<double>();
   switch (v->type) {
-    case GgufType::F32: case GgufType::F64: return std::optional<double>(v->f);
-    case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64:
-      return std::optional<double>(static_cast<double>(v->u));
-    case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
-      return std::optional<double>(static_cast<double>(v->i));
+    case GgufType::F32:
+    case GgufType::F64: return std::optional<double>(v->f);
+    case GgufType::U8:
+    case GgufType::U16:
+    case GgufType::U32:
+    case GgufType::U64: return std::optional<double>(static_cast<double>(v->u));
+    case GgufType::I8:
+    case GgufType::I16:
+    case GgufType::I32:
+    case GgufType::I64: return std::optional<double>(static_cast<double>(v->i));
     default: return corrupt_input("{}: metadata '{}' has type {}, expected a number", path_, key, type_name(v->type));
   }
 }
@@ -289,13 +306,11 @@ Result<std::vector<int64_t>> GgufFile::get_int_array(std::string_view key) const
   ByteReader r(v->raw);
   for (auto& x : out) {
     GgufValue e;
-    bool is_int = v->elem_type != GgufType::STRING && v->elem_type != GgufType::F32 &&
-                  v->elem_type != GgufType::F64;
+    bool is_int = v->elem_type != GgufType::STRING && v->elem_type != GgufType::F32 && v->elem_type != GgufType::F64;
     if (!is_int || !read_scalar(r, v->elem_type, e))
       return corrupt_input("{}: metadata '{}' is not an array of integers", path_, key);
-    bool is_unsigned = v->elem_type == GgufType::U8 || v->elem_type == GgufType::U16 ||
-                       v->elem_type == GgufType::U32 || v->elem_type == GgufType::U64 ||
-                       v->elem_type == GgufType::BOOL;
+    bool is_unsigned = v->elem_type == GgufType::U8 || v->elem_type == GgufType::U16 || v->elem_type == GgufType::U32 ||
+                       v->elem_type == GgufType::U64 || v->elem_type == GgufType::BOOL;
     x = is_unsigned ? static_cast<int64_t>(e.u) : e.i;
   }
   return out;

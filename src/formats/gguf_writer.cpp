@@ -75,7 +75,8 @@ Status GgufWriter::write(const std::string& path) const {
   for (const Entry& t : tensors_) {
     put_str(head, t.name);
     put<uint32_t>(head, static_cast<uint32_t>(t.shape.size()));
-    for (size_t d = t.shape.size(); d-- > 0;) put<uint64_t>(head, static_cast<uint64_t>(t.shape[d]));  // ne[0] innermost
+    for (size_t d = t.shape.size(); d-- > 0;)
+      put<uint64_t>(head, static_cast<uint64_t>(t.shape[d]));  // ne[0] innermost
     put<uint32_t>(head, ggml_type_of(t.type));
     put<uint64_t>(head, offset);
     offset += (t.nbytes + kAlign - 1) / kAlign * kAlign;

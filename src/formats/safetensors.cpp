@@ -58,8 +58,8 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
     const auto& dt = info["dtype"];
     const auto& shape = info["shape"];
     const auto& offs = info["data_offsets"];
-    if (!dt.is_string() || !shape.is_array() || !offs.is_array() || offs.size() != 2 ||
-        !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
+    if (!dt.is_string() || !shape.is_array() || !offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() ||
+        !offs[1].is_number_unsigned())
       return corrupt_input("{}: tensor '{}' has a malformed header entry", path, name);
     const std::string dts = dt.get<std::string>();
     auto it = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeName& d) { return dts == d.name; });

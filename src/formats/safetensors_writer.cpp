@@ -15,8 +15,8 @@ Status SafetensorsWriter::add_tensor(const std::string& name, DType type, std::v
     return unsupported("safetensors: tensor '{}' type {} is not a float type", name, dtype_name(type));
   uint64_t n = 1;
   for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  tensors_.push_back({name, type, std::move(shape), n * static_cast<uint64_t>(dtype_info(type).block_bytes),
-                      std::move(fill)});
+  tensors_.push_back(
+      {name, type, std::move(shape), n * static_cast<uint64_t>(dtype_info(type).block_bytes), std::move(fill)});
   return {};
 }
 
@@ -25,7 +25,8 @@ Status SafetensorsWriter::write(const std::string& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
   for (const Entry& t : tensors_) {
-    header[t.name] = {{"dtype", std::string(dtype_name(t.type))}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    header[t.name] = {
+        {"dtype", std::string(dtype_name(t.type))}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
   std::string h = header.dump();

@@ -16,8 +16,7 @@ Result<ShardIndex> read_shard_index(const std::string& index_path) {
   for (auto& [name, shard] : j["weight_map"].items()) {
     if (!shard.is_string()) return corrupt_input("{}: shard of '{}' is not a string", index_path, printable(name));
     const std::string s = shard.get<std::string>();
-    if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." ||
-        s == "..")
+    if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "." || s == "..")
       return corrupt_input("{}: shard name '{}' is not a plain file name", index_path, printable(s));
     index.names_by_shard[s].push_back(name);
     index.names.insert(name);

@@ -38,18 +38,18 @@ struct PositionSpan {
 
 // One sequence's attention over its KV cache for a chunk of queries.
 struct AttentionArgs {
-  const float* q = nullptr;    // [n_tokens, n_heads, head_dim], RoPE applied
-  float* out = nullptr;        // [n_tokens, n_heads, head_dim]; may be q (each row replaces its query)
+  const float* q = nullptr;            // [n_tokens, n_heads, head_dim], RoPE applied
+  float* out = nullptr;                // [n_tokens, n_heads, head_dim]; may be q (each row replaces its query)
   const int32_t* positions = nullptr;  // [n_tokens] absolute positions of the queries
   int64_t n_tokens = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   const void* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim]; position p lives in slot p % capacity
   const void* v_cache = nullptr;
-  DType kv_type = DType::F32;     // F32 or F16
+  DType kv_type = DType::F32;  // F32 or F16
   int64_t capacity = 0;
-  int window = 0;        // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
-  float scale = 1;       // applied to q·k
-  float softcap = 0;     // > 0: s = softcap * tanh(s / softcap) (Gemma 2)
+  int window = 0;     // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
+  float scale = 1;    // applied to q·k
+  float softcap = 0;  // > 0: s = softcap * tanh(s / softcap) (Gemma 2)
   // Bidirectional spans, sorted and disjoint. Every key they add must be in the cache: a span lies
   // within one chunk (or before it).
   std::span<const PositionSpan> bidirectional;

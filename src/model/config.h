@@ -26,9 +26,9 @@ struct LayerConfig {
 // Gemma 3's SigLIP vision tower and projector (docs/spec/architecture.md §4), for checkpoints that
 // carry one. Filled by the loaders that read a tower; the language model never reads it.
 struct VisionConfig {
-  int image_size = 0;        // square input, pixels
-  int patch_size = 0;        // square patches: (image_size / patch_size)^2 tokens before pooling
-  int hidden = 0;            // tower width
+  int image_size = 0;  // square input, pixels
+  int patch_size = 0;  // square patches: (image_size / patch_size)^2 tokens before pooling
+  int hidden = 0;      // tower width
   int n_layers = 0;
   int n_heads = 0;
   int ffn = 0;
@@ -38,23 +38,23 @@ struct VisionConfig {
 
 struct ModelConfig {
   Generation generation = Generation::kGemma3;
-  std::string variant;       // gemma_pytorch-style name ("270m", "1b", "2b-v2", ...) or "custom"
-  int vocab_size = 0;        // rows of the embedding matrix (may exceed the tokenizer's size)
-  int hidden = 0;            // D
-  int n_layers = 0;          // L
-  int n_heads = 0;           // N (query heads)
-  int n_kv_heads = 0;        // K
-  int head_dim = 0;          // H (not always D / N)
-  int ffn = 0;               // F, width of one of gate/up
-  int context_length = 0;    // trained maximum context
-  int sliding_window = 0;    // W: a local-layer query sees itself and the W-1 previous positions
+  std::string variant;     // gemma_pytorch-style name ("270m", "1b", "2b-v2", ...) or "custom"
+  int vocab_size = 0;      // rows of the embedding matrix (may exceed the tokenizer's size)
+  int hidden = 0;          // D
+  int n_layers = 0;        // L
+  int n_heads = 0;         // N (query heads)
+  int n_kv_heads = 0;      // K
+  int head_dim = 0;        // H (not always D / N)
+  int ffn = 0;             // F, width of one of gate/up
+  int context_length = 0;  // trained maximum context
+  int sliding_window = 0;  // W: a local-layer query sees itself and the W-1 previous positions
   float rms_eps = 1e-6f;
-  float query_scale = 0;     // query_pre_attn_scalar^-0.5
-  float attn_softcap = 0;    // Gemma 2: 50; 0 = none
-  float final_softcap = 0;   // Gemma 2: 30; 0 = none
-  float embed_scale = 0;     // sqrt(D), rounded as the reference for this checkpoint does (§2.2)
-  bool qk_norm = false;      // Gemma 3
-  bool post_norms = false;   // Gemma 2/3: post-attention and post-FFN RMSNorm
+  float query_scale = 0;           // query_pre_attn_scalar^-0.5
+  float attn_softcap = 0;          // Gemma 2: 50; 0 = none
+  float final_softcap = 0;         // Gemma 2: 30; 0 = none
+  float embed_scale = 0;           // sqrt(D), rounded as the reference for this checkpoint does (§2.2)
+  bool qk_norm = false;            // Gemma 3
+  bool post_norms = false;         // Gemma 2/3: post-attention and post-FFN RMSNorm
   bool instruction_tuned = false;  // has a chat template / is an -it checkpoint
   std::vector<LayerConfig> layers;
   std::optional<VisionConfig> vision;  // absent: a text-only checkpoint

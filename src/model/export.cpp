@@ -130,12 +130,18 @@ std::string hf_name(const std::string& canonical, Generation g) {
   const std::string layer = canonical.substr(4, dot - 4);
   const std::string part = canonical.substr(dot + 1, canonical.size() - dot - 1 - 7);
   static const std::pair<const char*, const char*> kMap[] = {
-      {"attn_norm", "input_layernorm"},       {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},         {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},    {"attn_q_norm", "self_attn.q_norm"},
-      {"attn_k_norm", "self_attn.k_norm"},    {"post_attention_norm", "post_attention_layernorm"},
-      {"post_ffw_norm", "post_feedforward_layernorm"}, {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"},              {"ffn_down", "mlp.down_proj"},
+      {"attn_norm", "input_layernorm"},
+      {"attn_q", "self_attn.q_proj"},
+      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"},
+      {"attn_q_norm", "self_attn.q_norm"},
+      {"attn_k_norm", "self_attn.k_norm"},
+      {"post_attention_norm", "post_attention_layernorm"},
+      {"post_ffw_norm", "post_feedforward_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},
+      {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"},
   };
   std::string hf;
   if (part == "ffn_norm") hf = g == Generation::kGemma1 ? "post_attention_layernorm" : "pre_feedforward_layernorm";
@@ -266,7 +272,8 @@ Status export_hf(const Model& m, const std::string& dir, const ExportOptions& op
       continue;
     }
     const WeightMatrix* w = n.matrix;
-    GE_TRY(st.add_tensor(name, type, {w->rows, w->cols}, [w, type](uint8_t* dst) { return fill_matrix(*w, type, dst); }));
+    GE_TRY(
+        st.add_tensor(name, type, {w->rows, w->cols}, [w, type](uint8_t* dst) { return fill_matrix(*w, type, dst); }));
   }
   GE_TRY(st.write((fs::path(dir) / "model.safetensors").string()));
   GE_TRY(write_file_atomically((fs::path(dir) / "config.json").string(),
@@ -342,7 +349,8 @@ Status export_gguf(const Model& m, const std::string& path, const ExportOptions&
     if (ggml_type_of(type) == UINT32_MAX || type == DType::I8) type = DType::F32;  // Q4_0F, int8 rows: exact in F32
     if (dtype_info(type).quantized && w->cols % dtype_info(type).block_elems != 0) type = DType::F16;
     if (n.name == "blk.0.attn_q.weight") dominant = type;
-    GE_TRY(g.add_tensor(n.name, type, {w->rows, w->cols}, [w, type](uint8_t* dst) { return fill_matrix(*w, type, dst); }));
+    GE_TRY(
+        g.add_tensor(n.name, type, {w->rows, w->cols}, [w, type](uint8_t* dst) { return fill_matrix(*w, type, dst); }));
   }
   g.set_u32("general.file_type", file_type(dominant));
   return g.write(path);

@@ -97,16 +97,19 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
       return invalid_argument("chunk embeddings of {} floats are not whole rows of {}", s.embeddings.size(), c.hidden);
     if (s.cache->n_past() + n > s.cache->n_ctx())
       return resource_exhausted("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
-                   s.cache->n_ctx());
-    if (T + n > b.max_tokens) return internal_error("batch of more than {} tokens exceeds the buffer size", b.max_tokens);
+                                s.cache->n_ctx());
+    if (T + n > b.max_tokens)
+      return internal_error("batch of more than {} tokens exceeds the buffer size", b.max_tokens);
     for (const PositionSpan& sp : s.bidirectional)
       if (sp.begin < 0 || sp.end <= sp.begin || sp.end > s.cache->n_past() + n)
-        return invalid_argument("bidirectional span [{}, {}) reaches past the chunk's last position {}", sp.begin, sp.end,
-                     s.cache->n_past() + n - 1);
+        return invalid_argument("bidirectional span [{}, {}) reaches past the chunk's last position {}", sp.begin,
+                                sp.end, s.cache->n_past() + n - 1);
     if (s.embeddings.empty())
       for (int32_t id : s.tokens)
-        if (id < 0 || id >= c.vocab_size) return invalid_argument("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
-    for (int64_t i = 0; i < n; ++i) b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
+        if (id < 0 || id >= c.vocab_size)
+          return invalid_argument("token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+    for (int64_t i = 0; i < n; ++i)
+      b.positions[static_cast<size_t>(T + i)] = s.cache->n_past() + static_cast<int32_t>(i);
     T += n;
   }
 
@@ -115,10 +118,8 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
   for (const SequenceChunk& s : batch) {
     const int64_t n = s.size(c.hidden);
     float* x = b.x.data() + t0 * c.hidden;
-    if (s.embeddings.empty())
-      be.embed(weights_.embedding, s.tokens, c.embed_scale, x);
-    else
-      std::memcpy(x, s.embeddings.data(), s.embeddings.size() * sizeof(float));
+    if (s.embeddings.empty()) be.embed(weights_.embedding, s.tokens, c.embed_scale, x);
+    else std::memcpy(x, s.embeddings.data(), s.embeddings.size() * sizeof(float));
     t0 += n;
   }
   for (int l = 0; l < c.n_layers; ++l) layer(l, batch, T, be, b);

@@ -20,7 +20,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx
   if (type != DType::F32 && type != DType::F16) return invalid_argument("KV cache type must be f32 or f16");
   if (n_ctx <= 0 || max_chunk <= 0 || max_rollback < 0)
     return invalid_argument("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
-                 max_rollback);
+                            max_rollback);
   std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
   const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
   cache->row_bytes_ = row;
@@ -61,8 +61,9 @@ Status KvCache::truncate(int n) {
   if (n < 0) return invalid_argument("cannot truncate a sequence to {} tokens", n);
   if (n >= n_past_) return {};
   if (n_past_ - n > rollback_limit_)
-    return invalid_argument("cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
-                 n_past_ - n, rollback_limit_);
+    return invalid_argument(
+        "cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
+        n_past_ - n, rollback_limit_);
   n_past_ = n;
   return {};
 }
@@ -71,10 +72,12 @@ Status KvCache::copy_prefix_from(const KvCache& src, int n) {
   if (src.layers_.size() != layers_.size() || src.row_bytes_ != row_bytes_ || src.type_ != type_)
     return internal_error("cannot copy a KV prefix between caches of different shapes");
   if (n < 0 || n > src.n_past_ || n > n_ctx_)
-    return invalid_argument("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_, n_ctx_);
+    return invalid_argument("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_,
+                            n_ctx_);
   if (src.n_past_ - n > src.rollback_limit_)
-    return invalid_argument("cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window",
-                 n, src.n_past_, src.rollback_limit_);
+    return invalid_argument(
+        "cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window", n,
+        src.n_past_, src.rollback_limit_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& s = src.layers_[l];
     Layer& d = layers_[l];

@@ -35,7 +35,7 @@ class KvCache {
   KvCache& operator=(const KvCache&) = delete;
 
   int n_ctx() const { return n_ctx_; }
-  int n_past() const { return n_past_; }     // positions 0 .. n_past-1 are filled
+  int n_past() const { return n_past_; }  // positions 0 .. n_past-1 are filled
   void advance(int n) { n_past_ += n; }
   void clear() { n_past_ = 0; }
   // Forgets positions >= n, keeping the prefix. Ring layers hold only their last positions, so a
@@ -60,7 +60,7 @@ class KvCache {
   KvCache(int n_ctx, DType type) : n_ctx_(n_ctx), type_(type) {}
   int n_ctx_;
   DType type_;
-  uint64_t row_bytes_ = 0;       // one position of one layer's K (or V)
+  uint64_t row_bytes_ = 0;  // one position of one layer's K (or V)
   int rollback_limit_ = 0;
   int n_past_ = 0;
   std::vector<Layer> layers_;

@@ -96,9 +96,7 @@ Result<LoadedCheckpoint> load_gguf(const std::string& path, FilePages pages) {
     GE_ASSIGN(sliding, read_pattern(r, c.generation, c.n_layers));
   } else if (!gemma1) {
     GE_ASSIGN(c.sliding_window, r.get_int("attention.sliding_window", 0));
-    if (c.sliding_window > 0) {
-      GE_ASSIGN(sliding, read_pattern(r, c.generation, c.n_layers));
-    }
+    if (c.sliding_window > 0) { GE_ASSIGN(sliding, read_pattern(r, c.generation, c.n_layers)); }
   }
   float rope_scale = 1;
   GE_ASSIGN(auto scaling_type, f->get_string(r.arch + ".rope.scaling.type"));

@@ -221,12 +221,18 @@ std::optional<Mapped> map_name(const std::string& hf, Generation g) {
     bool norm;
   };
   static const Row rows[] = {
-      {"input_layernorm", "attn_norm", true},       {"self_attn.q_proj", "attn_q", false},
-      {"self_attn.k_proj", "attn_k", false},        {"self_attn.v_proj", "attn_v", false},
-      {"self_attn.o_proj", "attn_output", false},   {"self_attn.q_norm", "attn_q_norm", true},
-      {"self_attn.k_norm", "attn_k_norm", true},    {"pre_feedforward_layernorm", "ffn_norm", true},
-      {"post_feedforward_layernorm", "post_ffw_norm", true}, {"mlp.gate_proj", "ffn_gate", false},
-      {"mlp.up_proj", "ffn_up", false},             {"mlp.down_proj", "ffn_down", false},
+      {"input_layernorm", "attn_norm", true},
+      {"self_attn.q_proj", "attn_q", false},
+      {"self_attn.k_proj", "attn_k", false},
+      {"self_attn.v_proj", "attn_v", false},
+      {"self_attn.o_proj", "attn_output", false},
+      {"self_attn.q_norm", "attn_q_norm", true},
+      {"self_attn.k_norm", "attn_k_norm", true},
+      {"pre_feedforward_layernorm", "ffn_norm", true},
+      {"post_feedforward_layernorm", "post_ffw_norm", true},
+      {"mlp.gate_proj", "ffn_gate", false},
+      {"mlp.up_proj", "ffn_up", false},
+      {"mlp.down_proj", "ffn_down", false},
   };
   // Gemma 1 reuses Llama's name: its post_attention_layernorm is the pre-FFN norm (§9.12).
   if (part == "post_attention_layernorm")
@@ -314,9 +320,7 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   Result<ModelConfig> parsed = internal_error("{}: unreadable", config_path);
   try {
     parsed = parse_config(root, config_path);
-  } catch (const json::exception& e) {
-    return corrupt_input("{}: unexpected value: {}", config_path, e.what());
-  }
+  } catch (const json::exception& e) { return corrupt_input("{}: unexpected value: {}", config_path, e.what()); }
   GE_ASSIGN(ModelConfig c, std::move(parsed));
 
   TensorSet raw;
@@ -377,7 +381,7 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   if (!emb) return not_found("{}: no embedding tensor (model.embed_tokens.weight)", path);
   // sqrt(D) in the dtype the references compute in for this checkpoint (§2.2).
   const float s = std::sqrt(static_cast<float>(c.hidden));
-  c.embed_scale = emb->dtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(s))
+  c.embed_scale = emb->dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
                   : emb->dtype == DType::F16 ? f16_to_f32(f32_to_f16(s))
                                              : s;
   if (emb->shape.size() == 2 && emb->shape[0] != c.vocab_size) {

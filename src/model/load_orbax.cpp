@@ -26,14 +26,26 @@ namespace {
 using quant::BlockQ4_0F;
 
 enum class Role {
-  kEmbedding, kFinalNorm, kPreAttnNorm, kPostAttnNorm, kPreFfwNorm, kPostFfwNorm, kQueryNorm, kKeyNorm,
-  kQ, kKV, kQKV, kAttnOut, kGating, kLinear,
+  kEmbedding,
+  kFinalNorm,
+  kPreAttnNorm,
+  kPostAttnNorm,
+  kPreFfwNorm,
+  kPostFfwNorm,
+  kQueryNorm,
+  kKeyNorm,
+  kQ,
+  kKV,
+  kQKV,
+  kAttnOut,
+  kGating,
+  kLinear,
 };
 
 struct Use {
   Role role;
-  int layer = -1;       // -1 for embedding and final norm
-  int64_t slice = -1;   // >= 0: this layer is slice `slice` of a stacked array
+  int layer = -1;      // -1 for embedding and final norm
+  int64_t slice = -1;  // >= 0: this layer is slice `slice` of a stacked array
 };
 
 struct LayerShape {
@@ -74,14 +86,21 @@ std::optional<Role> layer_role(const std::vector<std::string>& p) {
     Role role;
   };
   static const Row rows[] = {
-      {{"pre_attention_norm", "scale"}, Role::kPreAttnNorm}, {{"post_attention_norm", "scale"}, Role::kPostAttnNorm},
-      {{"pre_ffw_norm", "scale"}, Role::kPreFfwNorm},        {{"post_ffw_norm", "scale"}, Role::kPostFfwNorm},
-      {{"attn", "_query_norm", "scale"}, Role::kQueryNorm},  {{"attn", "_key_norm", "scale"}, Role::kKeyNorm},
-      {{"attn", "q_einsum", "w"}, Role::kQ},                 {{"attn", "kv_einsum", "w"}, Role::kKV},
-      {{"attn", "qkv_einsum", "w"}, Role::kQKV},             {{"attn", "attn_vec_einsum", "w"}, Role::kAttnOut},
-      {{"mlp", "gating_einsum", "w"}, Role::kGating},        {{"mlp", "linear", "w"}, Role::kLinear},
+      {{"pre_attention_norm", "scale"}, Role::kPreAttnNorm},
+      {{"post_attention_norm", "scale"}, Role::kPostAttnNorm},
+      {{"pre_ffw_norm", "scale"}, Role::kPreFfwNorm},
+      {{"post_ffw_norm", "scale"}, Role::kPostFfwNorm},
+      {{"attn", "_query_norm", "scale"}, Role::kQueryNorm},
+      {{"attn", "_key_norm", "scale"}, Role::kKeyNorm},
+      {{"attn", "q_einsum", "w"}, Role::kQ},
+      {{"attn", "kv_einsum", "w"}, Role::kKV},
+      {{"attn", "qkv_einsum", "w"}, Role::kQKV},
+      {{"attn", "attn_vec_einsum", "w"}, Role::kAttnOut},
+      {{"mlp", "gating_einsum", "w"}, Role::kGating},
+      {{"mlp", "linear", "w"}, Role::kLinear},
       // The gemma library's own (NESTED) params drop the MLP's "w" leaf.
-      {{"mlp", "gating_einsum"}, Role::kGating},             {{"mlp", "linear"}, Role::kLinear},
+      {{"mlp", "gating_einsum"}, Role::kGating},
+      {{"mlp", "linear"}, Role::kLinear},
   };
   for (const Row& r : rows)
     if (r.path == p) return r.role;
@@ -385,9 +404,9 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
                            g[1], g[2], D, D);
     }
   }
-  c.generation = l0.count(Role::kQueryNorm) ? Generation::kGemma3
+  c.generation = l0.count(Role::kQueryNorm)      ? Generation::kGemma3
                  : l0.count(Role::kPostAttnNorm) ? Generation::kGemma2
-                                                  : Generation::kGemma1;
+                                                 : Generation::kGemma1;
   const auto in_int = [](int64_t v) { return v > 0 && v <= (int64_t{1} << 24); };
   if (!in_int(V) || !in_int(D) || !in_int(N) || !in_int(K) || !in_int(H) || !in_int(F))
     return corrupt_input("{}: implausible dimensions V={} D={} N={} K={} H={} F={}", dir, V, D, N, K, H, F);
@@ -412,8 +431,7 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
         "{} shape (D={}, {} layers, {}x{} heads, {} KV, F={}) matches no released model: using {} defaults "
         "(sliding window {}, RoPE {} local / {} global, query scale head_dim^-0.5, context {}{})",
         generation_name(c.generation), D, c.n_layers, N, H, K, F, generation_name(c.generation), k->window,
-        k->local_base, k->global_base, k->context,
-        c.generation == Generation::kGemma2 ? ", soft-caps 50 / 30" : ""));
+        k->local_base, k->global_base, k->context, c.generation == Generation::kGemma2 ? ", soft-caps 50 / 30" : ""));
   }
   c.sliding_window = k->window;
   c.context_length = k->context;
@@ -422,8 +440,8 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     c.attn_softcap = 50;
     c.final_softcap = 30;
   }
-  c.layers = make_layers(c.n_layers, default_sliding_pattern(c.generation, c.n_layers), k->local_base,
-                         k->global_base, k->global_scale);
+  c.layers = make_layers(c.n_layers, default_sliding_pattern(c.generation, c.n_layers), k->local_base, k->global_base,
+                         k->global_scale);
   const std::string base = fs::path(dir).filename().string();
   c.instruction_tuned = base.find("-it") != std::string::npos || base.find("_it") != std::string::npos;
   if (c.instruction_tuned) info.notes.push_back("instruction-tuned (from the directory name " + base + ")");
@@ -435,7 +453,9 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
   const bool g3 = c.generation == Generation::kGemma3, post = c.post_norms;
   for (auto& [l, roles] : layers) {
     std::vector<std::pair<Role, std::vector<int64_t>>> want = {
-        {Role::kPreAttnNorm, {D}}, {Role::kPreFfwNorm, {D}}, {Role::kAttnOut, {N, H, D}},
+        {Role::kPreAttnNorm, {D}},
+        {Role::kPreFfwNorm, {D}},
+        {Role::kAttnOut, {N, H, D}},
         {Role::kGating, gating_dff ? std::vector<int64_t>{2, D, F} : std::vector<int64_t>{2, F, D}},
         {Role::kLinear, {F, D}}};
     if (l0.count(Role::kQKV)) want.push_back({Role::kQKV, {3, N, D, H}});
@@ -485,7 +505,8 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
       };
       switch (u.role) {
         case Role::kEmbedding:
-          GE_TRY(cv.matrix("token_embd.weight", V, D, dt, [&](uint8_t* dst) { std::memcpy(dst, src, a->meta.nbytes()); }));
+          GE_TRY(
+              cv.matrix("token_embd.weight", V, D, dt, [&](uint8_t* dst) { std::memcpy(dst, src, a->meta.nbytes()); }));
           break;
         case Role::kFinalNorm: GE_TRY(cv.norm("output_norm.weight", src, D, dt)); break;
         case Role::kPreAttnNorm: GE_TRY(cv.norm(blk + "attn_norm.weight", src, D, dt)); break;
@@ -509,7 +530,8 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
           break;
         }
         case Role::kAttnOut:  // [N, H, D] = [N*H, D] -> [D, N*H]
-          GE_TRY(cv.matrix(blk + "attn_output.weight", D, N * H, dt, [&](uint8_t* dst) { transpose(src, N * H, D, es, dst); }));
+          GE_TRY(cv.matrix(blk + "attn_output.weight", D, N * H, dt,
+                           [&](uint8_t* dst) { transpose(src, N * H, D, es, dst); }));
           break;
         case Role::kGating: {
           const size_t part = static_cast<size_t>(F * D) * es;
@@ -530,15 +552,15 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     }
   }
   if (cv.n_q4())
-    info.notes.push_back(fmt::format(
-        "{} of {} float32 matrices lie on a 4-bit grid per 32 inputs (int4 QAT): held as Q4_0F", cv.n_q4(),
-        cv.n_q4() + cv.n_f32()));
+    info.notes.push_back(
+        fmt::format("{} of {} float32 matrices lie on a 4-bit grid per 32 inputs (int4 QAT): held as Q4_0F", cv.n_q4(),
+                    cv.n_q4() + cv.n_f32()));
 
   // sqrt(D) rounded to the embedding's stored type, as the reference computes it (§2.2).
   const float s = std::sqrt(static_cast<float>(D));
-  c.embed_scale = embedding->meta.dtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(s))
+  c.embed_scale = embedding->meta.dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
                   : embedding->meta.dtype == DType::F16 ? f16_to_f32(f32_to_f16(s))
-                                                         : s;
+                                                        : s;
   info.format = "Orbax " + ckpt->layout();
   info.path = dir;
   out.config = std::move(c);

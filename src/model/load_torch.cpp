@@ -65,8 +65,7 @@ bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType
 
 class Converter {
  public:
-  Converter(const TensorSet& raw, LoadedCheckpoint& out, const std::string& src)
-      : raw_(raw), out_(out), src_(src) {}
+  Converter(const TensorSet& raw, LoadedCheckpoint& out, const std::string& src) : raw_(raw), out_(out), src_(src) {}
 
   Result<const Tensor*> get(const std::string& name, size_t ndim) {
     const Tensor* t = raw_.find(name);
@@ -86,8 +85,7 @@ class Converter {
     auto* f = reinterpret_cast<float*>(out_.tensors.allocate(static_cast<uint64_t>(n) * 4));
     dequantize_row(t->dtype, t->data, f, n);
     for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
-    out_.tensors.add(
-        Tensor{to, DType::F32, {n}, reinterpret_cast<const uint8_t*>(f), static_cast<uint64_t>(n) * 4});
+    out_.tensors.add(Tensor{to, DType::F32, {n}, reinterpret_cast<const uint8_t*>(f), static_cast<uint64_t>(n) * 4});
     return {};
   }
 
@@ -98,8 +96,7 @@ class Converter {
     if (w->shape[1] != cols || r0 + rows > w->shape[0])
       return corrupt_input("{}: tensor '{}' has shape {}, expected {} columns and at least {} rows", src_, wname,
                            w->shape_string(), cols, r0 + rows);
-    const uint64_t row_bytes =
-        static_cast<uint64_t>(cols) * static_cast<uint64_t>(dtype_info(w->dtype).block_bytes);
+    const uint64_t row_bytes = static_cast<uint64_t>(cols) * static_cast<uint64_t>(dtype_info(w->dtype).block_bytes);
     out_.tensors.add(Tensor{to + ".weight",
                             w->dtype,
                             {rows, cols},
@@ -149,8 +146,8 @@ Result<std::string> resolve(const std::string& path) {
   if (ec) return invalid_argument("{}: cannot list the directory: {}", path, ec.message());
   if (ckpts.size() != 1)
     return corrupt_input(
-        "{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files",
-        path, ckpts.size());
+        "{}: expected one .ckpt file or pytorch_model.bin.index.json in the directory, found {} .ckpt files", path,
+        ckpts.size());
   return ckpts[0];
 }
 
@@ -201,8 +198,8 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   const int64_t KVW = KVW2 / 2, F = gate->shape[0];
   const Variant* known = nullptr;
   for (const Variant& v : kVariants)
-    if (v.g == c.generation && v.hidden == D && v.heads * v.head_dim == QW &&
-        v.kv_heads * v.head_dim == KVW && (!known || (v.layers == n_layers && v.ffn == F)))
+    if (v.g == c.generation && v.hidden == D && v.heads * v.head_dim == QW && v.kv_heads * v.head_dim == KVW &&
+        (!known || (v.layers == n_layers && v.ffn == F)))
       known = &v;
   int64_t H = 0;
   if (c.generation == Generation::kGemma3) {
@@ -211,15 +208,15 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   } else if (known) {
     H = known->head_dim;
     if (known->layers != n_layers || known->ffn != F)
-      info.notes.push_back(
-          fmt::format("head_dim {} taken from the released {} variant with the same attention widths", H,
-                      generation_name(c.generation)));
+      info.notes.push_back(fmt::format("head_dim {} taken from the released {} variant with the same attention widths",
+                                       H, generation_name(c.generation)));
   } else if (QW % 256 == 0 && KVW % 256 == 0) {
     // Every released Gemma 1 and Gemma 2 but the 27B (matched above) has head_dim 256.
     H = 256;
-    info.notes.push_back(fmt::format("attention widths match no released {} variant: head_dim 256 assumed, as in "
-                                     "every released one but Gemma 2 27B",
-                                     generation_name(c.generation)));
+    info.notes.push_back(
+        fmt::format("attention widths match no released {} variant: head_dim 256 assumed, as in "
+                    "every released one but Gemma 2 27B",
+                    generation_name(c.generation)));
   } else {
     return unsupported(
         "{}: cannot tell the head size of this {} checkpoint: q width {} and kv width {} match no released "
@@ -268,8 +265,7 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
                     generation_name(c.generation), c.sliding_window, H, c.context_length));
   }
   c.query_scale = 1.0f / std::sqrt(query_scalar);
-  c.layers = make_layers(n_layers, default_sliding_pattern(c.generation, n_layers), 10000, global_base,
-                         global_scale);
+  c.layers = make_layers(n_layers, default_sliding_pattern(c.generation, n_layers), 10000, global_base, global_scale);
 
   // Tensors.
   const int64_t N_H = QW, K_H = KVW;
@@ -320,8 +316,7 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
     info.notes.push_back("ignored tensor " + name);
   }
   if (vision)
-    info.notes.push_back(
-        fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
+    info.notes.push_back(fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
   out.tensors.merge_owners(raw);
 
   // sqrt(D) in the dtype gemma_pytorch computes the embedding in: the weight's, or for int8 the
@@ -336,8 +331,7 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   GE_TRY(c.validate(file));
   std::error_code ec;
   const bool file_is_dir = fs::is_directory(file, ec);
-  const bool sharded =
-      file_is_dir || (file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0);
+  const bool sharded = file_is_dir || (file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0);
   info.format = fmt::format("gemma_pytorch ({}{})", sharded ? "sharded torch.save" : "torch.save",
                             emb->dtype == DType::I8 ? ", int8" : "");
   info.path = path;

@@ -89,10 +89,22 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   GE_ASSIGN(Detected found, detect_format(path));
   LoadedCheckpoint ck;
   switch (found.format) {
-    case Format::kGguf: { GE_ASSIGN(ck, load_gguf(found.path, options.pages)); break; }
-    case Format::kHf: { GE_ASSIGN(ck, load_hf(found.path, options.pages)); break; }
-    case Format::kTorch: { GE_ASSIGN(ck, load_gemma_pytorch(found.path)); break; }
-    case Format::kOrbax: { GE_ASSIGN(ck, load_orbax(found.path)); break; }
+    case Format::kGguf: {
+      GE_ASSIGN(ck, load_gguf(found.path, options.pages));
+      break;
+    }
+    case Format::kHf: {
+      GE_ASSIGN(ck, load_hf(found.path, options.pages));
+      break;
+    }
+    case Format::kTorch: {
+      GE_ASSIGN(ck, load_gemma_pytorch(found.path));
+      break;
+    }
+    case Format::kOrbax: {
+      GE_ASSIGN(ck, load_orbax(found.path));
+      break;
+    }
   }
 
   std::optional<Tokenizer> tok;
@@ -113,8 +125,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
     if (hf_has_chat_template(ck.tokenizer_dir)) ck.config.instruction_tuned = true;
   }
   if (tok && tok->vocab_size() > ck.config.vocab_size)  // e.g. HF's <image_soft_token> on a text-only model
-    ck.info.notes.push_back(fmt::format("tokenizer has {} tokens, the embedding {} rows: ids past the rows are rejected",
-                                        tok->vocab_size(), ck.config.vocab_size));
+    ck.info.notes.push_back(
+        fmt::format("tokenizer has {} tokens, the embedding {} rows: ids past the rows are rejected", tok->vocab_size(),
+                    ck.config.vocab_size));
   ck.gguf.reset();  // the tensor views keep the file map alive on their own
   GE_ASSIGN(Weights w, bind_weights(ck.config, std::move(ck.tensors), path, options.backend));
   return std::make_unique<Model>(std::move(ck.config), std::move(w), std::move(tok), std::move(ck.info));

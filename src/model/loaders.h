@@ -14,10 +14,10 @@ namespace gemma {
 
 struct LoadedCheckpoint {
   ModelConfig config;
-  TensorSet tensors;                 // canonical names
+  TensorSet tensors;  // canonical names
   CheckpointInfo info;
-  std::shared_ptr<GgufFile> gguf;    // set for GGUF files (holds the tokenizer metadata)
-  std::string tokenizer_dir;         // directory to look for tokenizer.json / tokenizer.model
+  std::shared_ptr<GgufFile> gguf;  // set for GGUF files (holds the tokenizer metadata)
+  std::string tokenizer_dir;       // directory to look for tokenizer.json / tokenizer.model
 };
 
 // `pages`: where the weights' bytes live (formats whose tensors are used in place).

@@ -31,13 +31,13 @@ struct LoadOptions {
 
 // What `gemma inspect` reports about the file, besides the config.
 struct CheckpointInfo {
-  std::string format;                        // "GGUF v3", "safetensors (2 shards)", ...
+  std::string format;  // "GGUF v3", "safetensors (2 shards)", ...
   std::string path;
   uint64_t file_bytes = 0;
   std::map<std::string, int> tensors_by_dtype;
-  uint64_t n_params = 0;                     // elements of all tensors in the checkpoint
-  std::string tokenizer_source;              // where the tokenizer came from ("" if none)
-  std::vector<std::string> notes;            // e.g. "query scale from llama.cpp's 27B rule"
+  uint64_t n_params = 0;           // elements of all tensors in the checkpoint
+  std::string tokenizer_source;    // where the tokenizer came from ("" if none)
+  std::vector<std::string> notes;  // e.g. "query scale from llama.cpp's 27B rule"
 };
 
 // A chunk of one sequence in a batch: its tokens are appended at positions cache.n_past() ...
@@ -49,7 +49,7 @@ struct SequenceChunk {
   SequenceChunk(KvCache* c, std::span<const int32_t> ids, int logits = 1) : cache(c), tokens(ids), n_logits(logits) {}
   KvCache* cache = nullptr;
   std::span<const int32_t> tokens;
-  int n_logits = 1;  // logits for this many trailing tokens: 1 = the last (generation), all (scoring)
+  int n_logits = 1;                   // logits for this many trailing tokens: 1 = the last (generation), all (scoring)
   std::span<const float> embeddings;  // non-empty: the chunk's inputs instead of `tokens`
   std::span<const PositionSpan> bidirectional;  // absolute positions that attend both ways
   int64_t size(int hidden) const {
@@ -89,7 +89,9 @@ class Model {
                  std::vector<float>& logits) const;
 
   Model(ModelConfig config, Weights weights, std::optional<Tokenizer> tokenizer, CheckpointInfo info)
-      : config_(std::move(config)), weights_(std::move(weights)), tokenizer_(std::move(tokenizer)),
+      : config_(std::move(config)),
+        weights_(std::move(weights)),
+        tokenizer_(std::move(tokenizer)),
         info_(std::move(info)) {}
 
  private:

@@ -31,7 +31,7 @@ class Binder {
     GE_ASSIGN(const Tensor* t, get(name));
     if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
       return corrupt_input("{}: tensor '{}' has shape {}, expected [{}, {}] from the model config", source_, name,
-                   t->shape_string(), rows, cols);
+                           t->shape_string(), rows, cols);
     if (Status st = backend_ ? backend_->supports(t->dtype, rows, cols) : reference_supports(t->dtype, rows, cols);
         !st.ok())
       return with_context(std::move(st).error(), fmt::format("{}: tensor '{}'", source_, name));

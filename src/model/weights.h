@@ -25,12 +25,12 @@ struct LayerWeights {
 };
 
 struct Weights {
-  WeightMatrix embedding;                 // [V, D]   token embedding, also the tied output projection
-  const float* final_norm = nullptr;      // [D]
+  WeightMatrix embedding;             // [V, D]   token embedding, also the tied output projection
+  const float* final_norm = nullptr;  // [D]
   std::vector<LayerWeights> layers;
-  TensorSet storage;                      // owns the file maps and any converted buffers
+  TensorSet storage;  // owns the file maps and any converted buffers
 
-  uint64_t bytes() const;                 // bytes of all weights as held in memory
+  uint64_t bytes() const;                             // bytes of all weights as held in memory
   std::vector<const WeightMatrix*> matrices() const;  // every matrix the forward pass multiplies by
 };
 

@@ -6,7 +6,9 @@ namespace gemma {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 }  // namespace
 
 const char* finish_reason_name(FinishReason r) {
@@ -52,10 +54,11 @@ Engine::~Engine() = default;
 
 Result<std::unique_ptr<Engine>> Engine::create(const Model& model, Backend& backend, const EngineOptions& o) {
   if (o.n_ctx <= 0) return invalid_argument("context size must be positive (got {})", o.n_ctx);
-  if (o.max_sequences <= 0) return invalid_argument("the number of sequences must be positive (got {})", o.max_sequences);
+  if (o.max_sequences <= 0)
+    return invalid_argument("the number of sequences must be positive (got {})", o.max_sequences);
   if (o.step_tokens < o.max_sequences)
     return invalid_argument("a step of {} tokens cannot hold one decode token for each of {} sequences", o.step_tokens,
-                 o.max_sequences);
+                            o.max_sequences);
   if (o.max_rollback < 0) return invalid_argument("the rollback depth must be >= 0 (got {})", o.max_rollback);
   GE_TRY(backend.prepare(model.weights().matrices()));
   std::unique_ptr<Engine> e(new Engine(model, backend, o));
@@ -89,9 +92,7 @@ int Engine::n_waiting() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(waiting_.size() + incoming_.size());
 }
-int Engine::n_free_slots() const {
-  return static_cast<int>(std::count(slot_used_.begin(), slot_used_.end(), false));
-}
+int Engine::n_free_slots() const { return static_cast<int>(std::count(slot_used_.begin(), slot_used_.end(), false)); }
 
 std::vector<int32_t> Engine::sequence_tokens(RequestId id) const {
   for (const auto& s : kept_)
@@ -222,7 +223,8 @@ void Engine::admit() {
           continue;
         }
         if (s.req.prefix_len < 0 || s.req.prefix_len > static_cast<int>((*src)->tokens.size())) {
-          refuse(invalid_argument("prefix of {} tokens asked from a sequence of {}", s.req.prefix_len, (*src)->tokens.size()));
+          refuse(invalid_argument("prefix of {} tokens asked from a sequence of {}", s.req.prefix_len,
+                                  (*src)->tokens.size()));
           continue;
         }
         Status st = cache.copy_prefix_from(*slots_[static_cast<size_t>((*src)->slot)], s.req.prefix_len);
@@ -246,10 +248,10 @@ void Engine::admit() {
     }
     const int64_t total = static_cast<int64_t>(s.tokens.size() + s.input.size());
     Status problem;
-    if (s.input.empty())
-      problem = invalid_argument("the request has no prompt tokens");
+    if (s.input.empty()) problem = invalid_argument("the request has no prompt tokens");
     else if (total > opt_.n_ctx)
-      problem = invalid_argument("the prompt is {} tokens, longer than the context of {} (raise --ctx)", total, opt_.n_ctx);
+      problem =
+          invalid_argument("the prompt is {} tokens, longer than the context of {} (raise --ctx)", total, opt_.n_ctx);
     if (!problem.ok()) {  // a refused continuation releases the sequence it continued
       slot_used_[static_cast<size_t>(s.slot)] = false;
       refuse(std::move(problem).error());
@@ -277,14 +279,10 @@ bool Engine::emit_token(Sequence& s, int32_t id, std::span<const float> logits) 
   s.unfed = id;
   const bool go_on = s.req.on_token ? s.req.on_token(ev) : true;
   FinishReason reason;
-  if (s.stops.matched())
-    reason = FinishReason::kStop;
-  else if (!go_on)
-    reason = FinishReason::kCancelled;
-  else if (st.n_generated >= s.req.max_tokens)
-    reason = FinishReason::kLength;
-  else if (static_cast<int>(s.tokens.size()) >= opt_.n_ctx)
-    reason = FinishReason::kContext;
+  if (s.stops.matched()) reason = FinishReason::kStop;
+  else if (!go_on) reason = FinishReason::kCancelled;
+  else if (st.n_generated >= s.req.max_tokens) reason = FinishReason::kLength;
+  else if (static_cast<int>(s.tokens.size()) >= opt_.n_ctx) reason = FinishReason::kContext;
   else {
     s.unfed.reset();
     s.input.assign(1, id);
@@ -304,8 +302,8 @@ Result<bool> Engine::step() {
 
   struct Planned {
     Sequence* seq;
-    int64_t n;        // tokens fed this step
-    int n_logits;     // trailing rows of logits wanted
+    int64_t n;          // tokens fed this step
+    int n_logits;       // trailing rows of logits wanted
     int64_t first_pos;  // absolute position of the chunk's first token
   };
   std::vector<Planned> plan;
@@ -400,7 +398,8 @@ Status Engine::run_to_completion() {
       // Waiting requests but nothing running: every slot is held by kept sequences.
       std::lock_guard<std::mutex> lock(mu_);
       if (incoming_.empty() && !waiting_.empty())
-        return resource_exhausted("{} requests wait for a KV slot, but every slot holds a kept sequence", waiting_.size());
+        return resource_exhausted("{} requests wait for a KV slot, but every slot holds a kept sequence",
+                                  waiting_.size());
     }
   }
 }

@@ -62,8 +62,8 @@ struct TokenEvent {
 };
 
 struct RequestStats {
-  int n_prompt = 0;        // tokens prefilled for this request (not counting a reused prefix)
-  int n_generated = 0;     // tokens sampled and emitted
+  int n_prompt = 0;            // tokens prefilled for this request (not counting a reused prefix)
+  int n_generated = 0;         // tokens sampled and emitted
   double queue_seconds = 0;    // submit -> first prefill step
   double prefill_seconds = 0;  // first prefill step -> first token sampled
   double decode_seconds = 0;   // first token -> last token
@@ -74,16 +74,16 @@ struct RequestStats {
 struct RequestResult {
   RequestId request = 0;
   FinishReason reason = FinishReason::kLength;
-  Status status;         // set when reason == kError (or the request was refused)
-  std::string tail;      // text held back at the end (a partial stop string that never matched)
+  Status status;     // set when reason == kError (or the request was refused)
+  std::string tail;  // text held back at the end (a partial stop string that never matched)
   RequestStats stats;
 };
 
 struct Request {
   std::vector<int32_t> prompt;  // appended to the sequence (after `continue_from`'s tokens if set)
   SamplerParams sampling;
-  int max_tokens = 256;         // 0: only prefill the prompt (scoring, or a prefix to keep)
-  std::vector<int32_t> stop_ids;        // sampled -> finish with kStop; not emitted, not cached
+  int max_tokens = 256;                   // 0: only prefill the prompt (scoring, or a prefix to keep)
+  std::vector<int32_t> stop_ids;          // sampled -> finish with kStop; not emitted, not cached
   std::vector<std::string> stop_strings;  // matched in the emitted text, across token boundaries
   // Continue a sequence kept by an earlier request (its KV cache and tokens), optionally rolled
   // back first to its first `truncate_to` tokens (-1: keep all).

@@ -8,8 +8,7 @@
 namespace gemma {
 
 Result<PerplexityResult> perplexity(const Model& model, Backend& backend, std::span<const int32_t> tokens, int n_ctx,
-                                    DType kv_type,
-                                    const std::function<void(int, double)>& on_chunk) {
+                                    DType kv_type, const std::function<void(int, double)>& on_chunk) {
   if (n_ctx < 4) return invalid_argument("perplexity needs a context of at least 4 tokens (got {})", n_ctx);
   if (static_cast<int64_t>(tokens.size()) < 2 * static_cast<int64_t>(n_ctx))
     return invalid_argument("the text tokenizes to {} tokens; perplexity with a context of {} needs at least {}",

@@ -34,11 +34,13 @@ Result<std::string> render_chat(std::span<const ChatMessage> messages, bool add_
     const bool user = m.role == "user";
     const bool model = m.role == "assistant" || m.role == "model";
     if (!user && !model)
-      return invalid_argument("message {} has role '{}'; a Gemma conversation has system (first only), user and assistant",
-                   i, m.role);
+      return invalid_argument(
+          "message {} has role '{}'; a Gemma conversation has system (first only), user and assistant", i, m.role);
     if (user != expect_user)
-      return invalid_argument("message {} is from the {}: after an optional system message, roles must alternate user, "
-                   "assistant, user, ...", i, m.role);
+      return invalid_argument(
+          "message {} is from the {}: after an optional system message, roles must alternate user, "
+          "assistant, user, ...",
+          i, m.role);
     std::string content = trim(m.content);
     if (first && !system.empty()) content = system + "\n\n" + content;
     out += std::string("<start_of_turn>") + (user ? "user" : "model") + "\n" + content + "<end_of_turn>\n";
@@ -66,7 +68,9 @@ Result<std::vector<int32_t>> render_fill_in_middle(const Tokenizer& tok, const s
   return tok.encode("<|fim_prefix|>" + before + "<|fim_suffix|>" + after + "<|fim_middle|>", true);
 }
 
-Result<std::vector<int32_t>> render_text(const Tokenizer& tok, const std::string& text) { return tok.encode(text, true); }
+Result<std::vector<int32_t>> render_text(const Tokenizer& tok, const std::string& text) {
+  return tok.encode(text, true);
+}
 
 std::vector<int32_t> default_stop_ids(const Tokenizer& tok) {
   std::vector<int32_t> ids{tok.eos_id()};
@@ -74,7 +78,9 @@ std::vector<int32_t> default_stop_ids(const Tokenizer& tok) {
   return ids;
 }
 
-int default_context(const ModelConfig& c) { return c.context_length > 0 ? std::min(c.context_length, kDefaultContext) : kDefaultContext; }
+int default_context(const ModelConfig& c) {
+  return c.context_length > 0 ? std::min(c.context_length, kDefaultContext) : kDefaultContext;
+}
 
 Status check_context(int64_t n_ctx) {
   if (n_ctx <= 0 || n_ctx > kMaxContext) return invalid_argument("--ctx must be in 1..{} (got {})", kMaxContext, n_ctx);

@@ -25,7 +25,8 @@ int32_t Sampler::sample(std::span<const float> logits, int n_vocab) {
   const float max_l = cand_[0].first * inv_t;
   std::vector<double> probs(cand_.size());
   double total = 0;
-  for (size_t i = 0; i < cand_.size(); ++i) total += probs[i] = std::exp(static_cast<double>(cand_[i].first * inv_t - max_l));
+  for (size_t i = 0; i < cand_.size(); ++i)
+    total += probs[i] = std::exp(static_cast<double>(cand_[i].first * inv_t - max_l));
   // Top-p: keep the smallest prefix whose probability mass reaches p (at least one token).
   size_t keep = cand_.size();
   if (p_.top_p < 1.0f) {

@@ -47,10 +47,8 @@ Status Tokenizer::encode_segment(std::string_view raw, std::vector<int32_t>& out
   std::string text = segment_prefix_;
   text.reserve(text.size() + raw.size() + 16);
   for (char c : raw) {
-    if (c == ' ' && escape_spaces_)
-      text += kSpaceMark;
-    else
-      text += c;
+    if (c == ' ' && escape_spaces_) text += kSpaceMark;
+    else text += c;
   }
   if (normalized_added_.empty()) return bpe(text, out);
   // Added tokens that match the normalized text (SentencePiece's user-defined pieces, HF's
@@ -74,8 +72,7 @@ Status Tokenizer::encode_segment(std::string_view raw, std::vector<int32_t>& out
 }
 
 int32_t Tokenizer::char_id(std::string_view ch) const {
-  if (ch.size() == 1 && static_cast<unsigned char>(ch[0]) < 0x80)
-    return ascii_ids_[static_cast<unsigned char>(ch[0])];
+  if (ch.size() == 1 && static_cast<unsigned char>(ch[0]) < 0x80) return ascii_ids_[static_cast<unsigned char>(ch[0])];
   return index_.find(ch, pieces_);
 }
 
@@ -143,9 +140,7 @@ void Tokenizer::merge_chunk(std::vector<Sym>& syms, int32_t begin, int32_t end, 
   if (begin >= end) return;
   for (int32_t i = begin; i < end; ++i)
     syms[static_cast<size_t>(i)].prev = i - 1, syms[static_cast<size_t>(i)].next = i + 1 < end ? i + 1 : -1;
-  auto later = [](const Cand& x, const Cand& y) {
-    return x.rank != y.rank ? x.rank > y.rank : x.left > y.left;
-  };
+  auto later = [](const Cand& x, const Cand& y) { return x.rank != y.rank ? x.rank > y.rank : x.left > y.left; };
   heap.clear();
   std::string buf;
   // Queues the pair starting at symbol `left`, if it merges.
@@ -176,8 +171,7 @@ void Tokenizer::merge_chunk(std::vector<Sym>& syms, int32_t begin, int32_t end, 
     consider(a.prev, true);
     consider(c.left, true);
   }
-  for (int32_t i = begin; i >= 0; i = syms[static_cast<size_t>(i)].next)
-    out.push_back(syms[static_cast<size_t>(i)].id);
+  for (int32_t i = begin; i >= 0; i = syms[static_cast<size_t>(i)].next) out.push_back(syms[static_cast<size_t>(i)].id);
 }
 
 }  // namespace gemma

@@ -27,19 +27,16 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
     }
   }
   // Checked before the array is materialised (a count is bounded by the file's size, not by sense).
-  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
-                          "tokenizer.ggml.merges"})
+  for (const char* key :
+       {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"})
     if (const GgufValue* v = f.find(key); v && v->type == GgufType::ARRAY && v->count > (uint64_t{1} << 24))
       return corrupt_input("{}: {} has {} entries, more than 2^24", src, key, v->count);
   GE_ASSIGN(s.pieces, f.get_string_array("tokenizer.ggml.tokens"));
-  if (f.find("tokenizer.ggml.scores")) {
-    GE_ASSIGN(s.scores, f.get_float_array("tokenizer.ggml.scores"));
-  }
+  if (f.find("tokenizer.ggml.scores")) { GE_ASSIGN(s.scores, f.get_float_array("tokenizer.ggml.scores")); }
   if (f.find("tokenizer.ggml.token_type")) {
     GE_ASSIGN(auto types, f.get_int_array("tokenizer.ggml.token_type"));
     s.kinds.reserve(types.size());
-    for (int64_t t : types)
-      s.kinds.push_back(t >= 1 && t <= 6 ? static_cast<TokenKind>(t) : TokenKind::Normal);
+    for (int64_t t : types) s.kinds.push_back(t >= 1 && t <= 6 ? static_cast<TokenKind>(t) : TokenKind::Normal);
   }
   if (!s.kinds.empty() && s.kinds.size() != s.pieces.size())
     return corrupt_input("{}: {} tokens but {} token types", src, s.pieces.size(), s.kinds.size());

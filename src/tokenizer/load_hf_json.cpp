@@ -36,8 +36,7 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
       const size_t sp = v.find(' ');
       if (sp == std::string::npos || v.find(' ', sp + 1) != std::string::npos)
         return fail("malformed merge '" + v + "'");
-      return add_merge_part(std::string_view(v).substr(0, sp)) &&
-             add_merge_part(std::string_view(v).substr(sp + 1));
+      return add_merge_part(std::string_view(v).substr(0, sp)) && add_merge_part(std::string_view(v).substr(sp + 1));
     }
     if (mode_ == Mode::MergePair) {
       if (++pair_parts_ > 2) return fail("a merge has more than two parts");
@@ -54,8 +53,7 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
       mode_ = Mode::Vocab;
       return true;
     }
-    if (mode_ != Mode::Dom)
-      return fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
+    if (mode_ != Mode::Dom) return fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
     return open(json::object());
   }
   bool end_object() override {
@@ -76,8 +74,7 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
       pair_parts_ = 0;
       return true;
     }
-    if (mode_ != Mode::Dom)
-      return fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
+    if (mode_ != Mode::Dom) return fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
     return open(json::array());
   }
   bool end_array() override {
@@ -109,12 +106,9 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
     return false;
   }
   // Directly inside the top-level "model" object.
-  bool in_model() const {
-    return stack_.size() == 2 && stack_[1].second == "model" && stack_[1].first->is_object();
-  }
+  bool in_model() const { return stack_.size() == 2 && stack_[1].second == "model" && stack_[1].first->is_object(); }
   bool not_in_vocab() {
-    return mode_ == Mode::Dom ||
-           fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
+    return mode_ == Mode::Dom || fail(mode_ == Mode::Vocab ? "a vocab id is not an integer" : "malformed merges");
   }
   bool integer(int64_t v, json as_json) {
     if (mode_ == Mode::Vocab) {
@@ -138,10 +132,8 @@ class TokenizerJsonSax : public nlohmann::json_sax<json> {
       return true;
     }
     json& top = *stack_.back().first;
-    if (top.is_array())
-      top.push_back(std::move(v));
-    else
-      top[key_] = std::move(v);
+    if (top.is_array()) top.push_back(std::move(v));
+    else top[key_] = std::move(v);
     return true;
   }
   bool open(json container) {
@@ -221,8 +213,7 @@ Status read_normalizer(const json* n, bool& escape_spaces, std::string& prepend,
 
 Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::string& src) {
   TokenizerJsonSax sax;
-  const bool parsed =
-      json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, /*strict=*/true);
+  const bool parsed = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, /*strict=*/true);
   if (!parsed || !sax.error.empty())
     return corrupt_input("{}: {}", src, sax.error.empty() ? std::string("not valid JSON") : sax.error);
   const json& doc = sax.rest;
@@ -281,12 +272,9 @@ Result<Tokenizer> Tokenizer::from_hf_json(std::string_view text, const std::stri
     if (is_byte_piece(s.pieces[i])) s.kinds[i] = TokenKind::Byte;
   s.byte_fallback = bool_member(*model, "byte_fallback", false);
   for (auto [id, a] : added) {
-    s.kinds[static_cast<size_t>(id)] =
-        bool_member(*a, "special", false) ? TokenKind::Control : TokenKind::UserDefined;
-    if (bool_member(*a, "normalized", false))
-      s.normalized_added.push_back(id);
-    else
-      s.raw_added.push_back(id);
+    s.kinds[static_cast<size_t>(id)] = bool_member(*a, "special", false) ? TokenKind::Control : TokenKind::UserDefined;
+    if (bool_member(*a, "normalized", false)) s.normalized_added.push_back(id);
+    else s.raw_added.push_back(id);
   }
   s.merge_bytes = std::move(sax.merge_bytes);
   s.merge_ends = std::move(sax.merge_ends);

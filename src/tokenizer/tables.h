@@ -89,7 +89,9 @@ class PieceIndex {
   static constexpr uint32_t kIdMask = (1u << 24) - 1, kTagMask = ~kIdMask, kEmpty = ~uint32_t{0};
   static size_t hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
   // The hash's top 8 bits (the low bits pick the slot); never all ones, so no slot equals kEmpty.
-  static uint32_t tag(size_t h) { return static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(h) >> 56, 0xFE)) << 24; }
+  static uint32_t tag(size_t h) {
+    return static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(h) >> 56, 0xFE)) << 24;
+  }
   std::vector<uint32_t> slots_;
   size_t mask_ = 0;
 };
@@ -155,8 +157,7 @@ class PairMap {
     std::vector<Slot> old = std::move(slots_);
     reserve(std::max<size_t>(16, old.size() * 2));
     for (const Slot& s : old)
-      if (s.key != kEmpty)
-        put(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key & 0xFFFFFFFF), s.merge);
+      if (s.key != kEmpty) put(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key & 0xFFFFFFFF), s.merge);
   }
   std::vector<Slot> slots_;
   size_t mask_ = 0;

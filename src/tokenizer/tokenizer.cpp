@@ -23,12 +23,9 @@ int byte_piece_value(std::string_view p) {
   int v = 0;
   for (char c : p.substr(3, 2)) {
     v *= 16;
-    if (c >= '0' && c <= '9')
-      v += c - '0';
-    else if (c >= 'A' && c <= 'F')
-      v += c - 'A' + 10;
-    else
-      return -1;
+    if (c >= '0' && c <= '9') v += c - '0';
+    else if (c >= 'A' && c <= 'F') v += c - 'A' + 10;
+    else return -1;
   }
   return v;
 }
@@ -37,10 +34,8 @@ std::string escape_spaces(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
-    if (c == ' ')
-      out += kSpaceMark;
-    else
-      out += c;
+    if (c == ' ') out += kSpaceMark;
+    else out += c;
   }
   return out;
 }
@@ -53,8 +48,7 @@ void Tokenizer::Trie::add(std::string_view text, int32_t id) {
   size_t node = 0;
   for (unsigned char c : text) {
     auto& next = nodes[node].next;
-    auto it =
-        std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
+    auto it = std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
     if (it != next.end() && it->first == c) {
       node = static_cast<size_t>(it->second);
     } else {
@@ -75,8 +69,7 @@ std::pair<size_t, int32_t> Tokenizer::Trie::match(std::string_view text, size_t 
   for (size_t i = pos; i < text.size(); ++i) {
     const auto& next = nodes[node].next;
     const auto c = static_cast<uint8_t>(text[i]);
-    auto it =
-        std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
+    auto it = std::lower_bound(next.begin(), next.end(), c, [](const auto& e, uint8_t v) { return e.first < v; });
     if (it == next.end() || it->first != c) break;
     node = static_cast<size_t>(it->second);
     if (nodes[node].token >= 0) {
@@ -139,8 +132,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
     const int v = byte_piece_value(t.pieces_[i]);
     if (v < 0) return corrupt_input("{}: byte token {} is '{}', not <0xNN>", src, i, utf8_sanitize(t.pieces_[i]));
     t.byte_value_[i] = static_cast<int16_t>(v);
-    if (t.byte_ids_[static_cast<size_t>(v)] < 0)
-      t.byte_ids_[static_cast<size_t>(v)] = static_cast<int32_t>(i);
+    if (t.byte_ids_[static_cast<size_t>(v)] < 0) t.byte_ids_[static_cast<size_t>(v)] = static_cast<int32_t>(i);
   }
   for (size_t c = 0; c < t.ascii_ids_.size(); ++c) {
     const char ch = static_cast<char>(c);
@@ -205,8 +197,7 @@ Result<Tokenizer> Tokenizer::build(Spec s, const std::string& src) {
     uint32_t prev = 0;
     for (size_t i = 0; i < p.size();) {
       const size_t len = utf8_sequence_length(p, i);
-      const uint32_t cp = len ? utf8_code_point(p.substr(i, len))
-                              : 0x110000u + static_cast<unsigned char>(p[i]);
+      const uint32_t cp = len ? utf8_code_point(p.substr(i, len)) : 0x110000u + static_cast<unsigned char>(p[i]);
       if (i > 0) t.adjacent_.insert(prev, cp);
       prev = cp;
       i += std::max<size_t>(len, 1);
@@ -303,8 +294,7 @@ Result<Tokenizer> Tokenizer::from_file(const std::string& path) {
   GE_ASSIGN(std::string bytes, read_file_maybe_zstd(path, uint64_t{1} << 30));
   const std::string name = std::filesystem::path(path).filename().string();
   // A serialized ModelProto never starts with '{' (field 15, wire type 3, is not in the schema).
-  if (name.find(".json") != std::string::npos || (!bytes.empty() && bytes[0] == '{'))
-    return from_hf_json(bytes, path);
+  if (name.find(".json") != std::string::npos || (!bytes.empty() && bytes[0] == '{')) return from_hf_json(bytes, path);
   return from_sentencepiece({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, path);
 }
 

@@ -27,14 +27,7 @@
 namespace gemma {
 
 // SentencePiece piece types, numbered as in sentencepiece_model.proto and GGUF's token_type.
-enum class TokenKind : uint8_t {
-  Normal = 1,
-  Unknown = 2,
-  Control = 3,
-  UserDefined = 4,
-  Unused = 5,
-  Byte = 6
-};
+enum class TokenKind : uint8_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
 class Tokenizer {
  public:
@@ -44,8 +37,7 @@ class Tokenizer {
   // The text of a Hugging Face tokenizer.json with a BPE model.
   static Result<Tokenizer> from_hf_json(std::string_view json, const std::string& source_name);
   // The bytes of a SentencePiece tokenizer.model (a serialized BPE ModelProto).
-  static Result<Tokenizer> from_sentencepiece(std::span<const uint8_t> model_proto,
-                                              const std::string& source_name);
+  static Result<Tokenizer> from_sentencepiece(std::span<const uint8_t> model_proto, const std::string& source_name);
   // tokenizer.json or tokenizer.model, optionally .zst-compressed (JSON is recognised by the name
   // or by a leading '{'), or the vocabulary of a .gguf file.
   static Result<Tokenizer> from_file(const std::string& path);
@@ -68,7 +60,7 @@ class Tokenizer {
   int32_t vocab_size() const { return static_cast<int32_t>(pieces_.size()); }
   std::optional<int32_t> find(std::string_view piece) const;
   std::string_view piece(int32_t id) const;  // "" for an out-of-range id
-  TokenKind kind(int32_t id) const;            // Unused for an out-of-range id
+  TokenKind kind(int32_t id) const;          // Unused for an out-of-range id
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
   int32_t pad_id() const { return pad_; }  // -1 if the vocabulary has none
@@ -138,7 +130,7 @@ class Tokenizer {
 
   tok::PieceTable pieces_;
   std::vector<TokenKind> kinds_;
-  std::vector<float> scores_;  // see scores()
+  std::vector<float> scores_;        // see scores()
   std::vector<int16_t> byte_value_;  // per id: the byte of a <0xNN> token, or -1
   tok::PieceIndex index_;
   // How pairs merge. A merge list (tokenizer.json, GGUF 'gemma4'): merges_, keyed by the pair's
@@ -148,7 +140,7 @@ class Tokenizer {
   bool rank_by_score_ = false;
   tok::PairMap merges_;
   std::vector<int32_t> merge_rank_;
-  tok::CodePairSet adjacent_;  // code point pairs adjacent in some piece: BPE may merge across them
+  tok::CodePairSet adjacent_;             // code point pairs adjacent in some piece: BPE may merge across them
   std::array<int32_t, 128> ascii_ids_{};  // single-ASCII-character pieces (or -1), the common case
   std::array<int32_t, 256> byte_ids_{};   // <0xNN> ids, or -1
   Trie raw_added_, normalized_added_;

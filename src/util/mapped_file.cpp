@@ -37,12 +37,14 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
   auto* base = static_cast<uint8_t*>(p);
   auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1));
   if (aligned > base) munmap(base, static_cast<size_t>(aligned - base));
-  if (aligned + bytes < base + bytes + kHugePage) munmap(aligned + bytes, static_cast<size_t>(base + bytes + kHugePage - (aligned + bytes)));
+  if (aligned + bytes < base + bytes + kHugePage)
+    munmap(aligned + bytes, static_cast<size_t>(base + bytes + kHugePage - (aligned + bytes)));
 #ifdef MADV_HUGEPAGE
   madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: without it the copy still works, on 4 KiB pages
 #endif
   for (size_t done = 0; done < size;) {
-    const ssize_t n = pread(fd, aligned + done, std::min<size_t>(size - done, size_t{1} << 30), static_cast<off_t>(done));
+    const ssize_t n =
+        pread(fd, aligned + done, std::min<size_t>(size - done, size_t{1} << 30), static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string why = n < 0 ? std::strerror(errno) : "file shrank while reading";
@@ -60,7 +62,8 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
 size_t available_memory() {
   std::ifstream in("/proc/meminfo");
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;
+    if (line.rfind("MemAvailable:", 0) == 0)
+      return static_cast<size_t>(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;
   return SIZE_MAX;
 }
 

@@ -47,7 +47,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_;
   size_t size_;
-  void* map_;         // what munmap releases: the file's mapping or the anonymous reservation
+  void* map_;  // what munmap releases: the file's mapping or the anonymous reservation
   size_t map_bytes_;
   bool huge_;
 };

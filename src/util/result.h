@@ -58,10 +58,10 @@ struct Error {
 };
 
 // One builder per kind, with fmt-style formatting: return corrupt_input("{}: bad magic", path);
-#define GE_ERROR_BUILDER(name, k)                                          \
-  template <typename... Args>                                              \
-  Error name(fmt::format_string<Args...> format, Args&&... args) {         \
-    return Error{k, fmt::format(format, std::forward<Args>(args)...)};     \
+#define GE_ERROR_BUILDER(name, k)                                      \
+  template <typename... Args>                                          \
+  Error name(fmt::format_string<Args...> format, Args&&... args) {     \
+    return Error{k, fmt::format(format, std::forward<Args>(args)...)}; \
   }
 GE_ERROR_BUILDER(invalid_argument, ErrorKind::kInvalidArgument)
 GE_ERROR_BUILDER(not_found, ErrorKind::kNotFound)
@@ -82,8 +82,8 @@ inline Error with_context(Error e, std::string_view prefix) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit on purpose
-  Result(Error err) : v_(std::move(err)) {}          // NOLINT
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(Error err) : v_(std::move(err)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   T& value() & { return std::get<0>(v_); }
@@ -120,9 +120,9 @@ inline Status ok_status() { return Status(); }
 }  // namespace gemma
 
 // GE_TRY(expr): evaluate a Status/Result, return its Error from the enclosing function on failure.
-#define GE_TRY(expr)                                   \
-  do {                                                 \
-    auto&& ge_try_tmp_ = (expr);                       \
+#define GE_TRY(expr)                                              \
+  do {                                                            \
+    auto&& ge_try_tmp_ = (expr);                                  \
     if (!ge_try_tmp_.ok()) return std::move(ge_try_tmp_).error(); \
   } while (0)
 
@@ -132,7 +132,7 @@ inline Status ok_status() { return Status(); }
 // GE_ASSIGN(lhs, expr): `lhs = value of expr`, or return its Error. lhs may declare: `auto x`.
 // It expands to several statements: never use it as the body of an unbraced if/else.
 #define GE_ASSIGN(lhs, expr) GE_ASSIGN_IMPL(GE_CONCAT(ge_result_, __LINE__), lhs, expr)
-#define GE_ASSIGN_IMPL(tmp, lhs, expr)            \
-  auto tmp = (expr);                              \
-  if (!tmp.ok()) return std::move(tmp).error();   \
+#define GE_ASSIGN_IMPL(tmp, lhs, expr)          \
+  auto tmp = (expr);                            \
+  if (!tmp.ok()) return std::move(tmp).error(); \
   lhs = std::move(tmp).value()

@@ -77,8 +77,10 @@ TEST_F(Cli, RunGreedyIsDeterministicAndReportsSpeed) {
   const CliRun b = gemma("run -m " + tiny_ + " -n 12 --temperature 0", "hello world");  // prompt on stdin
   ASSERT_EQ(b.status, 0) << b.err;
   EXPECT_EQ(a.out, b.out);
-  const CliRun c = gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
-  const CliRun d = gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
+  const CliRun c =
+      gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
+  const CliRun d =
+      gemma("run -m " + tiny_ + " -p 'hello world' -n 12 --temperature 0.8 --top-k 5 --top-p 0.9 --seed 7");
   ASSERT_EQ(c.status, 0) << c.err;
   EXPECT_EQ(c.out, d.out) << "same seed, same text";
 }
@@ -111,7 +113,8 @@ TEST_F(Cli, SymlinkLoopsBesideACheckpoint) {
   expect_clean_error(gemma("inspect " + d), "holds no recognised checkpoint");
   const std::string hf = dir_ + "/loops-hf";
   ASSERT_EQ(gemma("convert " + tiny_ + " " + hf).status, 0);
-  ASSERT_EQ(std::system(("cd " + hf + " && ln -s loop loop && ln -s model.safetensors.index.json "
+  ASSERT_EQ(std::system(("cd " + hf +
+                         " && ln -s loop loop && ln -s model.safetensors.index.json "
                          "model.safetensors.index.json && ln -s chat_template.jinja chat_template.jinja")
                             .c_str()),
             0);
@@ -204,8 +207,8 @@ TEST_F(Cli, TokenizeJsonlAndDetokenize) {
   EXPECT_EQ(nlohmann::json::parse(l3)["ids"], nlohmann::json({2}));
   EXPECT_NE(r.err.find("gemma: error: line 2: invalid JSON"), std::string::npos) << r.err;
   // Each kind of bad line is named, with its line number, on stdout and stderr.
-  const CliRun bad = gemma("tokenize -m " + tiny_ + " --jsonl",
-                           "{\"text\": 5}\n[1]\n{}\n\"\xff\"\n{\"text\": \"ok\"}\n");
+  const CliRun bad =
+      gemma("tokenize -m " + tiny_ + " --jsonl", "{\"text\": 5}\n[1]\n{}\n\"\xff\"\n{\"text\": \"ok\"}\n");
   EXPECT_EQ(bad.status, 1);
   for (const char* s : {"line 1: \"text\" is number, not a string", "line 2: expected a JSON object",
                         "line 3: missing \"text\"", "line 4: invalid UTF-8"})

@@ -15,8 +15,7 @@ Result<std::shared_ptr<GgufFile>> parse(const std::string& bytes) {
   return GgufFile::parse({reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}, "test.gguf", copy);
 }
 
-void expect_error(const std::string& bytes, const std::string& needle,
-                  ErrorKind kind = ErrorKind::kCorruptInput) {
+void expect_error(const std::string& bytes, const std::string& needle, ErrorKind kind = ErrorKind::kCorruptInput) {
   auto r = parse(bytes);
   ASSERT_FALSE(r.ok()) << "expected an error containing '" << needle << "'";
   EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;

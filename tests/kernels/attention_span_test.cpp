@@ -69,7 +69,8 @@ void check(const char* isa, int window, DType kv_type) {
         if (!visible(i, j, window, spans)) continue;
         double dot = 0;
         for (int c = 0; c < hd; ++c)
-          dot += double(q[static_cast<size_t>((t * n_heads + h) * hd + c)]) * k[static_cast<size_t>((j * n_kv + g) * hd + c)];
+          dot += double(q[static_cast<size_t>((t * n_heads + h) * hd + c)]) *
+                 k[static_cast<size_t>((j * n_kv + g) * hd + c)];
         w[static_cast<size_t>(j)] = dot * 0.25;
         mx = std::max(mx, dot * 0.25);
       }

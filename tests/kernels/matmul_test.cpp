@@ -62,8 +62,8 @@ void MatmulTest::check(int64_t n_tok) {
     if (q)
       for (int64_t t = 0; t < n_tok; ++t) isa->quantize_q8a(x.data() + t * cols, xq.data() + t * cols / 32, cols);
     std::vector<float> y(static_cast<size_t>(n_tok * rows));
-    isa->rows[static_cast<int>(type)](w, 0, rows, q ? static_cast<const void*>(xq.data()) : x.data(), n_tok,
-                                      y.data(), rows);
+    isa->rows[static_cast<int>(type)](w, 0, rows, q ? static_cast<const void*>(xq.data()) : x.data(), n_tok, y.data(),
+                                      rows);
     double worst = 0;
     for (int64_t t = 0; t < n_tok; ++t) {
       for (int64_t r = 0; r < rows; ++r) {
@@ -97,19 +97,16 @@ void MatmulTest::check(int64_t n_tok) {
 
 // Q8_0 has 47 blocks a row, so the AVX-512 one-token kernel's two 16-block groups (one per
 // accumulator), a group of 8 blocks, its pairs and a last single block all run (Q4_0 and Q5_0,
-// 20 blocks: one 16-block group and two pairs). Float types: 520 columns take the AVX2 kernels' leftover columns; 608 (19 x 32)
-// the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks of
-// the AMX GEMM (1024 + 64), the second adding to the first.
-INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
-                         ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520},
-                                           Case{DType::F32, 608}, Case{DType::F16, 608}, Case{DType::BF16, 608},
-                                           Case{DType::BF16, 1088},
-                                           Case{DType::Q8_0, 1504}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
-                                           Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
-                                           Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
-                         [](const auto& p) {
-                           return std::string(dtype_name(p.param.type)) + "_" + std::to_string(p.param.cols);
-                         });
+// 20 blocks: one 16-block group and two pairs). Float types: 520 columns take the AVX2 kernels' leftover columns; 608
+// (19 x 32) the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks of the AMX
+// GEMM (1024 + 64), the second adding to the first.
+INSTANTIATE_TEST_SUITE_P(
+    AllTypes, MatmulTest,
+    ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520}, Case{DType::F32, 608},
+                      Case{DType::F16, 608}, Case{DType::BF16, 608}, Case{DType::BF16, 1088}, Case{DType::Q8_0, 1504},
+                      Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640}, Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640},
+                      Case{DType::Q4_K, 512}, Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
+    [](const auto& p) { return std::string(dtype_name(p.param.type)) + "_" + std::to_string(p.param.cols); });
 
 TEST(Quantize, IsaMatchesGenericExactly) {
   std::mt19937 rng(7);

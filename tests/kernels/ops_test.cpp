@@ -146,45 +146,46 @@ TEST(Ops, AttentionLongContextSplitF16) {
   auto q = randn(static_cast<size_t>(n_heads * hd), rng, 0.5f);
   const int32_t pos = static_cast<int32_t>(n_keys - 1);
   for (const char* isa : {"generic", "best"}) {
-  setenv("GEMMA_ISA", isa, 1);  // the backend picks its kernel table at construction
-  for (int window : {0, 1000}) {
-    for (int threads : {1, 2}) {
-      CpuBackend be(threads);
-      std::vector<float> out(q.size());
-      AttentionArgs a;
-      a.q = q.data();
-      a.out = out.data();
-      a.positions = &pos;
-      a.n_tokens = 1;
-      a.n_heads = n_heads;
-      a.n_kv_heads = n_kv;
-      a.head_dim = hd;
-      a.k_cache = kc.data();
-      a.v_cache = vc.data();
-      a.kv_type = DType::F16;
-      a.capacity = n_keys;
-      a.window = window;
-      a.scale = 0.125f;
-      be.attention(a);
-      const int64_t first = window > 0 ? pos - window + 1 : 0;
-      for (int h = 0; h < n_heads; ++h) {
-        std::vector<double> s;
-        for (int64_t j = first; j <= pos; ++j) {
-          double dot = 0;
-          for (int c = 0; c < hd; ++c) dot += double(q[h * hd + c]) * f16_to_f32(kc[j * hd + c]);
-          s.push_back(dot * 0.125);
-        }
-        const double mx = *std::max_element(s.begin(), s.end());
-        double den = 0;
-        for (double v : s) den += std::exp(v - mx);
-        for (int c = 0; c < hd; ++c) {
-          double ref = 0;
-          for (size_t j = 0; j < s.size(); ++j) ref += std::exp(s[j] - mx) / den * f16_to_f32(vc[(first + j) * hd + c]);
-          ASSERT_NEAR(out[h * hd + c], ref, 2e-5) << isa << " window " << window << " threads " << threads;
+    setenv("GEMMA_ISA", isa, 1);  // the backend picks its kernel table at construction
+    for (int window : {0, 1000}) {
+      for (int threads : {1, 2}) {
+        CpuBackend be(threads);
+        std::vector<float> out(q.size());
+        AttentionArgs a;
+        a.q = q.data();
+        a.out = out.data();
+        a.positions = &pos;
+        a.n_tokens = 1;
+        a.n_heads = n_heads;
+        a.n_kv_heads = n_kv;
+        a.head_dim = hd;
+        a.k_cache = kc.data();
+        a.v_cache = vc.data();
+        a.kv_type = DType::F16;
+        a.capacity = n_keys;
+        a.window = window;
+        a.scale = 0.125f;
+        be.attention(a);
+        const int64_t first = window > 0 ? pos - window + 1 : 0;
+        for (int h = 0; h < n_heads; ++h) {
+          std::vector<double> s;
+          for (int64_t j = first; j <= pos; ++j) {
+            double dot = 0;
+            for (int c = 0; c < hd; ++c) dot += double(q[h * hd + c]) * f16_to_f32(kc[j * hd + c]);
+            s.push_back(dot * 0.125);
+          }
+          const double mx = *std::max_element(s.begin(), s.end());
+          double den = 0;
+          for (double v : s) den += std::exp(v - mx);
+          for (int c = 0; c < hd; ++c) {
+            double ref = 0;
+            for (size_t j = 0; j < s.size(); ++j)
+              ref += std::exp(s[j] - mx) / den * f16_to_f32(vc[(first + j) * hd + c]);
+            ASSERT_NEAR(out[h * hd + c], ref, 2e-5) << isa << " window " << window << " threads " << threads;
+          }
         }
       }
     }
-  }
   }
   unsetenv("GEMMA_ISA");
 }

@@ -36,17 +36,21 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, int64_t cols, std::mt
         std::memcpy(p, &h, 2);
         break;
       }
-      case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put_f16(p, scale(rng)); break;
+      case DType::Q8_0:
+      case DType::Q4_0:
+      case DType::Q5_0: put_f16(p, scale(rng)); break;
       case DType::Q4_0F: {
         float d = scale(rng);
         std::memcpy(p, &d, 4);
         break;
       }
-      case DType::Q4_1: case DType::Q5_1:
+      case DType::Q4_1:
+      case DType::Q5_1:
         put_f16(p, scale(rng));
         put_f16(p + 2, -8 * scale(rng));
         break;
-      case DType::Q4_K: case DType::Q5_K:
+      case DType::Q4_K:
+      case DType::Q5_K:
         put_f16(p, scale(rng) / 16);
         put_f16(p + 2, scale(rng) / 16);
         break;

@@ -70,7 +70,8 @@ TEST(Convert, RoundTripsKeepTheLogits) {
     Status st = gguf ? export_gguf(**m, out, {c.type}) : export_hf(**m, out, {c.type});
     ASSERT_TRUE(st.ok()) << st.error().message;
     const double err = relative_error(out, tiny(c.ref));
-    std::printf("convert %s -> %s: max |Δlogit| / scale vs %s = %.2g\n", c.in.c_str(), c.out.c_str(), c.ref.c_str(), err);
+    std::printf("convert %s -> %s: max |Δlogit| / scale vs %s = %.2g\n", c.in.c_str(), c.out.c_str(), c.ref.c_str(),
+                err);
     EXPECT_LT(err, 1e-4) << c.in << " -> " << c.out;
   }
 }

@@ -13,7 +13,8 @@ struct ForwardRun {
   std::vector<float> logits;
 };
 
-ForwardRun forward(const Model& m, const std::vector<int32_t>& ids, bool as_embeddings, std::vector<PositionSpan> spans = {}) {
+ForwardRun forward(const Model& m, const std::vector<int32_t>& ids, bool as_embeddings,
+                   std::vector<PositionSpan> spans = {}) {
   CpuBackend be(1, CpuOptions{true});
   const ModelConfig& c = m.config();
   auto cache = KvCache::create(c, 64, 64, DType::F32);

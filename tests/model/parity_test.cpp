@@ -17,8 +17,8 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "model/model.h"
-#include "runtime/sampler.h"
 #include "runtime/engine.h"
+#include "runtime/sampler.h"
 #include "support/test_support.h"
 #include "util/zstd_file.h"
 
@@ -110,7 +110,8 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
   ASSERT_EQ(raw->size(), prompt.size() * static_cast<size_t>(V) * sizeof(float));
   const float* ref = reinterpret_cast<const float*>(raw->data());
   double scale = 0;
-  for (size_t i = 0; i < prompt.size() * static_cast<size_t>(V); ++i) scale = std::max(scale, std::fabs(double(ref[i])));
+  for (size_t i = 0; i < prompt.size() * static_cast<size_t>(V); ++i)
+    scale = std::max(scale, std::fabs(double(ref[i])));
 
   const bool quantized = quantized_format(c.ref_name);
   for (bool precise : {true, false}) {
@@ -119,7 +120,8 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     const double tol = precise ? kPreciseTolerance : kFastTolerance;
     double worst = 0;
     for (int chunk : {64, 7, 1}) {
-      auto cache = KvCache::create(m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk, DType::F32);
+      auto cache =
+          KvCache::create(m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk, DType::F32);
       ASSERT_TRUE(cache.ok());
       ForwardBuffers buf(m.config(), chunk);
       std::vector<float> logits;
@@ -161,13 +163,13 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     ASSERT_TRUE(failed.ok()) << failed.error().message;
     size_t same = 0;
     while (same < got.size() && same < greedy_ref.size() && got[same] == greedy_ref[same]) ++same;
-    if (precise) {
-      EXPECT_EQ(got, greedy_ref) << c.ref_name;
-    }
+    if (precise) { EXPECT_EQ(got, greedy_ref) << c.ref_name; }
     const std::string row = fmt::format(
         "| {} | {} | {} | {:.3g} | {:.3g} | {:.2g} | {:.2g} | {} |", c.ref_name, c.ref["checkpoint"].get<std::string>(),
-        precise ? (quantized ? "precise" : "float")
-                : (c.ref_name.find("bf16") != std::string::npos ? "fast (bf16 activations)" : "fast (int8 activations)"), worst, scale, worst / scale, tol,
+        precise
+            ? (quantized ? "precise" : "float")
+            : (c.ref_name.find("bf16") != std::string::npos ? "fast (bf16 activations)" : "fast (int8 activations)"),
+        worst, scale, worst / scale, tol,
         same == greedy_ref.size() ? std::string("identical") : fmt::format("first {} identical", same));
     std::printf("parity %s\n", row.c_str());
     report.rows.push_back(row);

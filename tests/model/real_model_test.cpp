@@ -15,8 +15,8 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "model/model.h"
-#include "runtime/sampler.h"
 #include "runtime/engine.h"
+#include "runtime/sampler.h"
 #include "support/test_support.h"
 
 namespace gemma {
@@ -94,15 +94,18 @@ TEST(RealModel, GreedyAndLogitsMatchReferences) {
     worst_fast = std::max(worst_fast, d_fast);
     const size_t vs_hf = common_prefix(b.greedy, hf), vs_lc = common_prefix(b.greedy, lc);
     fast_identical += vs_hf == hf.size();
-    std::printf("real model %-40s precise: greedy %s, max|Δ| top-32 %.4f | fast: max|Δ| %.3f, greedy = HF for %zu, = llama.cpp for %zu of %d\n",
-                nlohmann::json(p["text"].get<std::string>().substr(0, 36)).dump().c_str(),
-                a.greedy == hf ? "identical" : "DIFFERENT", d_precise, d_fast, vs_hf, vs_lc, n_new);
+    std::printf(
+        "real model %-40s precise: greedy %s, max|Δ| top-32 %.4f | fast: max|Δ| %.3f, greedy = HF for %zu, = llama.cpp "
+        "for %zu of %d\n",
+        nlohmann::json(p["text"].get<std::string>().substr(0, 36)).dump().c_str(),
+        a.greedy == hf ? "identical" : "DIFFERENT", d_precise, d_fast, vs_hf, vs_lc, n_new);
   }
   RecordProperty("max_abs_logit_diff_precise", std::to_string(worst_precise));
   RecordProperty("max_abs_logit_diff_fast", std::to_string(worst_fast));
-  std::printf("real model: max |Δlogit| vs HF (top-32 at the last prompt position): precise %.4f, fast %.3f; "
-              "fast greedy identical to HF on %d of %zu prompts\n",
-              worst_precise, worst_fast, fast_identical, ref["prompts"].size());
+  std::printf(
+      "real model: max |Δlogit| vs HF (top-32 at the last prompt position): precise %.4f, fast %.3f; "
+      "fast greedy identical to HF on %d of %zu prompts\n",
+      worst_precise, worst_fast, fast_identical, ref["prompts"].size());
 }
 
 }  // namespace

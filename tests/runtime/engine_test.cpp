@@ -219,7 +219,8 @@ INSTANTIATE_TEST_SUITE_P(Weights, EngineTest,
                                            Mode{"model.q8_0.gguf", false}, Mode{"model.f32.gguf", false}),
                          [](const auto& param_info) {
                            return std::string(param_info.param.precise ? "precise_" : "fast_") +
-                                  (std::string(param_info.param.file).find("q8_0") != std::string::npos ? "q8_0" : "f32");
+                                  (std::string(param_info.param.file).find("q8_0") != std::string::npos ? "q8_0"
+                                                                                                        : "f32");
                          });
 
 TEST(Engine, RefusesBadRequestsWithoutStoppingOthers) {

@@ -31,7 +31,7 @@ TEST(Perplexity, MatchesDirectComputation) {
   int count = 0;
   for (int c = 0; c < 3; ++c) {
     std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
-    chunk[0] = 2;  // BOS replaces the first token of every chunk
+    chunk[0] = 2;                                                // BOS replaces the first token of every chunk
     auto cache = KvCache::create((*m)->config(), n_ctx, n_ctx);  // F16, as perplexity() uses
     ASSERT_TRUE(cache.ok());
     ForwardBuffers buf((*m)->config(), n_ctx);

@@ -100,8 +100,8 @@ GgufBuilder GgufBuilder::tiny_gemma3(uint32_t seed) {
   std::vector<int32_t> types = {3, 3, 3, 2};
   for (int i = 0; i < 256; ++i) tokens.push_back(fmt::format("<0x{:02X}>", i)), types.push_back(6);
   // Turn and CodeGemma fill-in-the-middle tokens (ids 260..265), as in the real vocabularies.
-  for (const char* t : {"<start_of_turn>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-                        "<|file_separator|>"})
+  for (const char* t :
+       {"<start_of_turn>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|file_separator|>"})
     tokens.push_back(t), types.push_back(4);
   b.kv_str_array("tokenizer.ggml.tokens", tokens);
   b.kv_f32_array("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));

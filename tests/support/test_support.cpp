@@ -22,8 +22,8 @@ bool real_model_required() {
 
 std::string temp_dir() {
   std::random_device rd;
-  auto dir = std::filesystem::temp_directory_path() /
-             ("gemma_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("gemma_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
   std::filesystem::create_directories(dir);
   return dir.string();
 }

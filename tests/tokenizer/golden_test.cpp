@@ -30,13 +30,12 @@ void check_goldens(const Tokenizer& tok, const std::string& source, bool skip_im
     ++checked;
     auto ids = tok.encode(g.text, false);
     auto with_bos = tok.encode(g.text, true);
-    ASSERT_TRUE(ids.ok() && with_bos.ok())
-        << source << ": " << (ids.ok() ? with_bos.error() : ids.error()).message;
+    ASSERT_TRUE(ids.ok() && with_bos.ok()) << source << ": " << (ids.ok() ? with_bos.error() : ids.error()).message;
     const std::string decoded = tok.decode(*ids);
     if (*ids != g.ids || *with_bos != g.ids_with_special || decoded != g.decoded) {
       if (++failures <= 5) {
-        ADD_FAILURE() << source << ": mismatch on " << nlohmann::json(g.text).dump().substr(0, 200)
-                      << "\n  expected " << nlohmann::json(g.ids).dump().substr(0, 200) << "\n  got      "
+        ADD_FAILURE() << source << ": mismatch on " << nlohmann::json(g.text).dump().substr(0, 200) << "\n  expected "
+                      << nlohmann::json(g.ids).dump().substr(0, 200) << "\n  got      "
                       << nlohmann::json(*ids).dump().substr(0, 200);
       }
     }
@@ -48,9 +47,7 @@ void check_goldens(const Tokenizer& tok, const std::string& source, bool skip_im
 
 TEST(TokenizerGolden, FromTokenizerJson) { check_goldens(test::json_tokenizer(), "tokenizer.json", false); }
 
-TEST(TokenizerGolden, FromSentencePieceModel) {
-  check_goldens(test::model_tokenizer(), "tokenizer.model", true);
-}
+TEST(TokenizerGolden, FromSentencePieceModel) { check_goldens(test::model_tokenizer(), "tokenizer.model", true); }
 
 TEST(TokenizerGolden, FromGgufVocabulary) {
   GEMMA_REQUIRE_REAL_MODEL();
@@ -76,12 +73,10 @@ void check_same_vocabulary(const Tokenizer& t, const std::string& source, bool k
     return k == TokenKind::Control || k == TokenKind::UserDefined || k == TokenKind::Unknown;
   };
   for (int32_t id = 0; id < t.vocab_size(); ++id) {
-    if (t.piece(id) != j.piece(id) && ++piece_diffs <= 5)
-      ADD_FAILURE() << source << ": piece " << id << " differs";
+    if (t.piece(id) != j.piece(id) && ++piece_diffs <= 5) ADD_FAILURE() << source << ": piece " << id << " differs";
     const TokenKind a = t.kind(id), b = j.kind(id);
     if (kinds_identical ? a != b : added(a) != added(b) || (a == TokenKind::Byte) != (b == TokenKind::Byte)) {
-      if (++kind_diffs <= 5)
-        ADD_FAILURE() << source << ": kind of " << id << " (" << j.piece(id) << ") differs";
+      if (++kind_diffs <= 5) ADD_FAILURE() << source << ": kind of " << id << " (" << j.piece(id) << ") differs";
     }
   }
   EXPECT_EQ(piece_diffs, 0);

@@ -38,10 +38,7 @@ json small_json() {
           {"added_tokens", json::array({added_token(2, "<bos>", true)})},
           {"normalizer", {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}},
           {"pre_tokenizer",
-           {{"type", "Split"},
-            {"pattern", {{"String", " "}}},
-            {"behavior", "MergedWithPrevious"},
-            {"invert", false}}},
+           {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}, {"invert", false}}},
           {"post_processor", nullptr},
           {"decoder", nullptr},
           {"model",
@@ -54,8 +51,8 @@ json small_json() {
             {"byte_fallback", true},
             {"ignore_merges", false},
             {"vocab", vocab},
-            {"merges", json::array({json::array({"a", "b"}), json::array({"b", "c"}),
-                                    json::array({"ab", "c"}), json::array({"\xE2\x96\x81", "a"})})}}}};
+            {"merges", json::array({json::array({"a", "b"}), json::array({"b", "c"}), json::array({"ab", "c"}),
+                                    json::array({"\xE2\x96\x81", "a"})})}}}};
 }
 
 Result<Tokenizer> load(const json& j) { return Tokenizer::from_hf_json(j.dump(), "small.json"); }
@@ -87,8 +84,7 @@ TEST(HfJson, MergeRankAndDuplicates) {
   ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(enc(*t, "abc"), (Ids{4, 9}));  // rank, not position, decides
   // HF keeps the last of duplicate merges: (b, c) now ranks after (a, b).
-  j["model"]["merges"] =
-      json::array({json::array({"b", "c"}), json::array({"a", "b"}), json::array({"b", "c"})});
+  j["model"]["merges"] = json::array({json::array({"b", "c"}), json::array({"a", "b"}), json::array({"b", "c"})});
   t = load(j);
   ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(enc(*t, "abc"), (Ids{8, 6}));
@@ -170,8 +166,7 @@ TEST(HfJson, MalformedFilesGiveErrors) {
   const std::string good = small_json().dump();
   ASSERT_TRUE(Tokenizer::from_hf_json(good, "x").ok());
   // Every truncation.
-  for (size_t n = 0; n < good.size(); ++n)
-    EXPECT_FALSE(Tokenizer::from_hf_json(good.substr(0, n), "x").ok()) << n;
+  for (size_t n = 0; n < good.size(); ++n) EXPECT_FALSE(Tokenizer::from_hf_json(good.substr(0, n), "x").ok()) << n;
   auto bad = [](json j, const char* why) { EXPECT_FALSE(load(j).ok()) << why; };
   json j = small_json();
   j["model"]["vocab"]["a"] = "4";
@@ -225,9 +220,8 @@ TEST(HfJson, MalformedFilesGiveErrors) {
   j["model"]["vocab"].erase("<bos>");
   j["added_tokens"] = json::array();
   bad(j, "no <bos>");
-  for (const char* text :
-       {"", "{}", "[]", "null", "{\"model\": []}", "{\"model\": {\"vocab\": {}}}", "\"model\"",
-        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", {}]]}}"}) {
+  for (const char* text : {"", "{}", "[]", "null", "{\"model\": []}", "{\"model\": {\"vocab\": {}}}", "\"model\"",
+                           "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", {}]]}}"}) {
     EXPECT_FALSE(Tokenizer::from_hf_json(text, "x").ok()) << text;
   }
   EXPECT_FALSE(Tokenizer::from_hf_json(std::string(100000, '['), "x").ok());  // nesting bomb

@@ -34,9 +34,7 @@ struct TinyModel {
   // 0 <pad> 1 <eos> 2 <bos> 3 <unk> 4 <sep>, 5..260 <0x00>..<0xFF>, then 261.. the normal pieces.
   std::string bytes() const {
     ProtoWriter m;
-    m.message(1, piece("<pad>", kControl))
-        .message(1, piece("<eos>", kControl))
-        .message(1, piece("<bos>", kControl));
+    m.message(1, piece("<pad>", kControl)).message(1, piece("<eos>", kControl)).message(1, piece("<bos>", kControl));
     m.message(1, piece("<unk>", kUnknown)).message(1, piece("<sep>", kUserDefined));
     for (int b = 0; b < 256; ++b) m.message(1, piece(fmt::format("<0x{:02X}>", b), kByte));
     const std::pair<const char*, float> normal[] = {{"a", 0},
@@ -53,10 +51,7 @@ struct TinyModel {
                                                     {"\xE2\x96\x81\xE2\x96\x81", -0.5f}};
     for (auto [p, s] : normal) m.message(1, piece(p, kNormal, s));
     ProtoWriter trainer;
-    trainer.varint(3, static_cast<uint64_t>(model_type))
-        .varint(35, byte_fallback)
-        .varint(40, 3)
-        .varint(41, 2);
+    trainer.varint(3, static_cast<uint64_t>(model_type)).varint(35, byte_fallback).varint(40, 3).varint(41, 2);
     trainer.varint(42, 1).varint(43, 0);
     m.message(2, trainer);
     ProtoWriter normalizer;
@@ -67,8 +62,7 @@ struct TinyModel {
 };
 
 Result<Tokenizer> load(const std::string& bytes) {
-  return Tokenizer::from_sentencepiece({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
-                                       "tiny.model");
+  return Tokenizer::from_sentencepiece({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, "tiny.model");
 }
 
 Ids enc(const Tokenizer& t, std::string_view text) {
@@ -125,14 +119,11 @@ TEST(SentencePiece, DummyPrefix) {
 // Without byte pieces, a run of unknown characters is one <unk> (as sentencepiece does).
 TEST(SentencePiece, WithoutByteFallbackUnknownRunsAreOneUnk) {
   ProtoWriter m;
-  m.message(1, piece("<pad>", kControl))
-      .message(1, piece("<eos>", kControl))
-      .message(1, piece("<bos>", kControl));
+  m.message(1, piece("<pad>", kControl)).message(1, piece("<eos>", kControl)).message(1, piece("<bos>", kControl));
   m.message(1, piece("<unk>", kUnknown)).message(1, piece("<sep>", kUserDefined));
   for (const char* p : {"a", "b", "c", "\xE2\x96\x81"}) m.message(1, piece(p, kNormal));
   m.message(1, piece("ab", kNormal, -1));
-  m.message(2,
-            ProtoWriter().varint(3, 2).varint(35, 0).varint(40, 3).varint(41, 2).varint(42, 1).varint(43, 0));
+  m.message(2, ProtoWriter().varint(3, 2).varint(35, 0).varint(40, 3).varint(41, 2).varint(42, 1).varint(43, 0));
   m.message(3, ProtoWriter().varint(3, 0).varint(4, 0));
   auto t = load(m.str());
   ASSERT_TRUE(t.ok()) << t.error().message;
@@ -157,9 +148,7 @@ TEST(SentencePiece, RefusesWhatItCannotReproduce) {
   EXPECT_NE(r.error().message.find("remove_extra_whitespaces"), std::string::npos);
   // The proto default of remove_extra_whitespaces is true: a model that omits it is refused too.
   ProtoWriter bare;
-  bare.message(1, piece("<bos>", kControl))
-      .message(1, piece("<eos>", kControl))
-      .message(2, ProtoWriter().varint(3, 2));
+  bare.message(1, piece("<bos>", kControl)).message(1, piece("<eos>", kControl)).message(2, ProtoWriter().varint(3, 2));
   EXPECT_FALSE(load(bare.str()).ok());
   ProtoWriter charsmap;
   charsmap.message(1, piece("<bos>", kControl))
@@ -174,21 +163,19 @@ TEST(SentencePiece, HostileModelsGiveErrors) {
   ASSERT_TRUE(load(good).ok());
   EXPECT_FALSE(load("").ok());
   EXPECT_FALSE(load("{\"model\": 1}").ok());
-  EXPECT_FALSE(load(std::string("\x0a\xff\xff\xff\xff\x0f\x01", 7)).ok());  // length past the end
+  EXPECT_FALSE(load(std::string("\x0a\xff\xff\xff\xff\x0f\x01", 7)).ok());                   // length past the end
   EXPECT_FALSE(load(std::string("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)).ok());  // 2^64-1 length
-  EXPECT_FALSE(
-      load(std::string("\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 13)).ok());  // varint too long
-  EXPECT_FALSE(load(std::string("\x03", 1)).ok());                                          // field 0
-  EXPECT_FALSE(load(std::string("\x0b\x0c", 2)).ok());                                      // a group
-  EXPECT_FALSE(load(std::string("\x0f", 1)).ok());                                          // wire type 7
+  EXPECT_FALSE(load(std::string("\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 13)).ok());  // varint too long
+  EXPECT_FALSE(load(std::string("\x03", 1)).ok());                                                   // field 0
+  EXPECT_FALSE(load(std::string("\x0b\x0c", 2)).ok());                                               // a group
+  EXPECT_FALSE(load(std::string("\x0f", 1)).ok());                                                   // wire type 7
   // Piece-level problems.
   auto with_piece = [&](const ProtoWriter& p) { return ProtoWriter().raw(good).message(1, p).str(); };
-  EXPECT_FALSE(load(with_piece(piece("x", 9))).ok());           // unknown type
-  EXPECT_FALSE(load(with_piece(piece("<0xZZ>", kByte))).ok());  // byte piece that names no byte
-  EXPECT_FALSE(load(with_piece(piece(std::string(70000, 'a'), kNormal))).ok());  // > 64 KiB
-  EXPECT_TRUE(load(with_piece(piece("zz", kNormal, NAN))).ok());  // NaN scores sort last, no UB
-  EXPECT_TRUE(
-      load(with_piece(piece(std::string("\xFF\xFE", 2), kUserDefined))).ok());  // not UTF-8: never matches
+  EXPECT_FALSE(load(with_piece(piece("x", 9))).ok());                                   // unknown type
+  EXPECT_FALSE(load(with_piece(piece("<0xZZ>", kByte))).ok());                          // byte piece that names no byte
+  EXPECT_FALSE(load(with_piece(piece(std::string(70000, 'a'), kNormal))).ok());         // > 64 KiB
+  EXPECT_TRUE(load(with_piece(piece("zz", kNormal, NAN))).ok());                        // NaN scores sort last, no UB
+  EXPECT_TRUE(load(with_piece(piece(std::string("\xFF\xFE", 2), kUserDefined))).ok());  // not UTF-8: never matches
   // Special ids out of range fall back to the names; without <bos> at all the model is refused.
   ProtoWriter far;
   far.raw(good).message(2, ProtoWriter().varint(41, 1000000).varint(42, uint64_t(-7)));

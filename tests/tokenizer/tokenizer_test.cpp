@@ -61,9 +61,8 @@ TEST(Tokenizer, LiteralSpecialTokensFromEverySource) {
     EXPECT_EQ(enc(*t, "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"),
               (Ids{105, 2364, 107, 2202, 106, 107, 105, 4368, 107}));
     // Look-alikes are text.
-    EXPECT_EQ(enc(*t, "<BOS><bos <unused6242> < bos>"),
-              (Ids{236820, 236799, 3354, 1798, 46757, 655, 63634, 236825, 236778, 236812, 236778, 236813, 655,
-                   25835, 236813}));
+    EXPECT_EQ(enc(*t, "<BOS><bos <unused6242> < bos>"), (Ids{236820, 236799, 3354, 1798, 46757, 655, 63634, 236825,
+                                                             236778, 236812, 236778, 236813, 655, 25835, 236813}));
     // A byte token's name is text too.
     EXPECT_EQ(enc(*t, "<0x41>"), (Ids{236820, 236771, 236781, 236812, 236770, 236813}));
     // Runs of '▁' are added tokens; spaces become '▁' and join them.
@@ -85,9 +84,9 @@ TEST(Tokenizer, ByteFallback) {
 
 TEST(Tokenizer, DecodeRoundTripsAndMapsSpaceMark) {
   const Tokenizer& t = test::json_tokenizer();
-  for (std::string_view s : {"Hello, world!", "  two  spaces  ", "tab\tand\nnewline\r\n",
-                             "emoji \xF0\x9F\x99\x82 and \xF0\x9F\xAB\xA9",
-                             "<start_of_turn>user\n<b>x</b><end_of_turn>", "\xE4\xB8\xAD\xE6\x96\x87 text"}) {
+  for (std::string_view s :
+       {"Hello, world!", "  two  spaces  ", "tab\tand\nnewline\r\n", "emoji \xF0\x9F\x99\x82 and \xF0\x9F\xAB\xA9",
+        "<start_of_turn>user\n<b>x</b><end_of_turn>", "\xE4\xB8\xAD\xE6\x96\x87 text"}) {
     EXPECT_EQ(t.decode(enc(t, s)), s);
   }
   EXPECT_EQ(t.decode(enc(t,
@@ -140,8 +139,8 @@ TEST(Tokenizer, RejectsInvalidUtf8NamingTheOffset) {
   auto r = t.encode(std::string("ok\xC3(", 4), false);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("byte 2"), std::string::npos) << r.error().message;
-  for (std::string_view bad : {"\xFF", "abc\xE2\x82", "\xED\xA0\x80", "\xC0\xAF", "\xF4\x90\x80\x80", "\x80x",
-                               "<bos>\xF0\x9F\x99"}) {
+  for (std::string_view bad :
+       {"\xFF", "abc\xE2\x82", "\xED\xA0\x80", "\xC0\xAF", "\xF4\x90\x80\x80", "\x80x", "<bos>\xF0\x9F\x99"}) {
     EXPECT_FALSE(t.encode(bad, true).ok()) << bad;
     EXPECT_FALSE(test::model_tokenizer().encode(bad, false).ok()) << bad;
   }
@@ -179,9 +178,7 @@ TEST(Tokenizer, EncodesOneMegabyteWithoutNewlinesQuickly) {
     EXPECT_EQ(t->decode(*ids), "<bos>" + text);
     std::printf("tokenizer: %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", text.size(), ids->size(), s,
                 static_cast<double>(text.size()) / s / 1e6);
-    if (!kSanitized) {
-      EXPECT_LT(s, 1.0);
-    }
+    if (!kSanitized) { EXPECT_LT(s, 1.0); }
   }
 }
 

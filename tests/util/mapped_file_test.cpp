@@ -46,9 +46,7 @@ TEST_F(MappedFileTest, MappedAndHugeCopyHoldTheFilesBytes) {
     EXPECT_EQ(std::vector<uint8_t>((*m)->data(), (*m)->data() + (*m)->size()), bytes);
     const bool huge = pages == FilePages::kHuge && huge_pages_available();
     EXPECT_EQ((*m)->huge_pages(), huge);
-    if (huge) {
-      EXPECT_EQ(reinterpret_cast<uintptr_t>((*m)->data()) % (uintptr_t{2} << 20), 0u);
-    }
+    if (huge) { EXPECT_EQ(reinterpret_cast<uintptr_t>((*m)->data()) % (uintptr_t{2} << 20), 0u); }
   }
 }
 

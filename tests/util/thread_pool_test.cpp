@@ -11,7 +11,8 @@ namespace {
 TEST(ThreadPool, EveryThreadRunsEveryJob) {
   ThreadPool pool(3);
   std::vector<std::atomic<int>> hits(3);
-  for (int job = 0; job < 1000; ++job) pool.run([&](int i, int n) {
+  for (int job = 0; job < 1000; ++job)
+    pool.run([&](int i, int n) {
       EXPECT_EQ(n, 3);
       hits[static_cast<size_t>(i)]++;
     });
@@ -37,9 +38,7 @@ TEST(ThreadPool, SplitCoversRangeWithAlignment) {
     for (int i = 0; i < n_threads; ++i) {
       auto [b, e] = ThreadPool::split(1000, i, n_threads, 16);
       EXPECT_EQ(b, prev_end);
-      if (e < 1000) {
-        EXPECT_EQ(e % 16, 0);
-      }
+      if (e < 1000) { EXPECT_EQ(e % 16, 0); }
       covered += e - b;
       prev_end = e;
     }

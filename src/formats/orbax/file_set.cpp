@@ -53,7 +53,9 @@ class DiskFileSet : public FileSet {
     std::sort(out.begin(), out.end());
     return out;
   }
-  std::string path(const std::string& rel) const override { return rel.empty() ? root_ : (fs::path(root_) / rel).string(); }
+  std::string path(const std::string& rel) const override {
+    return rel.empty() ? root_ : (fs::path(root_) / rel).string();
+  }
 
  private:
   std::string root_;

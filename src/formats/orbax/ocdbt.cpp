@@ -69,8 +69,8 @@ bool read_data_file_table(ByteReader& r, const std::string& transitive, std::vec
   std::string prev;
   for (uint64_t i = 0; i < n; ++i) {
     if (prefix[i] > prev.size()) {
-      why = fmt::format("data file {}: prefix length {} exceeds the previous path ({} bytes)", i, prefix[i],
-                        prev.size());
+      why =
+          fmt::format("data file {}: prefix length {} exceeds the previous path ({} bytes)", i, prefix[i], prev.size());
       return false;
     }
     std::string path = prev.substr(0, prefix[i]);
@@ -156,7 +156,8 @@ Result<std::string> ocdbt_decode_envelope(std::span<const uint8_t> bytes, uint32
 
 Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const std::string& name,
                                            const OcdbtLimits& limits) {
-  GE_ASSIGN(std::string body, ocdbt_decode_envelope(bytes, kManifestMagic, "manifest", name, limits.max_manifest_bytes));
+  GE_ASSIGN(std::string body,
+            ocdbt_decode_envelope(bytes, kManifestMagic, "manifest", name, limits.max_manifest_bytes));
   ByteReader r({reinterpret_cast<const uint8_t*>(body.data()), body.size()});
   OcdbtManifest m;
   OcdbtConfig& c = m.config;
@@ -222,7 +223,7 @@ Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const
   if (!read_ranges(r, files, nodes, /*allow_missing=*/false, why))
     return corrupt_input("{}: manifest version-tree node list is {}", name,
                          why.empty() ? "truncated" : "invalid: " + why);
-  for (uint64_t i = 0; i < nv; ++i) (void)r.read_varint();  // num_generations
+  for (uint64_t i = 0; i < nv; ++i) (void)r.read_varint();     // num_generations
   for (uint64_t i = 0; i < nv; ++i) (void)r.read<uint64_t>();  // commit_time
   for (uint64_t i = 0; i < nv; ++i) {
     const uint8_t h = r.read<uint8_t>();
@@ -237,7 +238,8 @@ Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const
 
 Result<OcdbtBtreeNode> parse_ocdbt_btree_node(std::span<const uint8_t> bytes, const std::string& transitive,
                                               const std::string& name, const OcdbtLimits& limits) {
-  GE_ASSIGN(std::string body, ocdbt_decode_envelope(bytes, kBtreeNodeMagic, "b-tree node", name, limits.max_node_bytes));
+  GE_ASSIGN(std::string body,
+            ocdbt_decode_envelope(bytes, kBtreeNodeMagic, "b-tree node", name, limits.max_node_bytes));
   ByteReader r({reinterpret_cast<const uint8_t*>(body.data()), body.size()});
   OcdbtBtreeNode node;
   node.height = r.read<uint8_t>();
@@ -344,8 +346,8 @@ Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(const std::string& di
   return open(disk_file_set(dir), "", limits);
 }
 
-Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(std::shared_ptr<const FileSet> files, const std::string& root,
-                                                           const OcdbtLimits& limits) {
+Result<std::shared_ptr<OcdbtDatabase>> OcdbtDatabase::open(std::shared_ptr<const FileSet> files,
+                                                           const std::string& root, const OcdbtLimits& limits) {
   const std::string manifest_rel = join_path(root, "manifest.ocdbt");
   if (!files->is_file(manifest_rel))
     return not_found("{}: no manifest.ocdbt (not an OCDBT database)", files->path(root));
@@ -405,7 +407,8 @@ Result<std::span<const uint8_t>> OcdbtDatabase::map_range(const OcdbtFileRange& 
 
 Status OcdbtDatabase::walk(const OcdbtFileRange& ref, int expected_height, const std::string& inherited,
                            const std::string& min_key, int depth) {
-  const std::string where = fmt::format("{} [{}, +{})", files_->path(join_path(root_, ref.file)), ref.offset, ref.length);
+  const std::string where =
+      fmt::format("{} [{}, +{})", files_->path(join_path(root_, ref.file)), ref.offset, ref.length);
   if (!visited_.insert(ref.file + "@" + std::to_string(ref.offset)).second)
     return corrupt_input("{}: b-tree node is referenced twice (a cycle in the tree)", where);
   GE_ASSIGN(auto bytes, map_range(ref, "b-tree node"));
@@ -423,8 +426,8 @@ Status OcdbtDatabase::walk(const OcdbtFileRange& ref, int expected_height, const
     const std::string child_min = inherited + c.key;
     if (child_min < min_key)
       return corrupt_input("{}: key '{}' precedes its parent's bound '{}'", where, child_min, min_key);
-    GE_TRY(walk(c.node, expected_height - 1, inherited + c.key.substr(0, c.subtree_common_prefix), child_min,
-                depth + 1));
+    GE_TRY(
+        walk(c.node, expected_height - 1, inherited + c.key.substr(0, c.subtree_common_prefix), child_min, depth + 1));
   }
   return {};
 }
@@ -440,8 +443,8 @@ Result<std::span<const uint8_t>> OcdbtDatabase::read(std::string_view key) const
   auto it = entries_.find(key);
   if (it == entries_.end()) return not_found("{}: no key '{}' in the OCDBT database", dir_, key);
   const OcdbtValue& v = it->second;
-  if (!v.out_of_line) return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.inline_bytes.data()),
-                                                      v.inline_bytes.size());
+  if (!v.out_of_line)
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.inline_bytes.data()), v.inline_bytes.size());
   if (v.range.length == 0) return std::span<const uint8_t>();
   return map_range(v.range, "value");
 }

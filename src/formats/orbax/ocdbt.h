@@ -74,7 +74,7 @@ struct OcdbtLeafEntry {
 };
 
 struct OcdbtChildEntry {
-  std::string key;  // relative to the prefix the node inherits
+  std::string key;                   // relative to the prefix the node inherits
   size_t subtree_common_prefix = 0;  // bytes of `key` that the child's keys all share and omit
   OcdbtFileRange node;
   uint64_t num_keys = 0;
@@ -123,8 +123,8 @@ class OcdbtDatabase {
   OcdbtDatabase(std::shared_ptr<const FileSet> files, std::string root, OcdbtLimits limits)
       : files_(std::move(files)), root_(std::move(root)), dir_(files_->path(root_)), limits_(limits) {}
   Result<std::span<const uint8_t>> map_range(const OcdbtFileRange& r, const char* what) const;
-  Status walk(const OcdbtFileRange& ref, int expected_height, const std::string& inherited,
-              const std::string& min_key, int depth);
+  Status walk(const OcdbtFileRange& ref, int expected_height, const std::string& inherited, const std::string& min_key,
+              int depth);
 
   std::shared_ptr<const FileSet> files_;
   std::string root_;

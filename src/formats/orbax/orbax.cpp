@@ -75,8 +75,8 @@ class OcdbtCheckpoint : public OrbaxCheckpoint {
   }
 
   std::string layout() const override {
-    return merged_ ? "OCDBT (root manifest)" : fmt::format("OCDBT ({} per-process database{})", dbs_.size(),
-                                                         dbs_.size() == 1 ? "" : "s");
+    return merged_ ? "OCDBT (root manifest)"
+                   : fmt::format("OCDBT ({} per-process database{})", dbs_.size(), dbs_.size() == 1 ? "" : "s");
   }
 
   Status read(const OrbaxArray& a, std::span<uint8_t> out) const override {
@@ -156,7 +156,8 @@ const OrbaxArray* OrbaxCheckpoint::find(const std::string& name) const {
   return it != arrays_.end() && it->name == name ? &*it : nullptr;
 }
 
-Result<std::unique_ptr<OrbaxCheckpoint>> OrbaxCheckpoint::open(const std::string& dir, const OrbaxReadOptions& options) {
+Result<std::unique_ptr<OrbaxCheckpoint>> OrbaxCheckpoint::open(const std::string& dir,
+                                                               const OrbaxReadOptions& options) {
   return open(disk_file_set(dir), options);
 }
 

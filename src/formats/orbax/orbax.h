@@ -21,7 +21,7 @@ namespace gemma {
 
 struct OrbaxReadOptions {
   std::function<bool(const std::string& name)> select;  // arrays to read; all when empty
-  uint64_t max_array_bytes = uint64_t{1} << 36;          // refuse arrays larger than this (hostile metadata)
+  uint64_t max_array_bytes = uint64_t{1} << 36;         // refuse arrays larger than this (hostile metadata)
   OcdbtLimits ocdbt;
 };
 

@@ -5,8 +5,8 @@
 #include <limits>
 #include <memory>
 
-#include <nlohmann/json.hpp>
 #include <zstd.h>
+#include <nlohmann/json.hpp>
 
 #include "formats/orbax/ocdbt.h"
 #include "util/half.h"
@@ -81,7 +81,10 @@ Result<std::vector<uint8_t>> encode_fill(const json& j, DType t, int itemsize, c
       uint64_t bits = 0;
       for (size_t i = 2; i < s.size(); ++i) {
         const char c = s[i];
-        const int nib = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        const int nib = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
         if (nib < 0) return corrupt_input("{}: invalid fill_value '{}'", name, s);
         bits = bits << 4 | static_cast<uint64_t>(nib);
       }
@@ -267,7 +270,8 @@ Status decode_bytes(const ZarrCodecs& c, std::span<const uint8_t> stored, std::s
 void byteswap(std::span<uint8_t> b, int itemsize) {
   if (itemsize == 1) return;
   for (size_t i = 0; i + static_cast<size_t>(itemsize) <= b.size(); i += static_cast<size_t>(itemsize))
-    for (int k = 0; k < itemsize / 2; ++k) std::swap(b[i + static_cast<size_t>(k)], b[i + static_cast<size_t>(itemsize - 1 - k)]);
+    for (int k = 0; k < itemsize / 2; ++k)
+      std::swap(b[i + static_cast<size_t>(k)], b[i + static_cast<size_t>(itemsize - 1 - k)]);
 }
 
 void fill_with(std::span<uint8_t> b, const std::vector<uint8_t>& fill) {
@@ -282,8 +286,9 @@ void fill_with(std::span<uint8_t> b, const std::vector<uint8_t>& fill) {
 
 // Copies the leading `extent` corner of a C-order block of shape `src_shape` into a C-order array of
 // shape `dst_shape` at `origin`.
-void copy_block(const uint8_t* src, std::span<const int64_t> src_shape, uint8_t* dst, std::span<const int64_t> dst_shape,
-                std::span<const int64_t> origin, std::span<const int64_t> extent, size_t itemsize) {
+void copy_block(const uint8_t* src, std::span<const int64_t> src_shape, uint8_t* dst,
+                std::span<const int64_t> dst_shape, std::span<const int64_t> origin, std::span<const int64_t> extent,
+                size_t itemsize) {
   const size_t r = src_shape.size();
   if (r == 0) {
     std::memcpy(dst, src, itemsize);
@@ -310,7 +315,8 @@ void copy_block(const uint8_t* src, std::span<const int64_t> src_shape, uint8_t*
 }
 
 // Reorders a Fortran-order block into C order.
-void fortran_to_c(std::span<const uint8_t> src, std::span<uint8_t> dst, std::span<const int64_t> shape, size_t itemsize) {
+void fortran_to_c(std::span<const uint8_t> src, std::span<uint8_t> dst, std::span<const int64_t> shape,
+                  size_t itemsize) {
   const size_t r = shape.size();
   const uint64_t n = product(shape);
   std::vector<int64_t> idx(r, 0);
@@ -325,7 +331,8 @@ void fortran_to_c(std::span<const uint8_t> src, std::span<uint8_t> dst, std::spa
   }
 }
 
-Status decode_shard(const ZarrMetadata& m, std::span<const uint8_t> data, std::span<uint8_t> out, const std::string& name) {
+Status decode_shard(const ZarrMetadata& m, std::span<const uint8_t> data, std::span<uint8_t> out,
+                    const std::string& name) {
   const size_t r = m.chunks.size();
   std::vector<int64_t> grid(r);
   for (size_t d = 0; d < r; ++d) grid[d] = m.chunks[d] / m.inner_chunks[d];
@@ -356,7 +363,8 @@ Status decode_shard(const ZarrMetadata& m, std::span<const uint8_t> data, std::s
       if (m.inner_codecs.big_endian) byteswap(tmp, m.itemsize);
     }
     for (size_t d = 0; d < r; ++d) origin[d] = g[d] * m.inner_chunks[d];
-    copy_block(tmp.data(), m.inner_chunks, out.data(), m.chunks, origin, m.inner_chunks, static_cast<size_t>(m.itemsize));
+    copy_block(tmp.data(), m.inner_chunks, out.data(), m.chunks, origin, m.inner_chunks,
+               static_cast<size_t>(m.itemsize));
     for (size_t d = r; d-- > 0;) {
       if (++g[d] < grid[d]) break;
       g[d] = 0;
@@ -466,7 +474,8 @@ Result<ZarrMetadata> parse_zarr_json(std::string_view text, const std::string& n
       m.separator = s.get<std::string>()[0];
     }
   }
-  if (j.contains("storage_transformers") && !(j["storage_transformers"].is_array() && j["storage_transformers"].empty()))
+  if (j.contains("storage_transformers") &&
+      !(j["storage_transformers"].is_array() && j["storage_transformers"].empty()))
     return unsupported("{}: storage transformers are not supported", name);
   GE_TRY(parse_codecs(j["codecs"], m, m.codecs, true, false, name));
   GE_ASSIGN(m.fill, encode_fill(j.contains("fill_value") ? j["fill_value"] : json(), m.dtype, m.itemsize, name));
@@ -522,7 +531,8 @@ Status zarr_read_array(const ZarrMetadata& m, const ZarrFetch& fetch, std::span<
     GE_ASSIGN(auto stored, fetch(key));
     const std::string where = name + "/" + key;
     if (rows_contiguous && (r == 0 || extent[0] == m.chunks[0])) {
-      const uint64_t offset = r == 0 ? 0 : static_cast<uint64_t>(origin[0]) * (chunk_bytes / static_cast<uint64_t>(m.chunks[0]));
+      const uint64_t offset =
+          r == 0 ? 0 : static_cast<uint64_t>(origin[0]) * (chunk_bytes / static_cast<uint64_t>(m.chunks[0]));
       std::span<uint8_t> dst = out.subspan(offset, chunk_bytes);
       if (stored) GE_TRY(zarr_decode_chunk(m, *stored, dst, where));
       else fill_with(dst, m.fill);

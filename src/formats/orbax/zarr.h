@@ -30,11 +30,11 @@ struct ZarrMetadata {
   std::vector<int64_t> chunks;  // shape of one stored value (v3: the chunk grid, i.e. the shard)
   DType dtype = DType::F32;
   int itemsize = 4;
-  std::vector<uint8_t> fill;  // one element, little-endian
+  std::vector<uint8_t> fill;   // one element, little-endian
   bool fortran_order = false;  // v2 "order": "F"
   std::string key_prefix;      // v3 default encoding: "c"; else empty
   char separator = '.';
-  ZarrCodecs codecs;           // of the stored value (v3 with sharding: the codecs after the shard)
+  ZarrCodecs codecs;  // of the stored value (v3 with sharding: the codecs after the shard)
   // v3 sharding_indexed: each stored value is a shard of inner chunks plus an index.
   bool sharded = false;
   std::vector<int64_t> inner_chunks;

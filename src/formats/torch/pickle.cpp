@@ -142,8 +142,7 @@ constexpr GlobalName kCallables[] = {
 
 class Machine {
  public:
-  Machine(std::span<const uint8_t> bytes, const std::string& src, PickleLimits limits,
-          std::deque<PickleValue>& arena)
+  Machine(std::span<const uint8_t> bytes, const std::string& src, PickleLimits limits, std::deque<PickleValue>& arena)
       : bytes_(bytes), r_(bytes), src_(src), limits_(limits), arena_(arena) {}
 
   Result<const PickleValue*> run();
@@ -159,8 +158,7 @@ class Machine {
   // Counts references put into containers against limits_.max_items.
   Status add_items(size_t n) {
     items_ += n;
-    if (items_ > limits_.max_items)
-      return fail("pickle containers hold more than {} references", limits_.max_items);
+    if (items_ > limits_.max_items) return fail("pickle containers hold more than {} references", limits_.max_items);
     return {};
   }
   PickleValue* make(PickleKind k) {
@@ -269,7 +267,7 @@ Result<PickleValue*> Machine::global(std::string_view module, std::string_view n
 }
 
 Status Machine::memo_put(uint64_t idx) {
-  GE_ASSIGN(PickleValue* v, top());
+  GE_ASSIGN(PickleValue * v, top());
   if (memo_.size() >= limits_.max_memo && !memo_.count(idx))
     return fail("pickle memo larger than {} entries", limits_.max_memo);
   memo_[idx] = v;
@@ -285,8 +283,7 @@ Status Machine::memo_get(uint64_t idx) {
 Result<PickleValue*> Machine::persistent_id(PickleValue* pid) {
   // ('storage', <StorageClass>, '<decimal key>', '<location>', numel)
   const auto& a = pid->items;
-  if (pid->kind != PickleKind::kTuple || a.size() != 5 || a[0]->kind != PickleKind::kString ||
-      a[0]->s != "storage")
+  if (pid->kind != PickleKind::kTuple || a.size() != 5 || a[0]->kind != PickleKind::kString || a[0]->s != "storage")
     return fail("persistent id is not a ('storage', class, key, location, numel) tuple");
   if (a[1]->kind != PickleKind::kGlobal || a[1]->global != TorchGlobal::kStorageClass)
     return fail("persistent id names '{}', not a torch storage class",
@@ -301,8 +298,7 @@ Result<PickleValue*> Machine::persistent_id(PickleValue* pid) {
   if (a[3]->kind != PickleKind::kString || loc.empty() || loc.size() > 32 ||
       loc.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_:") != std::string::npos)
     return fail("persistent id location '{}' is not a device name", printable(loc, 100));
-  if (a[4]->kind != PickleKind::kInt || a[4]->i < 0)
-    return fail("persistent id has an invalid element count");
+  if (a[4]->kind != PickleKind::kInt || a[4]->i < 0) return fail("persistent id has an invalid element count");
   PickleValue* s = make(PickleKind::kStorage);
   s->type = a[1]->type;
   s->s = key;
@@ -318,8 +314,7 @@ Result<PickleValue*> Machine::rebuild_tensor(const std::vector<PickleValue*>& a,
   if (a.size() != base && a.size() != base + 1) return fail("{} called with {} arguments", fn, a.size());
   if (a[0]->kind != PickleKind::kStorage)
     return fail("{}: argument 1 is a {}, not a storage", fn, kind_name(a[0]->kind));
-  if (a[1]->kind != PickleKind::kInt || a[1]->i < 0)
-    return fail("{}: storage offset is not a non-negative int", fn);
+  if (a[1]->kind != PickleKind::kInt || a[1]->i < 0) return fail("{}: storage offset is not a non-negative int", fn);
   if (a[2]->kind != PickleKind::kTuple || a[3]->kind != PickleKind::kTuple ||
       a[2]->items.size() != a[3]->items.size() || a[2]->items.size() > 64)
     return fail("{}: size and stride are not tuples of equal length (at most 64)", fn);
@@ -335,8 +330,7 @@ Result<PickleValue*> Machine::rebuild_tensor(const std::vector<PickleValue*>& a,
                             m->items[i]->kind == PickleKind::kString ? printable(m->items[i]->s, 100) : "?");
       return fail("{}: tensor metadata {{{}}} (a negated or conjugated view) is not supported", fn, keys);
     }
-    if (m->kind != PickleKind::kNone && m->kind != PickleKind::kDict)
-      return fail("{}: metadata is not a dict", fn);
+    if (m->kind != PickleKind::kNone && m->kind != PickleKind::kDict) return fail("{}: metadata is not a dict", fn);
   }
   PickleValue* t = make(PickleKind::kTensor);
   TensorRef& ref = t->tensor;
@@ -364,17 +358,15 @@ Result<PickleValue*> Machine::rebuild_tensor(const std::vector<PickleValue*>& a,
 Status Machine::reduce(PickleValue* callable, PickleValue* args) {
   if (callable->kind != PickleKind::kGlobal)
     return fail("REDUCE on a {} (only torch's rebuild functions may be called)", kind_name(callable->kind));
-  if (args->kind != PickleKind::kTuple)
-    return fail("REDUCE arguments are a {}, not a tuple", kind_name(args->kind));
+  if (args->kind != PickleKind::kTuple) return fail("REDUCE arguments are a {}, not a tuple", kind_name(args->kind));
   const auto& a = args->items;
   switch (callable->global) {
     case TorchGlobal::kOrderedDict:
-      if (!a.empty())
-        return fail("OrderedDict called with {} arguments (torch writes OrderedDict())", a.size());
+      if (!a.empty()) return fail("OrderedDict called with {} arguments (torch writes OrderedDict())", a.size());
       return push(make(PickleKind::kDict));
     case TorchGlobal::kRebuildTensorV2:
     case TorchGlobal::kRebuildTensorV3: {
-      GE_ASSIGN(PickleValue* t, rebuild_tensor(a, callable->global == TorchGlobal::kRebuildTensorV3));
+      GE_ASSIGN(PickleValue * t, rebuild_tensor(a, callable->global == TorchGlobal::kRebuildTensorV3));
       return push(t);
     }
     case TorchGlobal::kRebuildParameter:
@@ -400,8 +392,7 @@ Status Machine::step() {
   switch (op_) {
     case 0x80: {  // PROTO
       const uint8_t v = read<uint8_t>();
-      if (r_.ok() && (v < 2 || v > 5))
-        return fail("pickle protocol {} is not one torch.save writes (2 to 5)", v);
+      if (r_.ok() && (v < 2 || v > 5)) return fail("pickle protocol {} is not one torch.save writes (2 to 5)", v);
       break;
     }
     case 0x95: {  // FRAME: a length prefix for buffered reading; the data follows inline
@@ -411,23 +402,22 @@ Status Machine::step() {
     }
     case '.': {  // STOP
       if (!marks_.empty()) return fail("MARK opened at byte {} is never closed", marks_.back().at);
-      if (stack_.size() != 1)
-        return fail("pickle ends with {} values on the stack instead of 1", stack_.size());
+      if (stack_.size() != 1) return fail("pickle ends with {} values on the stack instead of 1", stack_.size());
       stopped_ = true;
       return {};
     }
     case 'c': {  // GLOBAL
       GE_ASSIGN(std::string_view module, line());
       GE_ASSIGN(std::string_view name, line());
-      GE_ASSIGN(PickleValue* g, global(module, name));
+      GE_ASSIGN(PickleValue * g, global(module, name));
       return push(g);
     }
     case 0x93: {  // STACK_GLOBAL
-      GE_ASSIGN(PickleValue* name, pop());
-      GE_ASSIGN(PickleValue* module, pop());
+      GE_ASSIGN(PickleValue * name, pop());
+      GE_ASSIGN(PickleValue * module, pop());
       if (name->kind != PickleKind::kString || module->kind != PickleKind::kString)
         return fail("STACK_GLOBAL operands are not strings");
-      GE_ASSIGN(PickleValue* g, global(module->s, name->s));
+      GE_ASSIGN(PickleValue * g, global(module->s, name->s));
       return push(g);
     }
     case 'q':
@@ -466,9 +456,9 @@ Status Machine::step() {
       return push(t);
     }
     case 's': {
-      GE_ASSIGN(PickleValue* value, pop());
-      GE_ASSIGN(PickleValue* key, pop());
-      GE_ASSIGN(PickleValue* dict, top());
+      GE_ASSIGN(PickleValue * value, pop());
+      GE_ASSIGN(PickleValue * key, pop());
+      GE_ASSIGN(PickleValue * dict, top());
       if (dict->kind != PickleKind::kDict) return fail("SETITEM on a {}", kind_name(dict->kind));
       GE_TRY(add_items(2));
       dict->items.push_back(key);
@@ -477,7 +467,7 @@ Status Machine::step() {
     }
     case 'u': {
       GE_ASSIGN(std::vector<PickleValue*> items, pop_mark());
-      GE_ASSIGN(PickleValue* dict, top());
+      GE_ASSIGN(PickleValue * dict, top());
       if (dict->kind != PickleKind::kDict) return fail("SETITEMS on a {}", kind_name(dict->kind));
       if (items.size() % 2) return fail("SETITEMS with an odd number ({}) of keys and values", items.size());
       GE_TRY(add_items(items.size()));
@@ -485,8 +475,8 @@ Status Machine::step() {
       break;
     }
     case 'a': {
-      GE_ASSIGN(PickleValue* value, pop());
-      GE_ASSIGN(PickleValue* list, top());
+      GE_ASSIGN(PickleValue * value, pop());
+      GE_ASSIGN(PickleValue * list, top());
       if (list->kind != PickleKind::kList) return fail("APPEND on a {}", kind_name(list->kind));
       GE_TRY(add_items(1));
       list->items.push_back(value);
@@ -494,7 +484,7 @@ Status Machine::step() {
     }
     case 'e': {
       GE_ASSIGN(std::vector<PickleValue*> items, pop_mark());
-      GE_ASSIGN(PickleValue* list, top());
+      GE_ASSIGN(PickleValue * list, top());
       if (list->kind != PickleKind::kList) return fail("APPENDS on a {}", kind_name(list->kind));
       GE_TRY(add_items(items.size()));
       list->items.insert(list->items.end(), items.begin(), items.end());
@@ -514,30 +504,29 @@ Status Machine::step() {
         uint64_t u = 0;
         std::span<const uint8_t> b = r_.take(n);
         for (size_t k = 0; k < b.size(); ++k) u |= static_cast<uint64_t>(b[k]) << (8 * k);
-        if (b.size() == n && n > 0 && n < 8 && (b[n - 1] & 0x80))
-          u |= ~uint64_t{0} << (8 * n);  // sign-extend
+        if (b.size() == n && n > 0 && n < 8 && (b[n - 1] & 0x80)) u |= ~uint64_t{0} << (8 * n);  // sign-extend
         v->i = static_cast<int64_t>(u);
       }
       if (!r_.ok()) break;
       return push(v);
     }
     case 'X': {
-      GE_ASSIGN(PickleValue* v, read_string(read<uint32_t>()));
+      GE_ASSIGN(PickleValue * v, read_string(read<uint32_t>()));
       return push(v);
     }
     case 0x8c:
     case 'U': {
-      GE_ASSIGN(PickleValue* v, read_string(read<uint8_t>()));
+      GE_ASSIGN(PickleValue * v, read_string(read<uint8_t>()));
       return push(v);
     }
     case 0x8d: {
-      GE_ASSIGN(PickleValue* v, read_string(read<uint64_t>()));
+      GE_ASSIGN(PickleValue * v, read_string(read<uint64_t>()));
       return push(v);
     }
     case 'T': {
       const int32_t n = read<int32_t>();
       if (n < 0) return fail("BINSTRING with negative length {}", n);
-      GE_ASSIGN(PickleValue* v, read_string(static_cast<uint64_t>(n)));
+      GE_ASSIGN(PickleValue * v, read_string(static_cast<uint64_t>(n)));
       return push(v);
     }
     case 'N': return push(make(PickleKind::kNone));
@@ -555,13 +544,13 @@ Status Machine::step() {
       return push(v);
     }
     case 'R': {
-      GE_ASSIGN(PickleValue* args, pop());
-      GE_ASSIGN(PickleValue* callable, pop());
+      GE_ASSIGN(PickleValue * args, pop());
+      GE_ASSIGN(PickleValue * callable, pop());
       return reduce(callable, args);
     }
     case 0x81: {  // NEWOBJ: cls.__new__(cls, *args); only OrderedDict()
-      GE_ASSIGN(PickleValue* args, pop());
-      GE_ASSIGN(PickleValue* cls, pop());
+      GE_ASSIGN(PickleValue * args, pop());
+      GE_ASSIGN(PickleValue * cls, pop());
       if (cls->kind != PickleKind::kGlobal || cls->global != TorchGlobal::kOrderedDict ||
           args->kind != PickleKind::kTuple || !args->items.empty())
         return fail("NEWOBJ other than OrderedDict() ({})",
@@ -569,16 +558,16 @@ Status Machine::step() {
       return push(make(PickleKind::kDict));
     }
     case 'b': {  // BUILD: only the state dict's {'_metadata': ...}, which we ignore
-      GE_ASSIGN(PickleValue* state, pop());
-      GE_ASSIGN(PickleValue* obj, top());
+      GE_ASSIGN(PickleValue * state, pop());
+      GE_ASSIGN(PickleValue * obj, top());
       if (obj->kind != PickleKind::kDict || state->kind != PickleKind::kDict)
-        return fail("BUILD on a {} with a {} state (torch only sets a state dict's _metadata)",
-                    kind_name(obj->kind), kind_name(state->kind));
+        return fail("BUILD on a {} with a {} state (torch only sets a state dict's _metadata)", kind_name(obj->kind),
+                    kind_name(state->kind));
       break;
     }
     case 'Q': {
-      GE_ASSIGN(PickleValue* pid, pop());
-      GE_ASSIGN(PickleValue* storage, persistent_id(pid));
+      GE_ASSIGN(PickleValue * pid, pop());
+      GE_ASSIGN(PickleValue * storage, persistent_id(pid));
       return push(storage);
     }
     default: {

@@ -121,8 +121,7 @@ struct PickleLimits {
 class Pickle {
  public:
   // Runs the pickle in `bytes`; `source` names it in errors ("model.ckpt: data.pkl").
-  static Result<Pickle> parse(std::span<const uint8_t> bytes, const std::string& source,
-                              PickleLimits limits = {});
+  static Result<Pickle> parse(std::span<const uint8_t> bytes, const std::string& source, PickleLimits limits = {});
   const PickleValue& root() const { return *root_; }
   size_t value_count() const { return arena_->size(); }
 

@@ -29,8 +29,7 @@ std::string shape_string(const std::vector<int64_t>& v) {
 
 // Checks one tensor against its storage (docs/spec/formats.md §8.6): valid iff it has no elements or
 // (offset + Σ (size_i - 1) * stride_i + 1) elements fit the storage, all in overflow-safe integers.
-Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t storage_bytes,
-                    const std::string& src) {
+Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t storage_bytes, const std::string& src) {
   const uint64_t elem = static_cast<uint64_t>(torch_type_info(t.type).elem_bytes);
   uint64_t numel = 1;
   for (int64_t d : t.shape)
@@ -42,8 +41,8 @@ Status check_bounds(const TorchTensor& t, const std::string& key, uint64_t stora
   bool overflow = false;
   for (size_t d = 0; d < t.shape.size(); ++d) {
     uint64_t step = 0;
-    overflow |= __builtin_mul_overflow(static_cast<uint64_t>(t.shape[d] - 1),
-                                       static_cast<uint64_t>(t.stride[d]), &step);
+    overflow |=
+        __builtin_mul_overflow(static_cast<uint64_t>(t.shape[d] - 1), static_cast<uint64_t>(t.stride[d]), &step);
     overflow |= __builtin_add_overflow(last, step, &last);
   }
   overflow |= __builtin_add_overflow(last, uint64_t{1}, &last);
@@ -179,9 +178,8 @@ Result<std::vector<TorchTensor>> parse_torch_tensors(std::span<const uint8_t> by
   return tensors;
 }
 
-Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string& src,
-                              std::shared_ptr<const void> owner, TensorSet& out,
-                              std::vector<std::string>* skipped) {
+Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string& src, std::shared_ptr<const void> owner,
+                              TensorSet& out, std::vector<std::string>* skipped) {
   GE_ASSIGN(std::vector<TorchTensor> tensors, parse_torch_tensors(bytes, src));
   uint64_t copied = 0;
   for (const TorchTensor& t : tensors) {
@@ -196,12 +194,10 @@ Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string&
     ct.dtype = *info.dtype;
     ct.shape = t.shape;
     ct.nbytes = t.nbytes();
-    const uint8_t* start =
-        t.storage.data() + static_cast<size_t>(t.offset) * static_cast<size_t>(info.elem_bytes);
+    const uint8_t* start = t.storage.data() + static_cast<size_t>(t.offset) * static_cast<size_t>(info.elem_bytes);
     if (ct.nbytes == 0) {
       ct.data = t.storage.data();
-    } else if (t.contiguous() &&
-               reinterpret_cast<uintptr_t>(start) % static_cast<uintptr_t>(info.elem_bytes) == 0) {
+    } else if (t.contiguous() && reinterpret_cast<uintptr_t>(start) % static_cast<uintptr_t>(info.elem_bytes) == 0) {
       ct.data = start;  // a view into the map
     } else {
       if (__builtin_add_overflow(copied, ct.nbytes, &copied) || copied > bytes.size() + kCopySlackBytes)
@@ -239,9 +235,8 @@ Status read_sharded(const std::string& index_path, TensorSet& out, std::vector<s
     std::vector<std::string> part_skipped;
     GE_TRY(read_file((dir / shard).string(), part, &part_skipped));
     for (const std::string& name : names) {
-      const bool skipped_here =
-          std::any_of(part_skipped.begin(), part_skipped.end(),
-                      [&](const std::string& s) { return s.rfind(name + " (", 0) == 0; });
+      const bool skipped_here = std::any_of(part_skipped.begin(), part_skipped.end(),
+                                            [&](const std::string& s) { return s.rfind(name + " (", 0) == 0; });
       if (!part.find(name) && !skipped_here)
         return not_found("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     }
@@ -264,8 +259,7 @@ Status read_torch_checkpoint(const std::string& path, TensorSet& out, std::vecto
     if (!fs::exists(index, ec)) return not_found("{}: directory has no pytorch_model.bin.index.json", path);
     return read_sharded(index, out, skipped);
   }
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0)
-    return read_sharded(path, out, skipped);
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return read_sharded(path, out, skipped);
   return read_file(path, out, skipped);
 }
 

@@ -36,8 +36,7 @@ struct TorchTensor {
 
 // Parses the archive in `bytes` (no copies) and lists the state dict's tensors in pickle order.
 // `source` names the file in errors.
-Result<std::vector<TorchTensor>> parse_torch_tensors(std::span<const uint8_t> bytes,
-                                                     const std::string& source);
+Result<std::vector<TorchTensor>> parse_torch_tensors(std::span<const uint8_t> bytes, const std::string& source);
 
 // Adds the tensors of the archive in `bytes` to `out`; `owner` keeps `bytes` alive. Tensors of
 // types a TensorSet cannot hold (int64, bool, complex64, ...) are not added; their names and
@@ -48,7 +47,6 @@ Status parse_torch_checkpoint(std::span<const uint8_t> bytes, const std::string&
 
 // A .ckpt/.pt/.bin file, or a sharded checkpoint: a directory holding pytorch_model.bin.index.json
 // (or that index file itself), whose shards are read and merged.
-Status read_torch_checkpoint(const std::string& path, TensorSet& out,
-                             std::vector<std::string>* skipped = nullptr);
+Status read_torch_checkpoint(const std::string& path, TensorSet& out, std::vector<std::string>* skipped = nullptr);
 
 }  // namespace gemma

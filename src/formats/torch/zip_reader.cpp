@@ -35,8 +35,7 @@ bool safe_name(std::string_view n) {
   size_t start = 0;
   while (true) {
     size_t end = n.find('/', start);
-    std::string_view part =
-        n.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view part = n.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     if (part.empty() || part == "." || part == "..") return false;
     if (end == std::string_view::npos) break;
     start = end + 1;
@@ -118,8 +117,7 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     const uint16_t method = c.read<uint16_t>();
     c.skip(8);  // time, date, crc
     uint64_t csize = c.read<uint32_t>(), usize = c.read<uint32_t>();
-    const uint16_t name_len = c.read<uint16_t>(), extra_len = c.read<uint16_t>(),
-                   comment_len = c.read<uint16_t>();
+    const uint16_t name_len = c.read<uint16_t>(), extra_len = c.read<uint16_t>(), comment_len = c.read<uint16_t>();
     uint32_t start_disk = c.read<uint16_t>();
     c.skip(6);  // attributes
     uint64_t local_pos = c.read<uint32_t>();
@@ -163,8 +161,7 @@ Result<ZipReader> ZipReader::open(std::span<const uint8_t> bytes, const std::str
     if ((lflags & kEncryptedFlags) || lmethod != 0)
       return unsupported("{}: local header of '{}' at byte {} says compressed or encrypted", src, name, local_pos);
     if (lname_len != name_len || !fits(local_pos + kLocalLen, lname_len, cd_offset) ||
-        std::string_view(reinterpret_cast<const char*>(bytes.data() + local_pos + kLocalLen), lname_len) !=
-            name)
+        std::string_view(reinterpret_cast<const char*>(bytes.data() + local_pos + kLocalLen), lname_len) != name)
       return corrupt_input("{}: local header at byte {} names a different entry than the central directory ('{}')", src,
                            local_pos, name);
     if (!fits(data_offset, usize, cd_offset))

@@ -26,8 +26,7 @@ template <bool kHalf>
 inline __m256 load8(const void* base, int64_t i) {
   if constexpr (kHalf)
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  else
-    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  else return _mm256_loadu_ps(static_cast<const float*>(base) + i);
 }
 
 // e^x for x <= 0 (softmax weights): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial to
@@ -92,7 +91,8 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
         const float corr = std::exp(m[h] - bm);  // 0 on the first block (m = -inf)
         l[h] *= corr;
         const __m256 cv = _mm256_set1_ps(corr);
-        for (int c = 0; c < hd; c += 8) _mm256_storeu_ps(acc + h * hd + c, _mm256_mul_ps(_mm256_loadu_ps(acc + h * hd + c), cv));
+        for (int c = 0; c < hd; c += 8)
+          _mm256_storeu_ps(acc + h * hd + c, _mm256_mul_ps(_mm256_loadu_ps(acc + h * hd + c), cv));
         m[h] = bm;
       }
       const __m256 mv = _mm256_set1_ps(m[h]);
@@ -101,7 +101,7 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
         __m256 p = exp_nonpositive(_mm256_sub_ps(_mm256_load_ps(s[h] + jj), mv));
         if (jj + 8 > nj)  // keys past the end of the range weigh nothing
           p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nj - jj),
-                                                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+                                                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
         _mm256_store_ps(s[h] + jj, p);
         sum = _mm256_add_ps(sum, p);
       }
@@ -114,11 +114,13 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
 #pragma GCC unroll 8
       for (int h = 0; h < G; ++h)
 #pragma GCC unroll 8
-        for (int w = 0; w < kW; ++w) o[h][w] = w < w_here ? _mm256_loadu_ps(acc + h * hd + c + 8 * w) : _mm256_setzero_ps();
+        for (int w = 0; w < kW; ++w)
+          o[h][w] = w < w_here ? _mm256_loadu_ps(acc + h * hd + c + 8 * w) : _mm256_setzero_ps();
       for (int jj = 0; jj < nj; ++jj) {
         __m256 v[kW];
 #pragma GCC unroll 8
-        for (int w = 0; w < kW; ++w) v[w] = w < w_here ? load8<kHalf>(a.v_cache, base[jj] + c + 8 * w) : _mm256_setzero_ps();
+        for (int w = 0; w < kW; ++w)
+          v[w] = w < w_here ? load8<kHalf>(a.v_cache, base[jj] + c + 8 * w) : _mm256_setzero_ps();
 #pragma GCC unroll 8
         for (int h = 0; h < G; ++h) {
           const __m256 p = _mm256_broadcast_ss(&s[h][jj]);

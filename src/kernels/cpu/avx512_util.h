@@ -82,8 +82,8 @@ GE512_INLINE void pack_row_groups(const WeightMatrix& w, int64_t r, int rv, int6
 // into L2: while one row group computes (a share per token group), the next one's rows arrive.
 // Packing from DRAM 16 rows apart otherwise stalled on every line (a large share of BF16 prefill;
 // docs/benchmarks.md, "Measurements cited from kernel comments").
-GE512_INLINE void prefetch_rows_share(const WeightMatrix& w, int64_t r, int64_t rows, int64_t c0, int64_t kc,
-                                      int64_t g, int64_t groups) {
+GE512_INLINE void prefetch_rows_share(const WeightMatrix& w, int64_t r, int64_t rows, int64_t c0, int64_t kc, int64_t g,
+                                      int64_t groups) {
   const int64_t lines = kc * 2 / 64;
   for (int64_t q = rows * lines * g / groups; q < rows * lines * (g + 1) / groups; ++q)
     _mm_prefetch(reinterpret_cast<const char*>(row_ptr(w, r + q / lines) + 2 * c0 + 64 * (q % lines)), _MM_HINT_T1);

@@ -32,8 +32,8 @@ inline __m256i unpack_nibbles16(const uint8_t* q) {
 
 // 32 bits -> 32 bytes, byte i = 0x10 if bit i is set (the fifth bit of a Q5 code).
 inline __m256i bits_to_0x10(uint32_t bits) {
-  const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
-                                          0x0303030303030303);
+  const __m256i shuf =
+      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
   const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
   __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
   v = _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);

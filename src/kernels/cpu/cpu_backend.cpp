@@ -11,7 +11,8 @@
 namespace gemma {
 
 Status cpu_supports(DType type, int64_t rows, int64_t cols) {
-  if (!cpu::matmul_supported(type)) return unsupported("type {} is not supported for weight matrices", dtype_name(type));
+  if (!cpu::matmul_supported(type))
+    return unsupported("type {} is not supported for weight matrices", dtype_name(type));
   if (cpu::uses_q8a(type) && cols % 32 != 0)
     return unsupported("type {} needs a multiple of 32 columns, has {}", dtype_name(type), cols);
   if (rows < 0 || cols < 0) return invalid_argument("a weight matrix of {} x {}", rows, cols);

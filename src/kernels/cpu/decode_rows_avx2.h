@@ -41,7 +41,7 @@ struct RowQ6K {
   static constexpr float BlockQ8A::*kContiguous = nullptr;
   template <int RN>
   GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const*,
-                                const uint8_t* next, __m256* out) {
+                                   const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ6_K*>(p);
     const int64_t nb = cols / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
@@ -75,8 +75,8 @@ struct RowQ6K {
             const BlockQ8A& xb = xs[j][b * 8 + s];
             const __m256i xq = load_x(xb);
             const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xq), _mm256_maddubs_epi16(c32, xq));
-            part[j][k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, s16)), _mm256_set1_ps(xb.d),
-                                             part[j][k & 1]);
+            part[j][k & 1] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, s16)), _mm256_set1_ps(xb.d), part[j][k & 1]);
           }
         }
       }
@@ -96,7 +96,7 @@ struct RowK45 {
   static constexpr float BlockQ8A::*kContiguous = &BlockQ8A::s;
   template <int RN>
   GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* sums,
-                                const uint8_t* next, __m256* out) {
+                                   const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const Block*>(p);
     const int64_t nb = cols / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
@@ -116,8 +116,8 @@ struct RowK45 {
       u[2] = mins_lo;
       const __m256i sc = _mm256_broadcastsi128_si256(
           _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(u[1]), static_cast<int>(u[0]))));
-      const __m256 mins = _mm256_cvtepi32_ps(
-          _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[3]), static_cast<int>(u[2]))));
+      const __m256 mins =
+          _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, static_cast<int>(u[3]), static_cast<int>(u[2]))));
       __m256i qh;
       if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
       __m256 part[RN][2];
@@ -171,7 +171,7 @@ struct RowQ8_0 {
   }
   template <int RN>
   GE_ALWAYS_INLINE static void row(const uint8_t* p, int64_t cols, const BlockQ8A* const* xs, const float* const* xd,
-                                const uint8_t* next, __m256* out) {
+                                   const uint8_t* next, __m256* out) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(p);
     const int64_t nb = cols / 32;
     __m256 acc0[RN], acc1[RN];
@@ -191,10 +191,10 @@ struct RowQ8_0 {
         // Lanes [b0..b3 of elements 0-15 | b0..b3 of 16-31] and the same for b4..b7.
         const __m256i dots = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
                                               _mm256_permute2x128_si256(h0123, h4567, 0x31));
-        const __m128i dh = _mm_setr_epi16(static_cast<int16_t>(k[0].d), static_cast<int16_t>(k[1].d),
-                                          static_cast<int16_t>(k[2].d), static_cast<int16_t>(k[3].d),
-                                          static_cast<int16_t>(k[4].d), static_cast<int16_t>(k[5].d),
-                                          static_cast<int16_t>(k[6].d), static_cast<int16_t>(k[7].d));
+        const __m128i dh =
+            _mm_setr_epi16(static_cast<int16_t>(k[0].d), static_cast<int16_t>(k[1].d), static_cast<int16_t>(k[2].d),
+                           static_cast<int16_t>(k[3].d), static_cast<int16_t>(k[4].d), static_cast<int16_t>(k[5].d),
+                           static_cast<int16_t>(k[6].d), static_cast<int16_t>(k[7].d));
         const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(xd[0] + b));
         acc0[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), scale, acc0[0]);
       }

@@ -51,19 +51,19 @@ GE512_INLINE void add_partial(const float* scratch, float* y, int64_t ldy, int64
 // numbers: macros, not templates. An accumulator tile T over 16 tokens of y starts from y when all
 // 16 are there and a column block before this one added to y, else from zero; it ends in y
 // directly when all 16 are there, else through scratch.
-#define GE_AMX_START(T, full, yp)                              \
-  do {                                                         \
-    if ((full) && accumulate) _tile_loadd(T, (yp), ldy * 4);   \
-    else _tile_zero(T);                                        \
+#define GE_AMX_START(T, full, yp)                            \
+  do {                                                       \
+    if ((full) && accumulate) _tile_loadd(T, (yp), ldy * 4); \
+    else _tile_zero(T);                                      \
   } while (0)
-#define GE_AMX_FINISH(T, full, yp, valid)                      \
-  do {                                                         \
-    if (full) {                                                \
-      _tile_stored(T, (yp), ldy * 4);                          \
-    } else {                                                   \
-      _tile_stored(T, scratch, 64);                            \
-      add_partial(scratch, (yp), ldy, (valid), accumulate);    \
-    }                                                          \
+#define GE_AMX_FINISH(T, full, yp, valid)                   \
+  do {                                                      \
+    if (full) {                                             \
+      _tile_stored(T, (yp), ldy * 4);                       \
+    } else {                                                \
+      _tile_stored(T, scratch, 64);                         \
+      add_partial(scratch, (yp), ldy, (valid), accumulate); \
+    }                                                       \
   } while (0)
 
 // Rows r..r+16*rv-1 (packed: row group v at packed + v * pstride dwords) x tokens t..t+valid-1

@@ -67,9 +67,8 @@ void pack8(const WeightMatrix& w, int64_t r, PackedBlock<T::kSigned>* out) {
 
 // 8 rows x RN tokens (t..t+RN-1) over every block of a packed tile.
 template <typename T, int RN>
-__attribute__((always_inline)) inline void packed_tile(const PackedBlock<T::kSigned>* p, int64_t nb,
-                                                       const BlockQ8A* x, int64_t x_stride, int64_t t, float* y,
-                                                       int64_t ldy) {
+__attribute__((always_inline)) inline void packed_tile(const PackedBlock<T::kSigned>* p, int64_t nb, const BlockQ8A* x,
+                                                       int64_t x_stride, int64_t t, float* y, int64_t ldy) {
   // Consecutive maddubs results an int16 lane can hold: each is a sum of 2 products |q| * 127.
   constexpr int kGroup = std::min(8, 32767 / (2 * 127 * T::kMaxAbs));
   static_assert(kGroup >= 1 && 8 % kGroup == 0 && (!T::kHalfScales || kGroup == 4));
@@ -167,8 +166,8 @@ void pack_float(const WeightMatrix& w, int64_t r, int64_t c0, int64_t kc, float*
 
 // RN tokens x 8*NV rows over kc packed columns; y += (accumulate) or y = the sums.
 template <int NV, int RN>
-__attribute__((always_inline)) inline void float_tile(const float* p, int64_t kc, const float* x, int64_t ldx,
-                                                      float* y, int64_t ldy, bool accumulate) {
+__attribute__((always_inline)) inline void float_tile(const float* p, int64_t kc, const float* x, int64_t ldx, float* y,
+                                                      int64_t ldy, bool accumulate) {
   __m256 acc[RN][NV];
 #pragma GCC unroll 8
   for (int j = 0; j < RN; ++j)
@@ -207,8 +206,7 @@ void float_tokens(const float* p, int64_t kc, const float* x, int64_t ldx, int64
 }
 
 template <DType kType>
-void gemm_float_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y,
-                      int64_t ldy) {
+void gemm_float_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy) {
   // Columns in blocks of kKc: a packed 16-row tile (16 KiB) stays in L1 and a chunk's activations
   // (256 KiB) in L2; every block after the first adds to the sums in y. 256 columns x 256 tokens
   // beat wider column blocks with fewer tokens: packing, not the tile, is what larger token chunks

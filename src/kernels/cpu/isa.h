@@ -14,8 +14,8 @@ namespace gemma::cpu {
 
 // Computes y[t * ldy + r] = W[r] · x_t for rows r in [r0, r1) and tokens t in [0, n).
 // x is float [n][W.cols] for float weight types, BlockQ8A [n][W.cols / 32] for quantized types.
-using RowsKernel = void (*)(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n,
-                            float* y, int64_t ldy);
+using RowsKernel = void (*)(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y,
+                            int64_t ldy);
 using QuantizeKernel = void (*)(const float* x, BlockQ8A* y, int64_t n);
 // Attention of query token t's heads in KV group g over keys j in [j0, j1] (positions), without
 // normalising: per head h of the group, m[h] = max score, l[h] = Σ exp(s - m), acc[h][:] =

@@ -127,10 +127,10 @@ struct PNibble {
       std::memcpy(&ha, a.qh, 4);
       std::memcpy(&hb, b.qh, 4);
       const __m256i both = _mm256_set1_epi64x(static_cast<int64_t>(ha | uint64_t{hb} << 32));
-      const __m256i pick_lo = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0404040404040404,
-                                                 0x0505050505050505);
-      const __m256i pick_hi = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0606060606060606,
-                                                 0x0707070707070707);
+      const __m256i pick_lo =
+          _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505);
+      const __m256i pick_hi =
+          _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0606060606060606, 0x0707070707070707);
       const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
       auto to_0x10 = [&](__m256i bytes) {
         return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask), _mm256_set1_epi8(0x10));
@@ -143,8 +143,7 @@ struct PNibble {
     if constexpr (kF32Scale)
       return _mm256_setr_ps(rows[0][b].d, rows[2][b].d, rows[4][b].d, rows[6][b].d, rows[1][b].d, rows[3][b].d,
                             rows[5][b].d, rows[7][b].d);
-    else
-      return gather8_f16(rows, b, offsetof(Block, d));
+    else return gather8_f16(rows, b, offsetof(Block, d));
   }
   GE_ALWAYS_INLINE static __m256 corr8(const Block* const* rows, int64_t b, __m256 dv) {
     if constexpr (kMin) return gather8_f16(rows, b, offsetof(Block, m));
@@ -231,7 +230,8 @@ void rows_tiled8_with(const WeightMatrix& w, int64_t r0, int64_t r1, const void*
     const float* fields = nullptr;
     if constexpr (kField != nullptr) {
       field_buf.resize(static_cast<size_t>((t1 - t0) * x_stride));
-      for (int64_t k = 0; k < (t1 - t0) * x_stride; ++k) field_buf[static_cast<size_t>(k)] = x[t0 * x_stride + k].*kField;
+      for (int64_t k = 0; k < (t1 - t0) * x_stride; ++k)
+        field_buf[static_cast<size_t>(k)] = x[t0 * x_stride + k].*kField;
       fields = field_buf.data();
     }
     auto field_rows = [&](int64_t t) { return fields ? fields + (t - t0) * x_stride : nullptr; };
@@ -424,7 +424,8 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t n) {
     const __m256 inv = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f);
     __m256i q[4];
     for (int k = 0; k < 4; ++k)
-      q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      q[k] =
+          _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     const __m256i sum32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
     // Pack 32 int32 -> 32 int8 in order (packs interleave 128-bit lanes; permute restores order).
     __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
@@ -440,8 +441,7 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t n) {
   }
 }
 
-void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
-                      int64_t ldy) {
+void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const float*>(xv);
   thread_local std::vector<float> row;
   row.resize(static_cast<size_t>(w.cols));

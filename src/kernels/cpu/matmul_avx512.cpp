@@ -97,7 +97,7 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
   if constexpr (kO32)
     for (int64_t k = 0; k < np; ++k)
       _mm512_storeu_si512(o32 + 16 * k, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32),
-                                                             _mm512_loadu_si512(qs + 64 * k)));
+                                                            _mm512_loadu_si512(qs + 64 * k)));
   float* d16 = reinterpret_cast<float*>(o32 + pair_floats);
   float* c16 = d16 + 16 * ng;
   for (int64_t g = 0; g < ng; ++g)
@@ -111,8 +111,8 @@ TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
 
 // --- Block traits: two blocks' codes as 64 unsigned bytes, and their scales. -------------------
 // codes2(b): blocks b[0] (bytes 0-31) and b[1] (32-63), element order; codes1: one block in the
-// low half, zeros above; d2 / m2: the pair's scales / mins spread over the lanes (pair_scales). kOffset: the stored code minus the weight's integer value (so the block's
-// value is d * (code - kOffset), or d * code + m for kMin types).
+// low half, zeros above; d2 / m2: the pair's scales / mins spread over the lanes (pair_scales). kOffset: the stored
+// code minus the weight's integer value (so the block's value is d * (code - kOffset), or d * code + m for kMin types).
 
 // The f16 (or f32) field at byte `offset` of blocks b[0] and b[1] as [b[0] x8 | b[1] x8] floats,
 // or [b[0] x8 | 0 x8] (kOne). Broadcasts per pair rather than one vector of 16 blocks' scales and
@@ -141,9 +141,9 @@ struct LQ8_0 {
   static constexpr bool kO32 = false;
   static constexpr bool kGroup16 = true;
   GE512_INLINE static __m512i codes2(const Block* b) {
-    const __m512i q = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
+    const __m512i q =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
     return _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
   }
   GE512_INLINE static __m512i codes1(const Block* b) {
@@ -246,7 +246,8 @@ template <typename L, bool kOne>
 GE512_INLINE __m512 pair_step(const typename L::Block* blk, const TokenView& x, int64_t k, __m512 acc) {
   const __m512i q = kOne ? L::codes1(blk) : L::codes2(blk);
   const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(x.qs + 64 * k));
-  const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.d + 16 * k), _mm512_loadu_ps(x.c + 16 * k));
+  const __m512 t =
+      _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.d + 16 * k), _mm512_loadu_ps(x.c + 16 * k));
   acc = _mm512_fmadd_ps(t, L::template d2<kOne>(blk), acc);
   if constexpr (L::kMin) acc = _mm512_fmadd_ps(L::template m2<kOne>(blk), _mm512_loadu_ps(x.s + 16 * k), acc);
   return acc;
@@ -263,20 +264,23 @@ GE512_INLINE __m512 group16_step(const typename L::Block* blk, const TokenView& 
   __m512i p[8];
 #pragma GCC unroll 8
   for (int k = 0; k < 8; ++k)
-    p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), L::codes2(blk + 2 * k), _mm512_loadu_si512(x.qs + 64 * (8 * g + k)));
+    p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), L::codes2(blk + 2 * k),
+                               _mm512_loadu_si512(x.qs + 64 * (8 * g + k)));
   __m512i t[4];
 #pragma GCC unroll 4
   for (int k = 0; k < 4; ++k)
-    t[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]), _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
+    t[k] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]), _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
   const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
   const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2], t[3]), _mm512_unpackhi_epi64(t[2], t[3]));
   const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(u0, u1, 0x88), _mm512_shuffle_i32x4(u0, u1, 0xDD));
   constexpr int kS = sizeof(Block);
-  const __m512i idx = _mm512_setr_epi32(0, 2 * kS, 4 * kS, 6 * kS, kS, 3 * kS, 5 * kS, 7 * kS, 8 * kS, 10 * kS,
-                                        12 * kS, 14 * kS, 9 * kS, 11 * kS, 13 * kS, 15 * kS);
+  const __m512i idx = _mm512_setr_epi32(0, 2 * kS, 4 * kS, 6 * kS, kS, 3 * kS, 5 * kS, 7 * kS, 8 * kS, 10 * kS, 12 * kS,
+                                        14 * kS, 9 * kS, 11 * kS, 13 * kS, 15 * kS);
   const __m512i raw = _mm512_i32gather_epi32(idx, reinterpret_cast<const uint8_t*>(blk) + offsetof(Block, d), 1);
   const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-  const __m512 tx = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x.d16 + 16 * g), _mm512_loadu_ps(x.c16 + 16 * g));
+  const __m512 tx =
+      _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x.d16 + 16 * g), _mm512_loadu_ps(x.c16 + 16 * g));
   return _mm512_fmadd_ps(tx, dw, acc);
 }
 
@@ -289,8 +293,7 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
   using Block = typename L::Block;
   constexpr int64_t kGroup = 8 * int64_t{sizeof(Block)};  // bytes of 4 pairs
   const auto* blocks = reinterpret_cast<const Block*>(p);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-         acc3 = _mm512_setzero_ps();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
   int64_t b = 0;
   if constexpr (L::kGroup16)
     for (; b + 16 <= nb; b += 16) {
@@ -302,7 +305,8 @@ GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, co
     }
   for (; b + 8 <= nb; b += 8) {
     if (pf)
-      for (int64_t o = 0; o < kGroup; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
+      for (int64_t o = 0; o < kGroup; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
     acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
     acc1 = pair_step<L, false>(blocks + b + 2, x, b / 2 + 1, acc1);
     acc2 = pair_step<L, false>(blocks + b + 4, x, b / 2 + 2, acc2);
@@ -344,8 +348,8 @@ struct KQ45 {
   GE512_INLINE static __m512 scales(const Block& b, const float* sb, __m256& corr) {
     uint32_t u[4];
     unpack(b, u);
-    const __m128i bytes = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
-                                        static_cast<int>(u[0]));
+    const __m128i bytes =
+        _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
     const __m512 all = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));  // 8 scales, then 8 mins
     const __m256 mins = _mm512_extractf32x8_ps(all, 1);
     corr = _mm256_fmadd_ps(_mm256_mul_ps(mins, _mm256_set1_ps(_cvtsh_ss(b.dmin))), _mm256_loadu_ps(sb), corr);
@@ -355,8 +359,8 @@ struct KQ45 {
   template <int p>
   GE512_INLINE static __m512i codes(const Block& b) {
     const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p)));
-    __m512i q = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
-                                 _mm512_set1_epi8(0x0F));
+    __m512i q =
+        _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), _mm512_set1_epi8(0x0F));
     if constexpr (kFive) {  // bit 2p (low half) or 2p + 1 (high half) of each qh byte -> 0x10
       const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)));
       constexpr long long lo = (64 + 4 - 2 * p) % 64, hi = (64 + 4 - 2 * p - 1) % 64;
@@ -408,7 +412,8 @@ GE512_INLINE __m512i scale_index() {
 
 template <typename K, int p>
 GE512_INLINE __m512 k_pair(const typename K::Block& blk, const TokenView& x, int64_t k, __m512 scv, __m512 acc) {
-  __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), K::template codes<p>(blk), _mm512_loadu_si512(x.qs + 64 * k));
+  __m512i dot =
+      _mm512_dpbusd_epi32(_mm512_setzero_si512(), K::template codes<p>(blk), _mm512_loadu_si512(x.qs + 64 * k));
   if constexpr (K::kO32) dot = _mm512_sub_epi32(dot, _mm512_loadu_si512(x.o32 + 16 * k));
   const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(scale_index<K, p>(), scv), _mm512_loadu_ps(x.d + 16 * k));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
@@ -418,8 +423,7 @@ template <typename K>
 GE512_INLINE __m512 row_dot_k(const uint8_t* p, int64_t nb, const TokenView& x, const uint8_t* pf) {
   using Block = typename K::Block;
   const auto* blocks = reinterpret_cast<const Block*>(p);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-         acc3 = _mm512_setzero_ps();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
   __m256 corr = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb / 8; ++b) {
     if (pf)
@@ -579,7 +583,8 @@ void gemm_vnni(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x,
 template <DType kType>
 GE512_INLINE void load32(const uint8_t* p, __m512& lo, __m512& hi) {
   if constexpr (kType == DType::BF16) {
-    lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+    lo = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
     hi = _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))), 16));
   } else if constexpr (kType == DType::F16) {
@@ -594,12 +599,12 @@ GE512_INLINE void load32(const uint8_t* p, __m512& lo, __m512& hi) {
 template <DType kType>
 GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x, const uint8_t* pf) {
   constexpr int64_t kBytes = kType == DType::F32 ? 4 : 2;  // per element
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-         acc3 = _mm512_setzero_ps();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 64 <= cols; c += 64) {
     if (pf)
-      for (int64_t o = 0; o < 64 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
+      for (int64_t o = 0; o < 64 * kBytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
     __m512 w0, w1, w2, w3;
     load32<kType>(p + c * kBytes, w0, w1);
     load32<kType>(p + (c + 32) * kBytes, w2, w3);
@@ -610,7 +615,8 @@ GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x
   }
   if (c < cols) {  // cols is a multiple of 32
     if (pf)
-      for (int64_t o = 0; o < 32 * kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
+      for (int64_t o = 0; o < 32 * kBytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(pf + c * kBytes + o), GE512_PREFETCH_HINT);
     __m512 w0, w1;
     load32<kType>(p + c * kBytes, w0, w1);
     acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + c), acc0);
@@ -680,9 +686,9 @@ void gemm_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, in
   using Tile = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*, int64_t, bool);
   static constexpr Tile kTiles32[6] = {bf16_tile_call<2, 1>, bf16_tile_call<2, 2>, bf16_tile_call<2, 3>,
                                        bf16_tile_call<2, 4>, bf16_tile_call<2, 5>, bf16_tile_call<2, 6>};
-  static constexpr Tile kTiles16[12] = {bf16_tile_call<1, 1>, bf16_tile_call<1, 2>,  bf16_tile_call<1, 3>,
-                                        bf16_tile_call<1, 4>, bf16_tile_call<1, 5>,  bf16_tile_call<1, 6>,
-                                        bf16_tile_call<1, 7>, bf16_tile_call<1, 8>,  bf16_tile_call<1, 9>,
+  static constexpr Tile kTiles16[12] = {bf16_tile_call<1, 1>,  bf16_tile_call<1, 2>,  bf16_tile_call<1, 3>,
+                                        bf16_tile_call<1, 4>,  bf16_tile_call<1, 5>,  bf16_tile_call<1, 6>,
+                                        bf16_tile_call<1, 7>,  bf16_tile_call<1, 8>,  bf16_tile_call<1, 9>,
                                         bf16_tile_call<1, 10>, bf16_tile_call<1, 11>, bf16_tile_call<1, 12>};
   for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
     const int64_t nt = n - t0 < kTokens ? n - t0 : kTokens;

@@ -240,8 +240,7 @@ void rows_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int
   });
 }
 
-void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
-                      int64_t ldy) {
+void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const float*>(xv);
   thread_local std::vector<float> row;
   row.resize(static_cast<size_t>(w.cols));

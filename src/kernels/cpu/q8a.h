@@ -9,8 +9,8 @@
 namespace gemma::cpu {
 
 struct BlockQ8A {
-  float d;       // x[i] ≈ d * qs[i]
-  float s;       // d * Σ qs[i]
+  float d;  // x[i] ≈ d * qs[i]
+  float s;  // d * Σ qs[i]
   int8_t qs[32];
 };
 static_assert(sizeof(BlockQ8A) == 40);

@@ -186,9 +186,10 @@ TEST(OrbaxModel, Int4QatWeightsBecomeQ4_0F) {
     const char* name;
     const std::vector<float>* values;
   };
-  for (const Want& wnt : {Want{"token_embd.weight", &emb}, Want{"blk.0.attn_q.weight", &q}, Want{"blk.0.attn_k.weight", &k},
-                          Want{"blk.0.attn_v.weight", &v}, Want{"blk.0.attn_output.weight", &o},
-                          Want{"blk.0.ffn_gate.weight", &gate}, Want{"blk.0.ffn_up.weight", &up}}) {
+  for (const Want& wnt :
+       {Want{"token_embd.weight", &emb}, Want{"blk.0.attn_q.weight", &q}, Want{"blk.0.attn_k.weight", &k},
+        Want{"blk.0.attn_v.weight", &v}, Want{"blk.0.attn_output.weight", &o}, Want{"blk.0.ffn_gate.weight", &gate},
+        Want{"blk.0.ffn_up.weight", &up}}) {
     const Tensor* t = ck->tensors.find(wnt.name);
     ASSERT_NE(t, nullptr) << wnt.name;
     ASSERT_EQ(t->dtype, DType::Q4_0F) << wnt.name;
@@ -228,11 +229,17 @@ TEST(OrbaxModel, StackedLayoutEqualsFlat) {
     for (float& x : a.v) x = nd(rng);
     return a;
   };
-  const std::vector<std::pair<std::string, std::vector<int64_t>>> per_layer = {
-      {"pre_attention_norm.scale", {D}}, {"post_attention_norm.scale", {D}}, {"pre_ffw_norm.scale", {D}},
-      {"post_ffw_norm.scale", {D}}, {"attn/_query_norm.scale", {H}}, {"attn/_key_norm.scale", {H}},
-      {"attn/q_einsum.w", {N, D, H}}, {"attn/kv_einsum.w", {2, K, D, H}}, {"attn/attn_vec_einsum.w", {N, H, D}},
-      {"mlp/gating_einsum.w", {2, F, D}}, {"mlp/linear.w", {F, D}}};
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> per_layer = {{"pre_attention_norm.scale", {D}},
+                                                                               {"post_attention_norm.scale", {D}},
+                                                                               {"pre_ffw_norm.scale", {D}},
+                                                                               {"post_ffw_norm.scale", {D}},
+                                                                               {"attn/_query_norm.scale", {H}},
+                                                                               {"attn/_key_norm.scale", {H}},
+                                                                               {"attn/q_einsum.w", {N, D, H}},
+                                                                               {"attn/kv_einsum.w", {2, K, D, H}},
+                                                                               {"attn/attn_vec_einsum.w", {N, H, D}},
+                                                                               {"mlp/gating_einsum.w", {2, F, D}},
+                                                                               {"mlp/linear.w", {F, D}}};
   const fs::path flat = fs::path(test::temp_dir()) / "flat", stacked = fs::path(test::temp_dir()) / "stacked";
   const Arr emb = make({V, D}), fnorm = make({D});
   for (const auto& [root, prefix] : {std::pair{flat, std::string("transformer/")},

@@ -218,10 +218,10 @@ constexpr uint32_t kManifest = 0x0cdb3a2a, kNode = 0x0cdb20de;
 
 std::string manifest(uint64_t offset, uint64_t length, uint8_t height, const std::string& file = "d/n") {
   std::string b(16, 'u');
-  b += '\0';                            // manifest_kind single
-  b += varint(1024) + varint(100000);   // max inline, max node
-  b += '\x04';                          // version_tree_arity_log2
-  b += varint(0);                       // no compression
+  b += '\0';                           // manifest_kind single
+  b += varint(1024) + varint(100000);  // max inline, max node
+  b += '\x04';                         // version_tree_arity_log2
+  b += varint(0);                      // no compression
   b += file_table({file});
   b += varint(1) + varint(1) + static_cast<char>(height) + varint(0) + varint(offset) + varint(length);
   b += varint(1) + varint(0) + varint(0) + le64(0);
@@ -263,7 +263,8 @@ std::string interior(uint8_t height, const std::vector<Child>& cs) {
   return envelope(kNode, b);
 }
 
-const std::string kZarray = R"({"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<f4","compressor":null,"fill_value":null})";
+const std::string kZarray =
+    R"({"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<f4","compressor":null,"fill_value":null})";
 
 TEST(OrbaxHostile, CraftedTreeWithInheritedPrefixesReads) {
   // Root (height 1) with children keyed "a/x..." whose subtree prefix "a/x" is omitted in the leaves.
@@ -354,28 +355,33 @@ TEST(OrbaxHostile, HugeLengths) {
   expect_error(read_set({{"manifest.ocdbt", manifest(0, big.size(), 0)}, {"d/n", big}}), {"ckpt/d/n", "entries"});
   b = "\0"s + varint(uint64_t{1} << 50);
   big = envelope(kNode, b);
-  expect_error(read_set({{"manifest.ocdbt", manifest(0, big.size(), 0)}, {"d/n", big}}), {"ckpt/d/n", "data-file table"});
+  expect_error(read_set({{"manifest.ocdbt", manifest(0, big.size(), 0)}, {"d/n", big}}),
+               {"ckpt/d/n", "data-file table"});
   // zarr metadata with an absurd shape.
-  expect_error(read_set({{"w/.zarray", R"({"zarr_format":2,"shape":[1099511627776,1099511627776],"chunks":[1,1],"dtype":"<f4"})"}}),
+  expect_error(read_set({{"w/.zarray",
+                          R"({"zarr_format":2,"shape":[1099511627776,1099511627776],"chunks":[1,1],"dtype":"<f4"})"}}),
                {"ckpt/w/.zarray", "implausibly large"});
   expect_error(read_set({{"w/.zarray", R"({"zarr_format":2,"shape":[1048576,1048576],"chunks":[1,1],"dtype":"<f4"})"}}),
                {"ckpt", "exceeds the"});
 }
 
 TEST(OrbaxHostile, ZarrChunkOfWrongSize) {
-  const std::string zst_meta = R"({"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<f4","compressor":{"id":"zstd","level":1},"fill_value":null})";
+  const std::string zst_meta =
+      R"({"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"<f4","compressor":{"id":"zstd","level":1},"fill_value":null})";
   // zstd frames of 8 and 32 zero bytes ("\x28\xb5\x2f\xfd" + header + raw block).
   auto frame = [](size_t n) {
-    std::string s = "\x28\xb5\x2f\xfd"s + '\x20' + static_cast<char>(n);  // single segment, 1-byte content size
+    std::string s = "\x28\xb5\x2f\xfd"s + '\x20' + static_cast<char>(n);      // single segment, 1-byte content size
     const uint32_t block = 1u | (0u << 1) | (static_cast<uint32_t>(n) << 3);  // last, raw
     s += std::string(reinterpret_cast<const char*>(&block), 3) + std::string(n, '\0');
     return s;
   };
   EXPECT_TRUE(read_set({{"w/.zarray", zst_meta}, {"w/0", frame(16)}}).ok());
-  expect_error(read_set({{"w/.zarray", zst_meta}, {"w/0", frame(8)}}), {"ckpt/w", "/0", "decompresses to 8 bytes, expected 16"});
+  expect_error(read_set({{"w/.zarray", zst_meta}, {"w/0", frame(8)}}),
+               {"ckpt/w", "/0", "decompresses to 8 bytes, expected 16"});
   expect_error(read_set({{"w/.zarray", zst_meta}, {"w/0", frame(32)}}), {"ckpt/w", "more than the expected 16"});
   expect_error(read_set({{"w/.zarray", zst_meta}, {"w/0", "garbage"}}), {"ckpt/w", "not valid zstd"});
-  expect_error(read_set({{"w/.zarray", kZarray}, {"w/0", std::string(12, 'x')}}), {"ckpt/w", "holds 12 bytes, expected 16"});
+  expect_error(read_set({{"w/.zarray", kZarray}, {"w/0", std::string(12, 'x')}}),
+               {"ckpt/w", "holds 12 bytes, expected 16"});
   expect_error(read_set({{"w/.zarray", R"({"zarr_format":2,"shape":[4],"chunks":[4],"dtype":"|u1"})"}}),
                {"ckpt/w/.zarray", "not supported"});
   expect_error(read_set({{"w/.zarray", "{"}}), {"ckpt/w/.zarray", "not a JSON object"});

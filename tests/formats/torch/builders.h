@@ -42,8 +42,8 @@ struct Pk {
     return op('Q');
   }
   // _rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())
-  Pk& tensor(const std::string& cls, const std::string& key, int numel, int offset,
-             const std::vector<int>& size, const std::vector<int>& stride) {
+  Pk& tensor(const std::string& cls, const std::string& key, int numel, int offset, const std::vector<int>& size,
+             const std::vector<int>& stride) {
     global("torch._utils", "_rebuild_tensor_v2").mark();
     storage(cls, key, numel).i4(offset);
     mark();
@@ -61,8 +61,7 @@ struct ZipOptions {
 };
 
 // A torch-like archive: entries in order, each data start aligned to 64 bytes.
-inline std::string make_zip(const std::vector<std::pair<std::string, std::string>>& entries,
-                            ZipOptions o = {}) {
+inline std::string make_zip(const std::vector<std::pair<std::string, std::string>>& entries, ZipOptions o = {}) {
   std::string out, central;
   for (const auto& [name, data] : entries) {
     const uint32_t offset = static_cast<uint32_t>(out.size());
@@ -129,8 +128,7 @@ inline std::string make_zip(const std::vector<std::pair<std::string, std::string
 inline std::string make_torch_zip(const std::string& pickle,
                                   const std::vector<std::pair<std::string, std::string>>& records = {},
                                   ZipOptions o = {}) {
-  std::vector<std::pair<std::string, std::string>> e = {{"archive/data.pkl", pickle},
-                                                        {"archive/byteorder", "little"}};
+  std::vector<std::pair<std::string, std::string>> e = {{"archive/data.pkl", pickle}, {"archive/byteorder", "little"}};
   for (const auto& [k, v] : records) e.push_back({"archive/data/" + k, v});
   e.push_back({"archive/version", "3\n"});
   return make_zip(e, o);

@@ -26,8 +26,7 @@ Result<Pickle> run(const std::string& bytes, PickleLimits limits = {}) {
 
 Status load(const std::string& zip) {
   TensorSet ts;
-  return parse_torch_checkpoint({reinterpret_cast<const uint8_t*>(zip.data()), zip.size()}, "t.pt", nullptr,
-                                ts);
+  return parse_torch_checkpoint({reinterpret_cast<const uint8_t*>(zip.data()), zip.size()}, "t.pt", nullptr, ts);
 }
 
 void expect_error(const Status& s, const std::string& needle) {
@@ -50,8 +49,8 @@ TEST(TorchPickle, ValuesOfEveryAllowedOpcode) {
   std::string b = B("\x80\x02]q\x00(N\x88\x89K\xffM\xff\xffJ\xfe\xff\xff\xff");
   b += std::string("\x8a\x00", 2) + "\x8a\x01\xff" + std::string("\x8a\x06\x00\x00\x00\x00\x00\x01", 8) +
        std::string("\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80", 10);
-  b += std::string("G\x3f\xf8\x00\x00\x00\x00\x00\x00", 9) + "U\x01" + "a" +
-       std::string("T\x02\x00\x00\x00", 5) + "bc" + "K\x01\x85" + "e.";
+  b += std::string("G\x3f\xf8\x00\x00\x00\x00\x00\x00", 9) + "U\x01" + "a" + std::string("T\x02\x00\x00\x00", 5) +
+       "bc" + "K\x01\x85" + "e.";
   auto p = run(b);
   ASSERT_TRUE(p.ok()) << p.error().message;
   const PickleValue& l = p->root();
@@ -111,8 +110,7 @@ TEST(TorchPickle, RejectsOpcodesOutsideTheSubset) {
 }
 
 TEST(TorchPickle, RejectsReduceOnAnythingButTheRebuildFunctions) {
-  expect_error(run(Pk().global("torch", "FloatStorage").op(')').op('R').stop().b),
-               "REDUCE on 'torch.FloatStorage'");
+  expect_error(run(Pk().global("torch", "FloatStorage").op(')').op('R').stop().b), "REDUCE on 'torch.FloatStorage'");
   expect_error(run(Pk().str("x").op(')').op('R').stop().b), "REDUCE on a str");
   expect_error(run(Pk().global("collections", "OrderedDict").str("x").op('\x85').op('R').stop().b),
                "OrderedDict called with 1 arguments");
@@ -194,20 +192,20 @@ TEST(TorchPickle, PersistentIdShape) {
   expect_error(bad(Pk().str("storage").b.substr(2) + Pk().str("x").b.substr(2) + Pk().str("0").b.substr(2) +
                    Pk().str("cpu").b.substr(2) + "K\x01"),
                "not a torch storage class");
-  expect_error(bad(Pk().str("storage").b.substr(2) + cls + Pk().str("../0").b.substr(2) +
-                   Pk().str("cpu").b.substr(2) + "K\x01"),
-               "storage key '../0' is not a decimal number");
-  expect_error(bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) +
-                   Pk().str("c p u").b.substr(2) + "K\x01"),
-               "not a device name");
-  expect_error(bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) +
-                   Pk().str("cpu").b.substr(2) + "N"),
-               "invalid element count");
+  expect_error(
+      bad(Pk().str("storage").b.substr(2) + cls + Pk().str("../0").b.substr(2) + Pk().str("cpu").b.substr(2) + "K\x01"),
+      "storage key '../0' is not a decimal number");
+  expect_error(
+      bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) + Pk().str("c p u").b.substr(2) + "K\x01"),
+      "not a device name");
+  expect_error(
+      bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) + Pk().str("cpu").b.substr(2) + "N"),
+      "invalid element count");
   expect_error(run(Pk().global("torch", "Float9Storage").stop().b), "'torch.Float9Storage' is not allowed");
   // A GPU-saved checkpoint names its device; the location is ignored.
-  ASSERT_TRUE(bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) +
-                  Pk().str("cuda:0").b.substr(2) + "K\x01")
-                  .ok());
+  ASSERT_TRUE(
+      bad(Pk().str("storage").b.substr(2) + cls + Pk().str("0").b.substr(2) + Pk().str("cuda:0").b.substr(2) + "K\x01")
+          .ok());
 }
 
 TEST(TorchArchive, LoadsAHandBuiltArchive) {
@@ -217,8 +215,7 @@ TEST(TorchArchive, LoadsAHandBuiltArchive) {
   TensorSet ts;
   const std::string zip = test::make_torch_zip(valid_pickle(), {{"0", data}});
   ASSERT_TRUE(
-      parse_torch_checkpoint({reinterpret_cast<const uint8_t*>(zip.data()), zip.size()}, "t.pt", nullptr, ts)
-          .ok());
+      parse_torch_checkpoint({reinterpret_cast<const uint8_t*>(zip.data()), zip.size()}, "t.pt", nullptr, ts).ok());
   ASSERT_NE(ts.find("w"), nullptr);
   EXPECT_EQ(std::memcmp(ts.find("w")->data, v, 16), 0);
 }
@@ -244,8 +241,7 @@ TEST(TorchArchive, RejectsBadRecordsAndBounds) {
   expect_error(tensor(4, 0, {1 << 24, 1 << 12}, {0, 0}), "non-contiguous tensors would expand");
   // INT32_MAX strides: the extent overflows neither silently nor into a small number.
   expect_error(tensor(4, 0, {3, 3}, {0x7fffffff, 0x7fffffff}), "reaches past the end");
-  expect_error(load(test::make_torch_zip(Pk().op('}').str("w").op('N').op('s').stop().b)),
-               "'w' is not a tensor");
+  expect_error(load(test::make_torch_zip(Pk().op('}').str("w").op('N').op('s').stop().b)), "'w' is not a tensor");
   expect_error(load(test::make_torch_zip(Pk().op(']').stop().b)), "does not hold a dict");
   expect_error(load(test::make_torch_zip(Pk().op('}').str("model_state_dict").op('N').op('s').stop().b)),
                "'model_state_dict' is not a dict");
@@ -267,22 +263,16 @@ TEST(TorchArchive, RejectsBadContainers) {
   const std::string pkl = valid_pickle();
   expect_error(load(test::make_torch_zip(pkl, {{"0", data}}, {8, 0x0808})), "compressed (method 8, deflate)");
   expect_error(load(test::make_torch_zip(pkl, {{"0", data}}, {0, 0x0809})), "is encrypted");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/../evil", "x"}})),
-               "not a safe relative path");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"/etc/passwd", "x"}})),
-               "not a safe relative path");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive//x", "x"}})),
-               "not a safe relative path");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive\\x", "x"}})),
-               "not a safe relative path");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/../evil", "x"}})), "not a safe relative path");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"/etc/passwd", "x"}})), "not a safe relative path");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive//x", "x"}})), "not a safe relative path");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive\\x", "x"}})), "not a safe relative path");
   expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"other/data/0", data}})),
                "outside the archive folder 'archive/'");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/data.pkl", pkl}})),
-               "duplicate entry");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/data.pkl", pkl}})), "duplicate entry");
   expect_error(load(test::make_zip({{"data.pkl", pkl}})), "not inside an archive folder");
   expect_error(load(test::make_zip({{"archive/version", "3"}})), "no archive/data.pkl");
-  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/byteorder", "big"}})),
-               "little-endian");
+  expect_error(load(test::make_zip({{"archive/data.pkl", pkl}, {"archive/byteorder", "big"}})), "little-endian");
   expect_error(load("\x80\x02\x8a\x0al\xfc\x9c"
                     "F\xf9 j\xa8P\x19."),
                "legacy");

@@ -37,9 +37,8 @@ struct Fixture {
     for (int64_t r = 0; r < rows; ++r) scales.push_back(0.001f * static_cast<float>(r + 1));
     x.resize(static_cast<size_t>(n * cols));
     for (auto& v : x) v = nd(rng);
-    w = WeightMatrix{
-        DType::I8,    rows, cols, reinterpret_cast<const uint8_t*>(q.data()), static_cast<uint64_t>(cols),
-        scales.data()};
+    w = WeightMatrix{DType::I8,    rows, cols, reinterpret_cast<const uint8_t*>(q.data()), static_cast<uint64_t>(cols),
+                     scales.data()};
   }
   double ref(int64_t t, int64_t r) const {
     double s = 0;
@@ -55,18 +54,17 @@ TEST(Int8Weights, GenericKernelWithinQuantizationBound) {
   ASSERT_TRUE(cpu::uses_q8a(DType::I8));
   const cpu::IsaKernels& g = cpu::isa_generic();
   std::vector<cpu::BlockQ8A> xq(static_cast<size_t>(f.n * f.cols / 32));
-  for (int64_t t = 0; t < f.n; ++t)
-    g.quantize_q8a(f.x.data() + t * f.cols, xq.data() + t * f.cols / 32, f.cols);
+  for (int64_t t = 0; t < f.n; ++t) g.quantize_q8a(f.x.data() + t * f.cols, xq.data() + t * f.cols / 32, f.cols);
   std::vector<float> y(static_cast<size_t>(f.n * f.rows));
   g.rows[static_cast<int>(DType::I8)](f.w, 0, f.rows, xq.data(), f.n, y.data(), f.rows);
   for (int64_t t = 0; t < f.n; ++t)
     for (int64_t r = 0; r < f.rows; ++r) {
       double exact = 0, bound = 1e-6;
       for (int64_t c = 0; c < f.cols; ++c) {
-        exact += static_cast<double>(f.q[static_cast<size_t>(r * f.cols + c)]) *
-                 f.x[static_cast<size_t>(t * f.cols + c)];
-        bound += std::fabs(f.q[static_cast<size_t>(r * f.cols + c)]) *
-                 xq[static_cast<size_t>((t * f.cols + c) / 32)].d / 2;
+        exact +=
+            static_cast<double>(f.q[static_cast<size_t>(r * f.cols + c)]) * f.x[static_cast<size_t>(t * f.cols + c)];
+        bound +=
+            std::fabs(f.q[static_cast<size_t>(r * f.cols + c)]) * xq[static_cast<size_t>((t * f.cols + c) / 32)].d / 2;
       }
       EXPECT_NEAR(y[static_cast<size_t>(t * f.rows + r)], exact, bound)
           << t << " " << r;  // unscaled: the kernel's part
@@ -88,8 +86,8 @@ TEST(Int8Weights, BackendAppliesRowScalesInBothModes) {
           amax = std::max(amax, static_cast<double>(std::fabs(f.x[static_cast<size_t>(t * f.cols + c)])));
           qabs += std::fabs(f.q[static_cast<size_t>(r * f.cols + c)]);
         }
-        const double tol = 1e-5 * (1 + std::fabs(exact)) +
-                           (precise ? 0.0 : qabs * amax / 127 / 2 * f.scales[static_cast<size_t>(r)]);
+        const double tol =
+            1e-5 * (1 + std::fabs(exact)) + (precise ? 0.0 : qabs * amax / 127 / 2 * f.scales[static_cast<size_t>(r)]);
         EXPECT_NEAR(y[static_cast<size_t>(t * f.rows + r)], exact, tol)
             << (precise ? "precise " : "fast ") << t << " " << r;
       }

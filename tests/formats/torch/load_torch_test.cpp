@@ -125,8 +125,7 @@ std::vector<std::pair<std::string, T>> model(Gen g, Dims d, bool int8 = false, b
 
 class LoadTorch : public ::testing::Test {
  protected:
-  std::string write(const std::vector<std::pair<std::string, T>>& ts,
-                    const std::string& name = "model.ckpt") {
+  std::string write(const std::vector<std::pair<std::string, T>>& ts, const std::string& name = "model.ckpt") {
     const std::string path = (fs::path(dir_) / name).string();
     test::write_file(path, build_ckpt(ts));
     return path;
@@ -184,10 +183,10 @@ TEST_F(LoadTorch, Gemma3CustomShapeFromTensorsAlone) {
   std::memcpy(&w0, qn.bytes.data(), 4);
   std::memcpy(&c0, qn_c->data, 4);
   EXPECT_EQ(c0, 1.0f + w0);
-  for (const char* n : {"token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight",
-                        "blk.0.post_attention_norm.weight", "blk.0.ffn_norm.weight",
-                        "blk.0.post_ffw_norm.weight", "blk.0.attn_k_norm.weight", "blk.0.attn_output.weight",
-                        "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"})
+  for (const char* n :
+       {"token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight", "blk.0.post_attention_norm.weight",
+        "blk.0.ffn_norm.weight", "blk.0.post_ffw_norm.weight", "blk.0.attn_k_norm.weight", "blk.0.attn_output.weight",
+        "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"})
     EXPECT_NE(ck->tensors.find(n), nullptr) << n;
 
   // And the whole model binds and runs.

@@ -63,8 +63,8 @@ void check_tensor_set(const std::string& path, const std::string& key) {
   for (const auto& w : want) {
     const std::string name = w["name"].get<std::string>(), dtype = w["dtype"].get<std::string>();
     const Tensor* t = ts.find(name);
-    const bool supported = dtype == "float32" || dtype == "float64" || dtype == "float16" ||
-                           dtype == "bfloat16" || dtype == "int8" || dtype == "int32";
+    const bool supported = dtype == "float32" || dtype == "float64" || dtype == "float16" || dtype == "bfloat16" ||
+                           dtype == "int8" || dtype == "int32";
     if (!supported) {
       EXPECT_EQ(t, nullptr) << name;
       EXPECT_NE(std::find(skipped.begin(), skipped.end(), name + " (" + dtype + ")"), skipped.end()) << name;
@@ -102,8 +102,8 @@ TEST(TorchCheckpoint, ContiguousTensorsAreViewsIntoTheFile) {
   const Tensor* row = ts.find("row");
   const Tensor* col = ts.find("col");
   ASSERT_TRUE(base && row && col);
-  EXPECT_EQ(row->data, base->data + 6 * 4);                     // base[1] shares base's storage
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(base->data) % 64, 0u);  // torch aligns records to 64 bytes
+  EXPECT_EQ(row->data, base->data + 6 * 4);                                       // base[1] shares base's storage
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(base->data) % 64, 0u);                    // torch aligns records to 64 bytes
   EXPECT_TRUE(col->data < base->data || col->data >= base->data + base->nbytes);  // copied: stride 6
 }
 
