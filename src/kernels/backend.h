@@ -36,7 +36,8 @@ struct PositionSpan {
   int32_t begin = 0, end = 0;
 };
 
-// One sequence's attention over its KV cache for a chunk of queries.
+// One sequence's attention over its KV cache for a chunk of queries: what the attention kernels
+// see (the backend makes one per sequence of a BatchAttention).
 struct AttentionArgs {
   const float* q = nullptr;            // [n_tokens, n_heads, head_dim], RoPE applied
   float* out = nullptr;                // [n_tokens, n_heads, head_dim]; may be q (each row replaces its query)
@@ -66,6 +67,98 @@ struct AttentionArgs {
   }
 };
 
+// One sequence's rows of a batch and the KV cache (one layer's) they go into.
+struct SequenceKv {
+  int64_t first_row = 0;  // the sequence's first token in the batch's rows
+  int64_t n_tokens = 0;
+  void* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim] of BatchAttention::kv_type
+  void* v_cache = nullptr;
+  int64_t capacity = 0;  // position p lives in slot p % capacity (a ring on sliding-window layers)
+  std::span<const PositionSpan> bidirectional;
+};
+
+// One layer's attention for every sequence of a batch: the new K/V rows are stored into each
+// sequence's cache (store_kv), then every query attends over its own sequence's cache (attention).
+struct BatchAttention {
+  const float* q = nullptr;            // [rows, n_heads, head_dim], RoPE applied
+  float* out = nullptr;                // [rows, n_heads, head_dim]; may be q
+  const float* k = nullptr;            // [rows, n_kv_heads, head_dim]: the batch's new keys
+  const float* v = nullptr;            // [rows, n_kv_heads, head_dim]
+  const int32_t* positions = nullptr;  // [rows] absolute positions (host memory)
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  DType kv_type = DType::F32;
+  int window = 0;  // > 0: a sliding-window layer
+  float scale = 1;
+  float softcap = 0;
+  std::span<const SequenceKv> sequences;
+
+  // Sequence i as the kernels see it.
+  AttentionArgs sequence(size_t i) const {
+    const SequenceKv& s = sequences[i];
+    AttentionArgs a;
+    a.q = q + s.first_row * n_heads * head_dim;
+    a.out = out + s.first_row * n_heads * head_dim;
+    a.positions = positions + s.first_row;
+    a.n_tokens = s.n_tokens;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = head_dim;
+    a.k_cache = s.k_cache;
+    a.v_cache = s.v_cache;
+    a.kv_type = kv_type;
+    a.capacity = s.capacity;
+    a.window = window;
+    a.scale = scale;
+    a.softcap = softcap;
+    a.bidirectional = s.bidirectional;
+    return a;
+  }
+};
+
+// Memory a backend computes in (host memory for the CPU, device memory for a GPU), returned to
+// the backend when the buffer is destroyed. Move-only.
+class DeviceBuffer {
+ public:
+  using Release = void (*)(void* data, uint64_t bytes);
+  DeviceBuffer() = default;
+  DeviceBuffer(void* data, uint64_t bytes, Release release) : data_(data), bytes_(bytes), release_(release) {}
+  DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      std::swap(data_, o.data_), std::swap(bytes_, o.bytes_), std::swap(release_, o.release_);
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { reset(); }
+
+  void* data() const { return data_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  uint64_t bytes() const { return bytes_; }
+  void reset() {
+    if (data_ && release_) release_(data_, bytes_);
+    data_ = nullptr, bytes_ = 0, release_ = nullptr;
+  }
+
+ private:
+  void* data_ = nullptr;
+  uint64_t bytes_ = 0;
+  Release release_ = nullptr;
+};
+
+// What a buffer is for: a backend may place them differently (the CPU backend reserves address
+// space for KV caches and logits, so only the pages written become resident).
+enum class BufferUse { kActivations, kKvCache, kLogits };
+
+// Every op returns a Status: a device can fail (out of memory, a launch error, an unsupported
+// type reaching it), and a failed op ends that forward pass with an error, not the process.
+// Float arrays passed to ops live in the backend's buffers; index arrays (token ids, positions)
+// and weights' host-side descriptors are host memory.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -83,28 +176,37 @@ class Backend {
     return {};
   }
 
+  // Memory for activations, KV caches and logits, zero-filled.
+  virtual Result<DeviceBuffer> allocate(uint64_t bytes, BufferUse use) = 0;
+  // Copies between host memory and this backend's buffers, and within its buffers.
+  virtual Status to_device(void* device_dst, const void* host_src, uint64_t bytes) = 0;
+  virtual Status to_host(void* host_dst, const void* device_src, uint64_t bytes) = 0;
+  virtual Status copy(void* device_dst, const void* device_src, uint64_t bytes) = 0;
+
   // y[t] = W·x[t] for t < n. x: [n, W.cols], y: [n, W.rows].
-  virtual void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) = 0;
+  virtual Status matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) = 0;
   // Several products of the same input (q/k/v, gate/up) in one parallel pass.
-  virtual void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
-                           std::span<float* const> ys) = 0;
+  virtual Status matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                             std::span<float* const> ys) = 0;
   // out[t] = table[ids[t]] * scale (any stored type, dequantized).
-  virtual void embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) = 0;
+  virtual Status embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) = 0;
   // out[t] = x[t] / rms(x[t]) * w  (w is the full multiplier; Gemma's 1 + w is folded in at load).
-  virtual void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) = 0;
+  virtual Status rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) = 0;
   // x[t] += rms_norm(y[t]) * w, or x[t] += y[t] when w is null.
-  virtual void add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) = 0;
+  virtual Status add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) = 0;
   // g = gelu_tanh(g) * u, elementwise over n values.
-  virtual void gelu_mul(float* g, const float* u, int64_t n) = 0;
+  virtual Status gelu_mul(float* g, const float* u, int64_t n) = 0;
   // Per head: optional RMSNorm over head_dim (QK-norm, w may be null), then rotary embedding
   // (split-half layout) at the given positions. x: [n_tokens, n_heads, head_dim], in place.
-  virtual void norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
-                         const int32_t* positions, float rope_base, float rope_scale) = 0;
-  virtual void attention(const AttentionArgs& args) = 0;
+  virtual Status norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                           const int32_t* positions, float rope_base, float rope_scale) = 0;
+  // Writes every sequence's new K and V rows into its cache, at slot position % capacity.
+  virtual Status store_kv(const BatchAttention& batch) = 0;
+  // Every sequence's queries over its cache (causal, windowed, widened to bidirectional spans).
+  // A sequence's result does not depend on the others in the batch.
+  virtual Status attention(const BatchAttention& batch) = 0;
   // x = cap * tanh(x / cap)
-  virtual void softcap(float* x, int64_t n, float cap) = 0;
-  // dst[0..n) = src converted to `type` (F32 or F16): writes K/V rows into the cache.
-  virtual void store(const float* src, void* dst, DType type, int64_t n) = 0;
+  virtual Status softcap(float* x, int64_t n, float cap) = 0;
 };
 
 // What a front end asks for; create_backend() makes it. Front ends never construct a backend by

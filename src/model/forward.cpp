@@ -8,82 +8,105 @@
 
 namespace gemma {
 
-ForwardBuffers::ForwardBuffers(const ModelConfig& c, int max_tok) : max_tokens(max_tok) {
-  const size_t t = static_cast<size_t>(max_tok);
-  x.resize(t * static_cast<size_t>(c.hidden));
-  h.resize(x.size());
-  q.resize(t * static_cast<size_t>(c.q_width()));
-  k.resize(t * static_cast<size_t>(c.kv_width()));
-  v.resize(k.size());
-  gate.resize(t * static_cast<size_t>(std::max(c.ffn, c.hidden)));  // also the final norm's output
-  up.resize(t * static_cast<size_t>(c.ffn));
-  positions.resize(t);
+Result<ForwardBuffers> ForwardBuffers::create(Backend& be, const ModelConfig& c, int max_tokens) {
+  if (max_tokens <= 0) return invalid_argument("a forward pass of {} tokens", max_tokens);
+  ForwardBuffers b;
+  b.max_tokens = max_tokens;
+  GE_ASSIGN(b.activations_, be.allocate(bytes(c, max_tokens), BufferUse::kActivations));
+  // One allocation cut into the arrays, each a whole number of 64-byte lines.
+  uint8_t* p = b.activations_.as<uint8_t>();
+  auto take = [&](int64_t per_token) {
+    float* f = reinterpret_cast<float*>(p);
+    p += (static_cast<uint64_t>(per_token) * static_cast<uint64_t>(max_tokens) * sizeof(float) + 63) / 64 * 64;
+    return f;
+  };
+  b.x = take(c.hidden);
+  b.h = take(c.hidden);
+  b.q = take(c.q_width());
+  b.k = take(c.kv_width());
+  b.v = take(c.kv_width());
+  b.gate = take(std::max(c.ffn, c.hidden));  // also the final norm's output
+  b.up = take(c.ffn);
+  b.positions.resize(static_cast<size_t>(max_tokens));
+  GE_TRY(b.reserve_logits(be, c, 1));
+  return b;
+}
+
+Status ForwardBuffers::reserve_logits(Backend& be, const ModelConfig& c, int64_t rows) {
+  if (rows <= logit_rows) return {};
+  GE_ASSIGN(logits_, be.allocate(static_cast<uint64_t>(rows) * static_cast<uint64_t>(c.vocab_size) * sizeof(float),
+                                 BufferUse::kLogits));
+  logits = logits_.as<float>();
+  logit_rows = rows;
+  return {};
 }
 
 uint64_t ForwardBuffers::bytes(const ModelConfig& c, int max_tokens) {
-  const uint64_t floats = 2 * static_cast<uint64_t>(c.hidden) + static_cast<uint64_t>(c.q_width()) +
-                          2 * static_cast<uint64_t>(c.kv_width()) + static_cast<uint64_t>(std::max(c.ffn, c.hidden)) +
-                          static_cast<uint64_t>(c.ffn);
-  return static_cast<uint64_t>(max_tokens) * (floats * sizeof(float) + sizeof(int32_t));
+  uint64_t total = 0;
+  for (int64_t per_token : {int64_t{c.hidden}, int64_t{c.hidden}, int64_t{c.q_width()}, int64_t{c.kv_width()},
+                            int64_t{c.kv_width()}, int64_t{std::max(c.ffn, c.hidden)}, int64_t{c.ffn}})
+    total += (static_cast<uint64_t>(per_token) * static_cast<uint64_t>(max_tokens) * sizeof(float) + 63) / 64 * 64;
+  return total;
 }
 
-void Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backend& be, ForwardBuffers& b) const {
+Status Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Backend& be, ForwardBuffers& b) const {
   const ModelConfig& c = config_;
   const LayerConfig& lc = c.layers[static_cast<size_t>(l)];
   const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
   const int64_t D = c.hidden;
 
   // Attention block: h = norm(x); q, k, v = h·W; QK-norm + RoPE; cache; attend; project.
-  be.rms_norm(b.x.data(), w.attn_norm, T, D, c.rms_eps, b.h.data());
+  GE_TRY(be.rms_norm(b.x, w.attn_norm, T, D, c.rms_eps, b.h));
   const WeightMatrix* qkv[3] = {&w.q, &w.k, &w.v};
-  float* qkv_out[3] = {b.q.data(), b.k.data(), b.v.data()};
-  be.matmul_many(qkv, b.h.data(), T, qkv_out);
-  be.norm_rope(b.q.data(), T, c.n_heads, c.head_dim, w.q_norm, c.rms_eps, b.positions.data(), lc.rope_base,
-               lc.rope_scale);
-  be.norm_rope(b.k.data(), T, c.n_kv_heads, c.head_dim, w.k_norm, c.rms_eps, b.positions.data(), lc.rope_base,
-               lc.rope_scale);
+  float* qkv_out[3] = {b.q, b.k, b.v};
+  GE_TRY(be.matmul_many(qkv, b.h, T, qkv_out));
+  GE_TRY(be.norm_rope(b.q, T, c.n_heads, c.head_dim, w.q_norm, c.rms_eps, b.positions.data(), lc.rope_base,
+                      lc.rope_scale));
+  GE_TRY(be.norm_rope(b.k, T, c.n_kv_heads, c.head_dim, w.k_norm, c.rms_eps, b.positions.data(), lc.rope_base,
+                      lc.rope_scale));
+  // Every sequence's new K/V rows into its own cache, then every sequence's queries over it, each
+  // in one call for the whole batch.
+  SequenceKv seqs_stack[16];
+  std::vector<SequenceKv> seqs_heap;
+  std::span<SequenceKv> seqs(seqs_stack, batch.size());
+  if (batch.size() > std::size(seqs_stack)) {
+    seqs_heap.resize(batch.size());
+    seqs = seqs_heap;
+  }
   int64_t t0 = 0;
-  for (const SequenceChunk& s : batch) {
-    KvCache::Layer& cache = s.cache->layer(l);
-    const int64_t n = s.size(c.hidden);
-    const int64_t kvw = c.kv_width();
-    const DType kv_type = s.cache->type();
-    const int64_t row = kvw * dtype_info(kv_type).block_bytes;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t slot = b.positions[static_cast<size_t>(t0 + i)] % cache.capacity;
-      be.store(b.k.data() + (t0 + i) * kvw, cache.k + slot * row, kv_type, kvw);
-      be.store(b.v.data() + (t0 + i) * kvw, cache.v + slot * row, kv_type, kvw);
-    }
-    AttentionArgs a;
-    a.q = b.q.data() + t0 * c.q_width();
-    a.out = b.q.data() + t0 * c.q_width();  // each (token, head) output replaces its own query
-    a.positions = b.positions.data() + t0;
-    a.n_tokens = n;
-    a.n_heads = c.n_heads;
-    a.n_kv_heads = c.n_kv_heads;
-    a.head_dim = c.head_dim;
-    a.k_cache = cache.k;
-    a.v_cache = cache.v;
-    a.kv_type = kv_type;
-    a.capacity = cache.capacity;
-    a.window = lc.sliding ? c.sliding_window : 0;
-    a.scale = c.query_scale;
-    a.softcap = c.attn_softcap;
-    a.bidirectional = s.bidirectional;
-    be.attention(a);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    KvCache::Layer& cache = batch[i].cache->layer(l);
+    const int64_t n = batch[i].size(c.hidden);
+    seqs[i] = {t0, n, cache.k, cache.v, cache.capacity, batch[i].bidirectional};
     t0 += n;
   }
-  be.matmul(w.o, b.q.data(), T, b.h.data());
-  be.add_norm(b.x.data(), b.h.data(), w.post_attn_norm, T, D, c.rms_eps);  // x += post_norm(attn)
+  BatchAttention a;
+  a.q = b.q;
+  a.out = b.q;  // each (token, head) output replaces its own query
+  a.k = b.k;
+  a.v = b.v;
+  a.positions = b.positions.data();
+  a.n_heads = c.n_heads;
+  a.n_kv_heads = c.n_kv_heads;
+  a.head_dim = c.head_dim;
+  a.kv_type = batch[0].cache->type();
+  a.window = lc.sliding ? c.sliding_window : 0;
+  a.scale = c.query_scale;
+  a.softcap = c.attn_softcap;
+  a.sequences = seqs;
+  GE_TRY(be.store_kv(a));
+  GE_TRY(be.attention(a));
+  GE_TRY(be.matmul(w.o, b.q, T, b.h));
+  GE_TRY(be.add_norm(b.x, b.h, w.post_attn_norm, T, D, c.rms_eps));  // x += post_norm(attn)
 
   // Feed-forward block: h = norm(x); x += post_norm(down(gelu(gate·h) * up·h)).
-  be.rms_norm(b.x.data(), w.ffn_norm, T, D, c.rms_eps, b.h.data());
+  GE_TRY(be.rms_norm(b.x, w.ffn_norm, T, D, c.rms_eps, b.h));
   const WeightMatrix* gu[2] = {&w.gate, &w.up};
-  float* gu_out[2] = {b.gate.data(), b.up.data()};
-  be.matmul_many(gu, b.h.data(), T, gu_out);
-  be.gelu_mul(b.gate.data(), b.up.data(), T * c.ffn);
-  be.matmul(w.down, b.gate.data(), T, b.h.data());
-  be.add_norm(b.x.data(), b.h.data(), w.post_ffn_norm, T, D, c.rms_eps);
+  float* gu_out[2] = {b.gate, b.up};
+  GE_TRY(be.matmul_many(gu, b.h, T, gu_out));
+  GE_TRY(be.gelu_mul(b.gate, b.up, T * c.ffn));
+  GE_TRY(be.matmul(w.down, b.gate, T, b.h));
+  return be.add_norm(b.x, b.h, w.post_ffn_norm, T, D, c.rms_eps);
 }
 
 Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, ForwardBuffers& b,
@@ -95,6 +118,8 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
     if (n == 0) return invalid_argument("empty sequence chunk");
     if (!s.embeddings.empty() && s.embeddings.size() % static_cast<size_t>(c.hidden) != 0)
       return invalid_argument("chunk embeddings of {} floats are not whole rows of {}", s.embeddings.size(), c.hidden);
+    if (s.cache->type() != batch[0].cache->type())
+      return invalid_argument("the sequences of one batch must share a KV cache type");
     if (s.cache->n_past() + n > s.cache->n_ctx())
       return resource_exhausted("context is full: {} tokens already, {} more, context size {}", s.cache->n_past(), n,
                                 s.cache->n_ctx());
@@ -117,12 +142,12 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
   int64_t t0 = 0;
   for (const SequenceChunk& s : batch) {
     const int64_t n = s.size(c.hidden);
-    float* x = b.x.data() + t0 * c.hidden;
-    if (s.embeddings.empty()) be.embed(weights_.embedding, s.tokens, c.embed_scale, x);
-    else std::memcpy(x, s.embeddings.data(), s.embeddings.size() * sizeof(float));
+    float* x = b.x + t0 * c.hidden;
+    if (s.embeddings.empty()) GE_TRY(be.embed(weights_.embedding, s.tokens, c.embed_scale, x));
+    else GE_TRY(be.to_device(x, s.embeddings.data(), s.embeddings.size() * sizeof(float)));
     t0 += n;
   }
-  for (int l = 0; l < c.n_layers; ++l) layer(l, batch, T, be, b);
+  for (int l = 0; l < c.n_layers; ++l) GE_TRY(layer(l, batch, T, be, b));
 
   // Final norm and the tied output projection, only for the rows that want logits.
   const int64_t D = c.hidden;
@@ -132,17 +157,18 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
     const int64_t n = s.size(c.hidden);
     const int64_t first = t0 + n - std::clamp<int64_t>(s.n_logits, 0, n);
     for (int64_t t = first; t < t0 + n; ++t, ++rows)
-      std::memcpy(b.h.data() + rows * D, b.x.data() + t * D, static_cast<size_t>(D) * sizeof(float));
+      GE_TRY(be.copy(b.h + rows * D, b.x + t * D, static_cast<uint64_t>(D) * sizeof(float)));
     t0 += n;
   }
   for (const SequenceChunk& s : batch) s.cache->advance(static_cast<int>(s.size(c.hidden)));
   if (rows == 0) return {};  // prefill chunks that want no logits (the middle of a long prompt)
-  be.rms_norm(b.h.data(), weights_.final_norm, rows, D, c.rms_eps, b.gate.data());
+  GE_TRY(b.reserve_logits(be, c, rows));
+  GE_TRY(be.rms_norm(b.h, weights_.final_norm, rows, D, c.rms_eps, b.gate));
+  GE_TRY(be.matmul(weights_.embedding, b.gate, rows, b.logits));
+  if (c.final_softcap > 0) GE_TRY(be.softcap(b.logits, rows * c.vocab_size, c.final_softcap));
   const size_t base = logits.size();
   logits.resize(base + static_cast<size_t>(rows) * static_cast<size_t>(c.vocab_size));
-  be.matmul(weights_.embedding, b.gate.data(), rows, logits.data() + base);
-  if (c.final_softcap > 0) be.softcap(logits.data() + base, rows * c.vocab_size, c.final_softcap);
-  return {};
+  return be.to_host(logits.data() + base, b.logits, static_cast<uint64_t>(rows) * c.vocab_size * sizeof(float));
 }
 
 int Model::n_vocab_out() const {

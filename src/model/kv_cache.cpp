@@ -4,8 +4,6 @@
 #include <climits>
 #include <cstring>
 
-#include <sys/mman.h>
-
 namespace gemma {
 
 namespace {
@@ -15,13 +13,13 @@ int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, in
 }
 }  // namespace
 
-Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx, int max_chunk, DType type,
-                                                 int max_rollback) {
+Result<std::unique_ptr<KvCache>> KvCache::create(Backend& backend, const ModelConfig& c, int n_ctx, int max_chunk,
+                                                 DType type, int max_rollback) {
   if (type != DType::F32 && type != DType::F16) return invalid_argument("KV cache type must be f32 or f16");
   if (n_ctx <= 0 || max_chunk <= 0 || max_rollback < 0)
     return invalid_argument("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
                             max_rollback);
-  std::unique_ptr<KvCache> cache(new KvCache(n_ctx, type));
+  std::unique_ptr<KvCache> cache(new KvCache(backend, n_ctx, type));
   const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
   cache->row_bytes_ = row;
   cache->rollback_limit_ = INT32_MAX;
@@ -32,19 +30,14 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const ModelConfig& c, int n_ctx
       cache->rollback_limit_ =
           std::min<int>(cache->rollback_limit_, static_cast<int>(l.capacity) - (c.sliding_window - 1));
     const uint64_t bytes = 2 * row * static_cast<uint64_t>(l.capacity);
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return resource_exhausted("cannot reserve {} bytes for the KV cache", bytes);
-    cache->maps_.emplace_back(p, bytes);
+    GE_ASSIGN(DeviceBuffer buffer, backend.allocate(bytes, BufferUse::kKvCache));
     cache->reserved_ += bytes;
-    l.k = static_cast<uint8_t*>(p);
+    l.k = buffer.as<uint8_t>();
+    cache->buffers_.push_back(std::move(buffer));
     l.v = l.k + static_cast<uint64_t>(l.capacity) * row;
     cache->layers_.push_back(l);
   }
   return cache;
-}
-
-KvCache::~KvCache() {
-  for (auto& [p, n] : maps_) munmap(p, n);
 }
 
 uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DType type, int max_rollback) {
@@ -85,8 +78,8 @@ Status KvCache::copy_prefix_from(const KvCache& src, int n) {
     // p % capacity in each, so equal capacities copy slot for slot.
     const int64_t keep = std::min<int64_t>({n, s.capacity, d.capacity});
     for (int64_t p = n - keep; p < n; ++p) {
-      std::memcpy(d.k + (p % d.capacity) * row_bytes_, s.k + (p % s.capacity) * row_bytes_, row_bytes_);
-      std::memcpy(d.v + (p % d.capacity) * row_bytes_, s.v + (p % s.capacity) * row_bytes_, row_bytes_);
+      GE_TRY(backend_->copy(d.k + (p % d.capacity) * row_bytes_, s.k + (p % s.capacity) * row_bytes_, row_bytes_));
+      GE_TRY(backend_->copy(d.v + (p % d.capacity) * row_bytes_, s.v + (p % s.capacity) * row_bytes_, row_bytes_));
     }
   }
   n_past_ = n;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "formats/dtype.h"
+#include "kernels/backend.h"
 #include "model/config.h"
 #include "util/result.h"
 
@@ -25,12 +26,13 @@ class KvCache {
     int64_t capacity = 0;
   };
 
-  // Reserves the cache; fails if the address space cannot be reserved. type: F16 (half the memory
-  // and bandwidth, llama.cpp's default) or F32 (exact; the parity tests use it).
-  static Result<std::unique_ptr<KvCache>> create(const ModelConfig& config, int n_ctx, int max_chunk,
+  // Allocates the cache in the backend's memory (the CPU backend reserves address space, so only
+  // positions written become resident); fails if it cannot. type: F16 (half the memory and
+  // bandwidth, llama.cpp's default) or F32 (exact; the parity tests use it). The backend must
+  // outlive the cache.
+  static Result<std::unique_ptr<KvCache>> create(Backend& backend, const ModelConfig& config, int n_ctx, int max_chunk,
                                                  DType type = DType::F16, int max_rollback = 0);
   DType type() const { return type_; }
-  ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
@@ -57,14 +59,15 @@ class KvCache {
   static uint64_t full_length_bytes(const ModelConfig& config, int n_ctx, DType type = DType::F16);
 
  private:
-  KvCache(int n_ctx, DType type) : n_ctx_(n_ctx), type_(type) {}
+  KvCache(Backend& backend, int n_ctx, DType type) : backend_(&backend), n_ctx_(n_ctx), type_(type) {}
+  Backend* backend_;
   int n_ctx_;
   DType type_;
   uint64_t row_bytes_ = 0;  // one position of one layer's K (or V)
   int rollback_limit_ = 0;
   int n_past_ = 0;
   std::vector<Layer> layers_;
-  std::vector<std::pair<void*, uint64_t>> maps_;
+  std::vector<DeviceBuffer> buffers_;
   uint64_t reserved_ = 0;
 };
 

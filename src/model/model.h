@@ -57,17 +57,25 @@ struct SequenceChunk {
   }
 };
 
-// Scratch activations for up to max_tokens tokens per forward call.
+// The activations of one forward call of up to max_tokens tokens, and its logits, in the
+// backend's memory (ForwardBuffers::create). Token positions stay on the host.
 struct ForwardBuffers {
-  explicit ForwardBuffers(const ModelConfig& c, int max_tokens);
-  // What the constructor allocates, for memory plans.
+  static Result<ForwardBuffers> create(Backend& backend, const ModelConfig& c, int max_tokens);
+  // What create() allocates for the activations, for memory plans.
   static uint64_t bytes(const ModelConfig& c, int max_tokens);
-  int max_tokens;
-  // Activations of up to max_tokens tokens. Buffers are reused once their contents are consumed:
-  // attention writes its output over q, and h (the normed input of a block's first products) takes
-  // the block's output.
-  std::vector<float> x, h, q, k, v, gate, up;
+  // Makes room for `rows` logits rows (forward() calls it; grows, never shrinks).
+  Status reserve_logits(Backend& backend, const ModelConfig& c, int64_t rows);
+
+  int max_tokens = 0;
+  int64_t logit_rows = 0;  // rows the logits buffer holds now
+  // Buffers are reused once their contents are consumed: attention writes its output over q, and
+  // h (the normed input of a block's first products) takes the block's output.
+  float *x = nullptr, *h = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *gate = nullptr, *up = nullptr;
+  float* logits = nullptr;  // [logit_rows, vocab_size]
   std::vector<int32_t> positions;
+
+ private:
+  DeviceBuffer activations_, logits_;
 };
 
 class Model {
@@ -95,7 +103,7 @@ class Model {
         info_(std::move(info)) {}
 
  private:
-  void layer(int l, std::span<const SequenceChunk> batch, int64_t n_tokens, Backend& be, ForwardBuffers& buf) const;
+  Status layer(int l, std::span<const SequenceChunk> batch, int64_t n_tokens, Backend& be, ForwardBuffers& buf) const;
 
   ModelConfig config_;
   Weights weights_;

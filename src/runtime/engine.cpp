@@ -48,7 +48,7 @@ struct Engine::Sequence {
 };
 
 Engine::Engine(const Model& model, Backend& backend, const EngineOptions& o)
-    : model_(model), backend_(backend), opt_(o), buf_(model.config(), o.step_tokens) {}
+    : model_(model), backend_(backend), opt_(o) {}
 
 Engine::~Engine() = default;
 
@@ -62,8 +62,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, Backend& back
   if (o.max_rollback < 0) return invalid_argument("the rollback depth must be >= 0 (got {})", o.max_rollback);
   GE_TRY(backend.prepare(model.weights().matrices()));
   std::unique_ptr<Engine> e(new Engine(model, backend, o));
+  GE_ASSIGN(e->buf_, ForwardBuffers::create(backend, model.config(), o.step_tokens));
+  // Room for one logits row per sequence (a step of decodes); forward() grows it for prompts whose
+  // every position is scored.
+  GE_TRY(e->buf_.reserve_logits(backend, model.config(), o.max_sequences));
   for (int i = 0; i < o.max_sequences; ++i) {
-    GE_ASSIGN(auto cache, KvCache::create(model.config(), o.n_ctx, o.step_tokens, o.kv_type, o.max_rollback));
+    GE_ASSIGN(auto cache, KvCache::create(backend, model.config(), o.n_ctx, o.step_tokens, o.kv_type, o.max_rollback));
     e->slots_.push_back(std::move(cache));
   }
   e->slot_used_.assign(static_cast<size_t>(o.max_sequences), false);

@@ -33,8 +33,8 @@ double relative_error(const std::string& path, const std::string& ref_json) {
   EXPECT_TRUE(raw.ok());
   const float* want = reinterpret_cast<const float*>(raw->data());
   CpuBackend be(2, CpuOptions{true});
-  auto cache = KvCache::create((*m)->config(), static_cast<int>(prompt.size()), 64, DType::F32);
-  ForwardBuffers buf((*m)->config(), 64);
+  auto cache = KvCache::create(be, (*m)->config(), static_cast<int>(prompt.size()), 64, DType::F32);
+  ForwardBuffers buf = test::forward_buffers(be, (*m)->config(), 64);
   std::vector<float> logits;
   SequenceChunk sc{cache->get(), prompt, static_cast<int>(prompt.size())};
   EXPECT_TRUE((*m)->forward({&sc, 1}, be, buf, logits).ok());

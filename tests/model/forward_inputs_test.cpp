@@ -17,14 +17,15 @@ ForwardRun forward(const Model& m, const std::vector<int32_t>& ids, bool as_embe
                    std::vector<PositionSpan> spans = {}) {
   CpuBackend be(1, CpuOptions{true});
   const ModelConfig& c = m.config();
-  auto cache = KvCache::create(c, 64, 64, DType::F32);
+  auto cache = KvCache::create(be, c, 64, 64, DType::F32);
   EXPECT_TRUE(cache.ok());
-  ForwardBuffers buf(c, 64);
+  ForwardBuffers buf = test::forward_buffers(be, c, 64);
   std::vector<float> emb;
   SequenceChunk chunk(cache->get(), ids, static_cast<int>(ids.size()));
   if (as_embeddings) {
     emb.resize(ids.size() * static_cast<size_t>(c.hidden));
-    be.embed(m.weights().embedding, ids, c.embed_scale, emb.data());  // what a vision tower would hand in
+    EXPECT_TRUE(
+        be.embed(m.weights().embedding, ids, c.embed_scale, emb.data()).ok());  // what a vision tower would hand in
     chunk.tokens = {};
     chunk.embeddings = emb;
   }
@@ -60,9 +61,9 @@ TEST(ForwardInputs, EmbeddingsEqualIdsAndSpansChangeOnlyTheirPositions) {
 
   // A span reaching past the chunk is refused, not computed over keys not yet stored.
   CpuBackend be(1);
-  auto cache = KvCache::create((*m)->config(), 64, 64, DType::F32);
+  auto cache = KvCache::create(be, (*m)->config(), 64, 64, DType::F32);
   ASSERT_TRUE(cache.ok());
-  ForwardBuffers buf((*m)->config(), 64);
+  ForwardBuffers buf = test::forward_buffers(be, (*m)->config(), 64);
   SequenceChunk chunk(cache->get(), std::span<const int32_t>(ids).first(8));
   const std::vector<PositionSpan> past = {{6, 12}};
   chunk.bidirectional = past;

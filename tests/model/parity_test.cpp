@@ -120,10 +120,10 @@ TEST_P(Parity, LogitsAndGreedyMatchReference) {
     const double tol = precise ? kPreciseTolerance : kFastTolerance;
     double worst = 0;
     for (int chunk : {64, 7, 1}) {
-      auto cache =
-          KvCache::create(m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk, DType::F32);
+      auto cache = KvCache::create(backend, m.config(), static_cast<int>(prompt.size() + greedy_ref.size() + 1), chunk,
+                                   DType::F32);
       ASSERT_TRUE(cache.ok());
-      ForwardBuffers buf(m.config(), chunk);
+      ForwardBuffers buf = test::forward_buffers(backend, m.config(), chunk);
       std::vector<float> logits;
       for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(chunk)) {
         const size_t n = std::min(prompt.size() - i, static_cast<size_t>(chunk));

@@ -31,10 +31,10 @@ TEST(Perplexity, MatchesDirectComputation) {
   int count = 0;
   for (int c = 0; c < 3; ++c) {
     std::vector<int32_t> chunk(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
-    chunk[0] = 2;                                                // BOS replaces the first token of every chunk
-    auto cache = KvCache::create((*m)->config(), n_ctx, n_ctx);  // F16, as perplexity() uses
+    chunk[0] = 2;                                                    // BOS replaces the first token of every chunk
+    auto cache = KvCache::create(be, (*m)->config(), n_ctx, n_ctx);  // F16, as perplexity() uses
     ASSERT_TRUE(cache.ok());
-    ForwardBuffers buf((*m)->config(), n_ctx);
+    ForwardBuffers buf = test::forward_buffers(be, (*m)->config(), n_ctx);
     std::vector<float> logits;
     SequenceChunk sc{cache->get(), chunk, n_ctx};
     ASSERT_TRUE((*m)->forward({&sc, 1}, be, buf, logits).ok());

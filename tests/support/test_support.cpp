@@ -33,4 +33,35 @@ void write_file(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+Status attend(Backend& backend, const AttentionArgs& a) {
+  SequenceKv seq;
+  seq.n_tokens = a.n_tokens;
+  seq.k_cache = const_cast<void*>(a.k_cache);
+  seq.v_cache = const_cast<void*>(a.v_cache);
+  seq.capacity = a.capacity;
+  seq.bidirectional = a.bidirectional;
+  BatchAttention b;
+  b.q = a.q;
+  b.out = a.out;
+  b.positions = a.positions;
+  b.n_heads = a.n_heads;
+  b.n_kv_heads = a.n_kv_heads;
+  b.head_dim = a.head_dim;
+  b.kv_type = a.kv_type;
+  b.window = a.window;
+  b.scale = a.scale;
+  b.softcap = a.softcap;
+  b.sequences = {&seq, 1};
+  return backend.attention(b);
+}
+
+ForwardBuffers forward_buffers(Backend& backend, const ModelConfig& config, int max_tokens) {
+  auto b = ForwardBuffers::create(backend, config, max_tokens);
+  if (!b.ok()) {
+    ADD_FAILURE() << "ForwardBuffers::create: " << b.error().message;
+    return {};
+  }
+  return std::move(*b);
+}
+
 }  // namespace gemma::test

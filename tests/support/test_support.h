@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/backend.h"
+#include "model/model.h"
+
 namespace gemma::test {
 
 // Absolute path of a file under tests/fixtures.
@@ -18,6 +21,13 @@ bool real_model_required();
 // A fresh temporary directory for one test (removed at process exit is not guaranteed).
 std::string temp_dir();
 void write_file(const std::string& path, const std::string& bytes);
+
+// One sequence's attention through the batch interface (a batch of that one sequence, its rows
+// at 0), for kernel tests that build the cache by hand.
+Status attend(Backend& backend, const AttentionArgs& args);
+// ForwardBuffers::create for tests: on failure records a test failure and returns empty buffers
+// (with which forward() then fails cleanly).
+ForwardBuffers forward_buffers(Backend& backend, const ModelConfig& config, int max_tokens);
 
 }  // namespace gemma::test
 

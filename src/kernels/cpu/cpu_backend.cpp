@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "kernels/dequant.h"
 #include "util/half.h"
 
@@ -20,7 +22,34 @@ Status cpu_supports(DType type, int64_t rows, int64_t cols) {
 }
 
 CpuBackend::CpuBackend(int n_threads, CpuOptions options)
-    : pool_(n_threads), isa_(&cpu::select_isa()), options_(options) {}
+    : pool_(n_threads), isa_(options.isa ? options.isa : &cpu::select_isa()), options_(options) {}
+
+Result<DeviceBuffer> CpuBackend::allocate(uint64_t bytes, BufferUse use) {
+  if (bytes == 0) return DeviceBuffer();
+  // Reserved address space, zero pages on first touch: a KV cache or logits buffer sized for the
+  // longest context costs memory only as it fills.
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const char* what = use == BufferUse::kKvCache  ? "the KV cache"
+                       : use == BufferUse::kLogits ? "logits"
+                                                   : "activations";
+    return resource_exhausted("cannot reserve {} bytes for {}", bytes, what);
+  }
+  return DeviceBuffer(p, bytes, [](void* q, uint64_t n) { munmap(q, n); });
+}
+
+Status CpuBackend::to_device(void* dst, const void* src, uint64_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+  return {};
+}
+Status CpuBackend::to_host(void* dst, const void* src, uint64_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+  return {};
+}
+Status CpuBackend::copy(void* dst, const void* src, uint64_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return {};
+}
 
 template <typename Fn>
 void CpuBackend::parallel_for(int64_t n, int64_t min_per_thread, Fn&& fn) {
@@ -46,14 +75,23 @@ const void* CpuBackend::prepare_input(DType type, const float* x, int64_t n, int
   return out;
 }
 
-void CpuBackend::matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+Status CpuBackend::matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   const WeightMatrix* ws[1] = {&w};
   float* ys[1] = {y};
-  matmul_many(ws, x, n, ys);
+  return matmul_many(ws, x, n, ys);
 }
 
-void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
-                             std::span<float* const> ys) {
+Status CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                               std::span<float* const> ys) {
+  constexpr size_t kMaxJobs = 8;
+  if (ws.empty() || ws.size() != ys.size() || ws.size() > kMaxJobs)
+    return internal_error("matmul_many of {} matrices into {} outputs (1..{})", ws.size(), ys.size(), kMaxJobs);
+  for (const WeightMatrix* w : ws) {
+    GE_TRY(supports(w->type, w->rows, w->cols));
+    if (w->cols != ws[0]->cols)
+      return internal_error("matmul_many over matrices of {} and {} columns", ws[0]->cols, w->cols);
+  }
+  if (n <= 0) return {};
   // All matrices share the input. prepare_input runs again for every matrix that takes the Q8A
   // form (q, k and v each requantize the same input into the same buffer); all read the last one.
   const int64_t cols = ws[0]->cols;
@@ -67,7 +105,7 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
     const void* x;
     float* y;
   };
-  Job jobs[8];
+  Job jobs[kMaxJobs];
   const size_t n_jobs = ws.size();
   for (size_t i = 0; i < n_jobs; ++i) {
     const WeightMatrix* w = ws[i];
@@ -76,6 +114,7 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
     if (precise && !cpu::uses_q8a(w->type) && isa_->rows_exact[static_cast<int>(w->type)])
       k = isa_->rows_exact[static_cast<int>(w->type)];
     if (!k) k = cpu::isa_generic().rows[static_cast<int>(w->type)];
+    if (!k) return unsupported("no CPU kernel for {} weights", dtype_name(w->type));
     jobs[i] = {k, w, q8a ? xq : static_cast<const void*>(x), ys[i]};
   }
   // Each thread takes the same share of every matrix, so the matrices run in one parallel region.
@@ -89,10 +128,13 @@ void CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const floa
           for (int64_t r = r0; r < r1; ++r) j.y[t * j.w->rows + r] *= j.w->row_scales[r];
     }
   });
+  return {};
 }
 
-void CpuBackend::embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) {
+Status CpuBackend::embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) {
   const int64_t d = table.cols;
+  for (int32_t id : ids)
+    if (id < 0 || id >= table.rows) return invalid_argument("token id {} outside the table's {} rows", id, table.rows);
   parallel_for(static_cast<int64_t>(ids.size()), 8, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* o = out + t * d;
@@ -102,6 +144,7 @@ void CpuBackend::embed(const WeightMatrix& table, std::span<const int32_t> ids, 
         for (int64_t c = 0; c < d; ++c) o[c] *= table.row_scales[ids[static_cast<size_t>(t)]];
     }
   });
+  return {};
 }
 
 namespace {
@@ -112,7 +155,7 @@ inline float inv_rms(const float* x, int64_t dim, float eps) {
 }
 }  // namespace
 
-void CpuBackend::rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) {
+Status CpuBackend::rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) {
   parallel_for(n_rows, 8, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const float* xt = x + t * dim;
@@ -121,9 +164,10 @@ void CpuBackend::rms_norm(const float* x, const float* w, int64_t n_rows, int64_
       for (int64_t c = 0; c < dim; ++c) ot[c] = xt[c] * r * w[c];
     }
   });
+  return {};
 }
 
-void CpuBackend::add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) {
+Status CpuBackend::add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) {
   parallel_for(n_rows, 8, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* xt = x + t * dim;
@@ -136,15 +180,17 @@ void CpuBackend::add_norm(float* x, const float* y, const float* w, int64_t n_ro
       for (int64_t c = 0; c < dim; ++c) xt[c] += yt[c] * r * w[c];
     }
   });
+  return {};
 }
 
-void CpuBackend::gelu_mul(float* g, const float* u, int64_t n) {
+Status CpuBackend::gelu_mul(float* g, const float* u, int64_t n) {
   const auto kernel = isa_->gelu_mul;
   parallel_for(n, 4096, [&](int64_t b, int64_t e) { kernel(g + b, u + b, e - b); });
+  return {};
 }
 
-void CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
-                           const int32_t* positions, float rope_base, float rope_scale) {
+Status CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                             const int32_t* positions, float rope_base, float rope_scale) {
   const int half = head_dim / 2;
   // inv_freq as the references compute it in float32: base^(-2k/H), divided by the linear factor.
   std::vector<float> inv_freq(static_cast<size_t>(half));
@@ -175,92 +221,143 @@ void CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim
       }
     }
   });
+  return {};
 }
 
-void CpuBackend::attention(const AttentionArgs& a) {
-  const int group = a.n_heads / a.n_kv_heads;
-  const int hd = a.head_dim;
+Status CpuBackend::store_kv(const BatchAttention& batch) {
+  const int64_t kvw = static_cast<int64_t>(batch.n_kv_heads) * batch.head_dim;
+  const DType type = batch.kv_type;
+  if (type != DType::F32 && type != DType::F16) return unsupported("KV cache type {}", dtype_name(type));
+  const uint64_t row = static_cast<uint64_t>(kvw) * dtype_info(type).block_bytes;
+  for (const SequenceKv& s : batch.sequences)
+    for (int64_t i = 0; i < s.n_tokens; ++i) {
+      const int64_t r = s.first_row + i;
+      const uint64_t slot = static_cast<uint64_t>(batch.positions[r] % s.capacity);
+      const float* k = batch.k + r * kvw;
+      const float* v = batch.v + r * kvw;
+      uint8_t* kd = static_cast<uint8_t*>(s.k_cache) + slot * row;
+      uint8_t* vd = static_cast<uint8_t*>(s.v_cache) + slot * row;
+      if (type == DType::F16) {
+        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(kd)[c] = f32_to_f16(k[c]);
+        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(vd)[c] = f32_to_f16(v[c]);
+      } else {
+        std::memcpy(kd, k, row);
+        std::memcpy(vd, v, row);
+      }
+    }
+  return {};
+}
+
+// Attention work is cut into units of one (sequence, query token, KV group). Whether a unit's keys
+// are also split across the threads (flash-decoding: a decode over a long context has too few
+// units to occupy them) is decided per sequence from its own shape, never from the rest of the
+// batch, so a sequence's result is the same whatever runs beside it.
+Status CpuBackend::attention(const BatchAttention& batch) {
+  if (batch.n_kv_heads <= 0 || batch.n_heads % batch.n_kv_heads != 0)
+    return internal_error("attention with {} heads over {} KV heads", batch.n_heads, batch.n_kv_heads);
+  const int group = batch.n_heads / batch.n_kv_heads;
+  const int hd = batch.head_dim;
+  const int nt = pool_.size();
   const cpu::AttentionKernel kernel = hd % 8 == 0 ? isa_->attention : cpu::isa_generic().attention;
-  const int64_t units = a.n_tokens * a.n_kv_heads;
-  auto key_range = [&](int64_t t) { return a.key_range(a.positions[t]); };
-  auto finish = [&](int64_t t, int g, const float* l, const float* acc) {
+  struct Seq {
+    AttentionArgs a;
+    bool split;          // keys split across threads
+    int64_t first_unit;  // of the whole units (split == false) or of the split ones
+  };
+  std::vector<Seq> seqs;
+  seqs.reserve(batch.sequences.size());
+  int64_t whole_units = 0, split_units = 0;
+  for (size_t i = 0; i < batch.sequences.size(); ++i) {
+    const AttentionArgs a = batch.sequence(i);
+    if (a.n_tokens <= 0) continue;
+    if (a.kv_type != DType::F32 && a.kv_type != DType::F16)
+      return unsupported("KV cache type {}", dtype_name(a.kv_type));
+    const int64_t units = a.n_tokens * a.n_kv_heads;
+    int64_t longest = 0;
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      auto [j0, j1] = a.key_range(a.positions[t]);
+      longest = std::max(longest, j1 - j0 + 1);
+    }
+    // Enough units for every thread, or short ranges: one unit per task.
+    const bool split = !(units >= 2 * nt || longest < 512 || nt == 1);
+    seqs.push_back({a, split, split ? split_units : whole_units});
+    (split ? split_units : whole_units) += units;
+  }
+  auto finish = [&](const AttentionArgs& a, int64_t t, int g, const float* l, const float* acc) {
     for (int h = 0; h < group; ++h) {
       float* out = a.out + (t * a.n_heads + g * group + h) * hd;
       const float inv = 1.0f / l[h];
       for (int c = 0; c < hd; ++c) out[c] = acc[h * hd + c] * inv;
     }
   };
-  const int nt = pool_.size();
-  int64_t longest = 0;
-  for (int64_t t = 0; t < a.n_tokens; ++t) longest = std::max(longest, key_range(t).second - key_range(t).first + 1);
-  // Enough (token, KV group) units for every thread, or short ranges: one unit per task.
-  // Units are dealt round-robin: under the causal mask later tokens see more keys, so contiguous
-  // ranges would give the last thread most of the work.
-  if (units >= 2 * nt || longest < 512 || nt == 1) {
-    pool_.run([&](int ti, int n) {
-      std::vector<float> m(static_cast<size_t>(group)), l(m.size()), acc(static_cast<size_t>(group * hd));
-      for (int64_t u = ti; u < units; u += n) {
-        const int64_t t = u / a.n_kv_heads;
-        const int g = static_cast<int>(u % a.n_kv_heads);
-        auto [j0, j1] = key_range(t);
-        kernel(a, t, g, j0, j1, m.data(), l.data(), acc.data());
-        finish(t, g, l.data(), acc.data());
-      }
-    });
-    return;
-  }
-  // Decode over a long context: split each unit's keys across the threads (flash-decoding), then
-  // merge the partial softmaxes: m = max m_i, l = Σ l_i e^(m_i - m), acc = Σ acc_i e^(m_i - m).
+  // Partial softmaxes of the split units: per thread m[group], l[group], acc[group][hd].
   const int64_t stride = group * (hd + 2);
-  std::vector<float> part(static_cast<size_t>(units * nt * stride));
+  std::vector<float> part(static_cast<size_t>(split_units * nt * stride));
   pool_.run([&](int ti, int n) {
-    for (int64_t u = 0; u < units; ++u) {
-      const int64_t t = u / a.n_kv_heads;
-      auto [j0, j1] = key_range(t);
-      auto [b, e] = ThreadPool::split(j1 - j0 + 1, ti, n);
-      float* p = part.data() + (u * nt + ti) * stride;
-      if (b >= e) {
-        for (int h = 0; h < group; ++h) p[h] = -INFINITY, p[group + h] = 0;
+    std::vector<float> m(static_cast<size_t>(group)), l(m.size()), acc(static_cast<size_t>(group * hd));
+    for (const Seq& s : seqs) {
+      const AttentionArgs& a = s.a;
+      const int64_t units = a.n_tokens * a.n_kv_heads;
+      if (!s.split) {
+        // Units are dealt round-robin over the whole batch: under the causal mask later tokens see
+        // more keys, so contiguous ranges would give the last thread most of the work.
+        const int64_t first = (ti - s.first_unit % n + n) % n;
+        for (int64_t u = first; u < units; u += n) {
+          const int64_t t = u / a.n_kv_heads;
+          const int g = static_cast<int>(u % a.n_kv_heads);
+          auto [j0, j1] = a.key_range(a.positions[t]);
+          kernel(a, t, g, j0, j1, m.data(), l.data(), acc.data());
+          finish(a, t, g, l.data(), acc.data());
+        }
         continue;
       }
-      kernel(a, t, static_cast<int>(u % a.n_kv_heads), j0 + b, j0 + e - 1, p, p + group, p + 2 * group);
+      for (int64_t u = 0; u < units; ++u) {
+        const int64_t t = u / a.n_kv_heads;
+        auto [j0, j1] = a.key_range(a.positions[t]);
+        auto [b, e] = ThreadPool::split(j1 - j0 + 1, ti, n);
+        float* p = part.data() + ((s.first_unit + u) * nt + ti) * stride;
+        if (b >= e) {
+          for (int h = 0; h < group; ++h) p[h] = -INFINITY, p[group + h] = 0;
+          continue;
+        }
+        kernel(a, t, static_cast<int>(u % a.n_kv_heads), j0 + b, j0 + e - 1, p, p + group, p + 2 * group);
+      }
     }
   });
+  if (split_units == 0) return {};
+  // Merge the partial softmaxes: m = max m_i, l = Σ l_i e^(m_i - m), acc = Σ acc_i e^(m_i - m).
   std::vector<float> l(static_cast<size_t>(group)), acc(static_cast<size_t>(group * hd));
-  for (int64_t u = 0; u < units; ++u) {
-    const float* p0 = part.data() + u * nt * stride;
-    for (int h = 0; h < group; ++h) {
-      float mx = -INFINITY;
-      for (int i = 0; i < nt; ++i) mx = std::max(mx, p0[i * stride + h]);
-      float lsum = 0;
-      std::fill(acc.begin() + h * hd, acc.begin() + (h + 1) * hd, 0.0f);
-      for (int i = 0; i < nt; ++i) {
-        const float* p = p0 + i * stride;
-        if (p[group + h] == 0) continue;
-        const float w = std::exp(p[h] - mx);
-        lsum += p[group + h] * w;
-        const float* pa = p + 2 * group + h * hd;
-        for (int c = 0; c < hd; ++c) acc[static_cast<size_t>(h * hd + c)] += pa[c] * w;
+  for (const Seq& s : seqs) {
+    if (!s.split) continue;
+    const AttentionArgs& a = s.a;
+    for (int64_t u = 0; u < a.n_tokens * a.n_kv_heads; ++u) {
+      const float* p0 = part.data() + (s.first_unit + u) * nt * stride;
+      for (int h = 0; h < group; ++h) {
+        float mx = -INFINITY;
+        for (int i = 0; i < nt; ++i) mx = std::max(mx, p0[i * stride + h]);
+        float lsum = 0;
+        std::fill(acc.begin() + h * hd, acc.begin() + (h + 1) * hd, 0.0f);
+        for (int i = 0; i < nt; ++i) {
+          const float* p = p0 + i * stride;
+          if (p[group + h] == 0) continue;
+          const float w = std::exp(p[h] - mx);
+          lsum += p[group + h] * w;
+          const float* pa = p + 2 * group + h * hd;
+          for (int c = 0; c < hd; ++c) acc[static_cast<size_t>(h * hd + c)] += pa[c] * w;
+        }
+        l[static_cast<size_t>(h)] = lsum;
       }
-      l[static_cast<size_t>(h)] = lsum;
+      finish(a, u / a.n_kv_heads, static_cast<int>(u % a.n_kv_heads), l.data(), acc.data());
     }
-    finish(u / a.n_kv_heads, static_cast<int>(u % a.n_kv_heads), l.data(), acc.data());
   }
+  return {};
 }
 
-void CpuBackend::store(const float* src, void* dst, DType type, int64_t n) {
-  if (type == DType::F16) {
-    auto* d = static_cast<uint16_t*>(dst);
-    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
-  } else {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-  }
-}
-
-void CpuBackend::softcap(float* x, int64_t n, float cap) {
+Status CpuBackend::softcap(float* x, int64_t n, float cap) {
   parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) x[i] = cap * std::tanh(x[i] / cap);
   });
+  return {};
 }
 
 }  // namespace gemma

@@ -21,6 +21,9 @@ struct CpuOptions {
   // The default quantizes activations to int8 blocks for integer dot products, as llama.cpp does
   // (and, for BF16 weights on CPUs with AVX512_BF16, rounds prefill activations to bfloat16).
   bool precise = false;
+  // The kernel table to run (tests run every compiled table); null: the best this CPU can run
+  // (cpu::select_isa()).
+  const cpu::IsaKernels* isa = nullptr;
 };
 
 class CpuBackend final : public Backend {
@@ -30,19 +33,25 @@ class CpuBackend final : public Backend {
   int n_threads() const override { return pool_.size(); }
   Status supports(DType type, int64_t rows, int64_t cols) const override { return cpu_supports(type, rows, cols); }
   ThreadPool& pool() { return pool_; }
+  const cpu::IsaKernels& isa() const { return *isa_; }
 
-  void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) override;
-  void matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
-                   std::span<float* const> ys) override;
-  void embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) override;
-  void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) override;
-  void add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) override;
-  void gelu_mul(float* g, const float* u, int64_t n) override;
-  void norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
-                 const int32_t* positions, float rope_base, float rope_scale) override;
-  void attention(const AttentionArgs& args) override;
-  void softcap(float* x, int64_t n, float cap) override;
-  void store(const float* src, void* dst, DType type, int64_t n) override;
+  Result<DeviceBuffer> allocate(uint64_t bytes, BufferUse use) override;
+  Status to_device(void* device_dst, const void* host_src, uint64_t bytes) override;
+  Status to_host(void* host_dst, const void* device_src, uint64_t bytes) override;
+  Status copy(void* device_dst, const void* device_src, uint64_t bytes) override;
+
+  Status matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) override;
+  Status matmul_many(std::span<const WeightMatrix* const> ws, const float* x, int64_t n,
+                     std::span<float* const> ys) override;
+  Status embed(const WeightMatrix& table, std::span<const int32_t> ids, float scale, float* out) override;
+  Status rms_norm(const float* x, const float* w, int64_t n_rows, int64_t dim, float eps, float* out) override;
+  Status add_norm(float* x, const float* y, const float* w, int64_t n_rows, int64_t dim, float eps) override;
+  Status gelu_mul(float* g, const float* u, int64_t n) override;
+  Status norm_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, const float* norm_w, float eps,
+                   const int32_t* positions, float rope_base, float rope_scale) override;
+  Status store_kv(const BatchAttention& batch) override;
+  Status attention(const BatchAttention& batch) override;
+  Status softcap(float* x, int64_t n, float cap) override;
 
  private:
   // Runs fn(begin, end) over [0, n) split across the pool, or inline when n is small.

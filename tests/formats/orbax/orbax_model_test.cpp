@@ -59,9 +59,9 @@ void check_parity(const std::string& model) {
   ASSERT_EQ(cfg.vocab_size, V);
   CpuBackend backend(2, CpuOptions{true});
   const int total = static_cast<int>(prompt.size() + greedy_ref.size());
-  auto cache = KvCache::create(cfg, total + 1, 64, DType::F32);  // exact cache for parity
+  auto cache = KvCache::create(backend, cfg, total + 1, 64, DType::F32);  // exact cache for parity
   ASSERT_TRUE(cache.ok());
-  ForwardBuffers buf(cfg, 64);
+  ForwardBuffers buf = test::forward_buffers(backend, cfg, 64);
   std::vector<float> logits;
   SequenceChunk sc{cache->get(), prompt, static_cast<int>(prompt.size())};
   Status st = m.forward({&sc, 1}, backend, buf, logits);
