@@ -18,6 +18,9 @@ Status cpu_supports(DType type, int64_t rows, int64_t cols) {
   if (cpu::uses_q8a(type) && cols % 32 != 0)
     return unsupported("type {} needs a multiple of 32 columns, has {}", dtype_name(type), cols);
   if (rows < 0 || cols < 0) return invalid_argument("a weight matrix of {} x {}", rows, cols);
+  if (cols % dtype_info(type).block_elems != 0)
+    return unsupported("type {} stores rows in blocks of {}; a row of {} is not whole blocks", dtype_name(type),
+                       dtype_info(type).block_elems, cols);
   return {};
 }
 
