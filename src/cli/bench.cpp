@@ -2,6 +2,7 @@
 // the same JSON field names so scripts can compare the two. Each repetition starts from an empty
 // cache (after -d tokens of untimed context); pp feeds <bos> + random ids in chunks of -b, tg
 // decodes one random id at a time, computing the full logits each step.
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -159,7 +160,8 @@ int bench(const BenchArgs& a) {
       std::fflush(stdout);
       continue;
     }
-    const std::string kv_name = a.kv_type == DType::F32 ? "f32" : "f16";
+    std::string kv_name(dtype_name(a.kv_type));
+    for (char& ch : kv_name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     std::vector<double> ns_d(t.samples_ns.begin(), t.samples_ns.end());
     char time_buf[32];
     const std::time_t now = std::time(nullptr);

@@ -120,8 +120,10 @@ void add_compute_options(CLI::App* sub, ComputeArgs& c) {
   sub->add_flag("--precise", c.precise,
                 "Exact arithmetic: float32 products for every weight type and a float32 KV cache, as the reference "
                 "implementations compute (slower)");
-  sub->add_option("--kv-type", c.kv_type, "KV cache element type: f16 (default) or f32 (default with --precise)")
-      ->check(::CLI::IsMember({"f32", "f16"}));
+  sub->add_option("--kv-type", c.kv_type,
+                  "KV cache element type: f16 (default), f32 (default with --precise), bf16, or q8_0 (about half "
+                  "of f16's memory)")
+      ->check(::CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c) {
@@ -133,9 +135,7 @@ Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeA
 
 Result<DType> kv_cache_type(const ComputeArgs& c) {
   if (c.kv_type.empty()) return c.precise ? DType::F32 : DType::F16;
-  if (c.kv_type == "f32") return DType::F32;
-  if (c.kv_type == "f16") return DType::F16;
-  return invalid_argument("--kv-type must be f32 or f16 (got '{}')", c.kv_type);
+  return parse_kv_type(c.kv_type);
 }
 
 }  // namespace gemma::cli

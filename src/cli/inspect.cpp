@@ -69,7 +69,9 @@ int inspect(const InspectArgs& a) {
   eo.n_ctx = n_ctx;
   eo.max_sequences = a.parallel;
   eo.step_tokens = std::max(eo.step_tokens, a.parallel);
-  eo.kv_type = a.kv_type == "f32" ? DType::F32 : DType::F16;
+  auto kv_type = parse_kv_type(a.kv_type);
+  if (!kv_type.ok()) return fail(kv_type.error());
+  eo.kv_type = *kv_type;
   const MemoryPlan plan = plan_memory(m, eo);
   fmt::print("memory plan (context {}, {} sequence{}):\n", n_ctx, a.parallel, a.parallel == 1 ? "" : "s");
   fmt::print("  weights        {} (as stored; memory-mapped where the format allows)\n", human_bytes(plan.weights));
@@ -94,8 +96,8 @@ Command add_inspect(CLI::App& app) {
   sub->add_option("--parallel", a->parallel, "Sequences held at once, for the memory plan")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  sub->add_option("--kv-type", a->kv_type, "KV cache element type for the memory plan: f16 or f32")
-      ->check(CLI::IsMember({"f32", "f16"}))
+  sub->add_option("--kv-type", a->kv_type, "KV cache element type for the memory plan: f16, f32, bf16 or q8_0")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
       ->capture_default_str();
   return [a] { return inspect(*a); };
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "formats/dtype.h"
@@ -46,7 +47,7 @@ struct AttentionArgs {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   const void* k_cache = nullptr;  // [capacity, n_kv_heads, head_dim]; position p lives in slot p % capacity
   const void* v_cache = nullptr;
-  DType kv_type = DType::F32;  // F32 or F16
+  DType kv_type = DType::F32;  // kv_type_supported()
   int64_t capacity = 0;
   int window = 0;     // > 0: query i sees keys j with i - window < j <= i; 0: all j <= i
   float scale = 1;    // applied to q·k
@@ -66,6 +67,12 @@ struct AttentionArgs {
     return {first, last};
   }
 };
+
+// The element types a KV cache can hold: F32 (exact), F16 (the default, as llama.cpp's), BF16, and
+// Q8_0 (blocks of 32 int8 with an f16 scale: 1.06 bytes a value; needs head_dim % 32 == 0).
+bool kv_type_supported(DType type);
+// "f32", "f16", "bf16" or "q8_0", as llama.cpp's --cache-type-k names them.
+Result<DType> parse_kv_type(std::string_view name);
 
 // One sequence's rows of a batch and the KV cache (one layer's) they go into.
 struct SequenceKv {

@@ -11,16 +11,23 @@ int64_t layer_capacity(const ModelConfig& c, const LayerConfig& l, int n_ctx, in
   if (!l.sliding) return n_ctx;
   return std::min<int64_t>(n_ctx, static_cast<int64_t>(c.sliding_window) - 1 + std::max(max_chunk, max_rollback));
 }
+// One position of one layer's K (or V): kv_width values of `type` (Q8_0: whole blocks of 32).
+uint64_t kv_row_bytes(const ModelConfig& c, DType type) {
+  const DTypeInfo& t = dtype_info(type);
+  return (static_cast<uint64_t>(c.kv_width()) + t.block_elems - 1) / t.block_elems * t.block_bytes;
+}
 }  // namespace
 
 Result<std::unique_ptr<KvCache>> KvCache::create(Backend& backend, const ModelConfig& c, int n_ctx, int max_chunk,
                                                  DType type, int max_rollback) {
-  if (type != DType::F32 && type != DType::F16) return invalid_argument("KV cache type must be f32 or f16");
+  if (!kv_type_supported(type)) return invalid_argument("KV cache type {} (f32, f16, bf16 or q8_0)", dtype_name(type));
+  if (type == DType::Q8_0 && c.head_dim % 32 != 0)
+    return unsupported("a q8_0 KV cache needs head_dim to be a multiple of 32 (this model's is {})", c.head_dim);
   if (n_ctx <= 0 || max_chunk <= 0 || max_rollback < 0)
     return invalid_argument("KV cache sizes must be positive (context {}, chunk {}, rollback {})", n_ctx, max_chunk,
                             max_rollback);
   std::unique_ptr<KvCache> cache(new KvCache(backend, n_ctx, type));
-  const uint64_t row = static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes);
+  const uint64_t row = kv_row_bytes(c, type);
   cache->row_bytes_ = row;
   cache->rollback_limit_ = INT32_MAX;
   for (const LayerConfig& lc : c.layers) {
@@ -43,8 +50,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(Backend& backend, const ModelCo
 uint64_t KvCache::bytes_for(const ModelConfig& c, int n_ctx, int max_chunk, DType type, int max_rollback) {
   uint64_t total = 0;
   for (const LayerConfig& l : c.layers)
-    total += 2 * static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes) *
-             static_cast<uint64_t>(layer_capacity(c, l, n_ctx, max_chunk, max_rollback));
+    total += 2 * kv_row_bytes(c, type) * static_cast<uint64_t>(layer_capacity(c, l, n_ctx, max_chunk, max_rollback));
   return total;
 }
 
@@ -87,8 +93,7 @@ Status KvCache::copy_prefix_from(const KvCache& src, int n) {
 }
 
 uint64_t KvCache::full_length_bytes(const ModelConfig& c, int n_ctx, DType type) {
-  return 2 * static_cast<uint64_t>(c.kv_width()) * static_cast<uint64_t>(dtype_info(type).block_bytes) *
-         static_cast<uint64_t>(n_ctx) * static_cast<uint64_t>(c.n_layers);
+  return 2 * kv_row_bytes(c, type) * static_cast<uint64_t>(n_ctx) * static_cast<uint64_t>(c.n_layers);
 }
 
 }  // namespace gemma

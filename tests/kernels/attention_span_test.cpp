@@ -1,11 +1,14 @@
 // Bidirectional spans (Gemma 3's image soft tokens) in the CPU backend's attention, on every
 // compiled ISA table, against a naive reference that builds the full mask and a float64 softmax.
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/dequant.h"
+#include "kernels/quantize.h"
 #include "support/test_support.h"
 #include "util/half.h"
 
@@ -25,7 +28,7 @@ void check(const char* isa, int window, DType kv_type) {
   setenv("GEMMA_ISA", isa, 1);
   CpuBackend be(2);
   unsetenv("GEMMA_ISA");
-  const int n_heads = 4, n_kv = 2, hd = 16, n_pos = 40;
+  const int n_heads = 4, n_kv = 2, hd = 32, n_pos = 40;  // hd: whole Q8_0 blocks
   // A chunk of 30 queries at positions 10..39 over keys 0..39; spans inside and before the chunk,
   // one longer than the window.
   const std::vector<PositionSpan> spans = {{3, 7}, {12, 20}, {25, 38}};
@@ -34,11 +37,20 @@ void check(const char* isa, int window, DType kv_type) {
   std::vector<float> k(static_cast<size_t>(n_pos * n_kv * hd)), v(k.size());
   for (auto& x : k) x = nd(rng);
   for (auto& x : v) x = nd(rng);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  if (kv_type == DType::F16) {  // store rounded, and compare against the rounded values
-    for (size_t i = 0; i < k.size(); ++i) k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
-    for (size_t i = 0; i < k.size(); ++i) k[i] = f16_to_f32(k16[i]), v[i] = f16_to_f32(v16[i]);
-  }
+  // Store as the cache type, and compare against the values as stored (rounded or quantized).
+  const int64_t kvw = n_kv * hd;
+  const uint64_t row = *row_bytes(kv_type, kvw);
+  std::vector<uint8_t> kc(row * n_pos), vc(kc.size());
+  for (int p = 0; p < n_pos; ++p)
+    for (auto [f, c] : {std::pair{&k, &kc}, std::pair{&v, &vc}}) {
+      float* x = f->data() + p * kvw;
+      uint8_t* dst = c->data() + p * row;
+      if (kv_type == DType::F32) std::memcpy(dst, x, row);
+      else if (kv_type == DType::BF16)
+        for (int64_t i = 0; i < kvw; ++i) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
+      else ASSERT_TRUE(quantize_row(kv_type, x, dst, kvw));
+      ASSERT_TRUE(dequantize_row(kv_type, dst, x, kvw));
+    }
   const int first = 10, n_tok = n_pos - first;
   std::vector<int32_t> positions(static_cast<size_t>(n_tok));
   for (int t = 0; t < n_tok; ++t) positions[static_cast<size_t>(t)] = first + t;
@@ -52,14 +64,15 @@ void check(const char* isa, int window, DType kv_type) {
   a.n_heads = n_heads;
   a.n_kv_heads = n_kv;
   a.head_dim = hd;
-  a.k_cache = kv_type == DType::F16 ? static_cast<const void*>(k16.data()) : k.data();
-  a.v_cache = kv_type == DType::F16 ? static_cast<const void*>(v16.data()) : v.data();
+  a.k_cache = kc.data();
+  a.v_cache = vc.data();
   a.kv_type = kv_type;
   a.capacity = n_pos;
   a.window = window;
   a.scale = 0.25f;
   a.bidirectional = spans;
-  ASSERT_TRUE(test::attend(be, a).ok());
+  const Status st = test::attend(be, a);
+  ASSERT_TRUE(st.ok()) << st.error().message;
   for (int t = 0; t < n_tok; ++t)
     for (int h = 0; h < n_heads; ++h) {
       const int g = h / (n_heads / n_kv), i = positions[static_cast<size_t>(t)];
@@ -90,7 +103,7 @@ void check(const char* isa, int window, DType kv_type) {
 TEST(AttentionSpans, MatchNaiveMaskedReference) {
   for (const char* isa : {"generic", "avx2", "avx512"})
     for (int window : {0, 6})
-      for (DType kv : {DType::F32, DType::F16}) check(isa, window, kv);
+      for (DType kv : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) check(isa, window, kv);
 }
 
 TEST(AttentionSpans, KeyRangeWidensOnlyInsideSpans) {

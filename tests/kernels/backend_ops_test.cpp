@@ -232,13 +232,13 @@ class BatchAttentionTest : public ::testing::TestWithParam<DType> {};
 TEST_P(BatchAttentionTest, EverySequenceMatchesTheReferenceAndItselfAlone) {
   const DType kv_type = GetParam();
   const int n_heads = 4, n_kv = 2, hd = 64;
-  const int64_t kvw = n_kv * hd, esize = kv_type == DType::F16 ? 2 : 4;
+  const int64_t kvw = n_kv * hd;
+  const uint64_t row = *row_bytes(kv_type, kvw);
   struct Seq {
     int64_t n_past, n_new, capacity;
     std::vector<PositionSpan> spans;
   };
   const Seq shapes[3] = {{20, 12, 64, {{24, 30}}}, {900, 1, 1024, {}}, {100, 1, 48, {}}};
-  std::mt19937 rng(kv_type == DType::F16 ? 1 : 2);
   // Caches pre-filled with the past positions' K/V (through store_kv, the same on every backend).
   int64_t rows = 0;
   for (const Seq& s : shapes) rows += s.n_new;
@@ -251,7 +251,7 @@ TEST_P(BatchAttentionTest, EverySequenceMatchesTheReferenceAndItselfAlone) {
       int64_t first = 0;
       for (int i = 0; i < 3; ++i) {
         const Seq& s = shapes[i];
-        kc[i].resize(static_cast<size_t>(s.capacity * kvw * esize));
+        kc[i].resize(static_cast<size_t>(s.capacity) * row);
         vc[i].resize(kc[i].size());
         seqs[i] = {first, s.n_new, kc[i].data(), vc[i].data(), s.capacity, s.spans};
         for (int64_t p = 0; p < s.n_new; ++p) positions.push_back(static_cast<int32_t>(s.n_past + p));
@@ -320,7 +320,8 @@ TEST_P(BatchAttentionTest, EverySequenceMatchesTheReferenceAndItselfAlone) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(KvTypes, BatchAttentionTest, ::testing::Values(DType::F32, DType::F16),
+INSTANTIATE_TEST_SUITE_P(KvTypes, BatchAttentionTest,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/isa.h"
@@ -22,11 +23,24 @@ using avx2::hsum;
 
 constexpr int kBlock = 32;
 
-template <bool kHalf>
+// Elements i .. i+7 of a cache row array of type kKv, widened to float32. For Q8_0 the 8 lie in
+// one block (i is a multiple of 8 and rows are whole blocks).
+template <DType kKv>
 inline __m256 load8(const void* base, int64_t i) {
-  if constexpr (kHalf)
+  if constexpr (kKv == DType::F16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  else return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  } else if constexpr (kKv == DType::BF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else if constexpr (kKv == DType::Q8_0) {
+    const auto* b = static_cast<const uint8_t*>(base) + (i / 32) * 34;  // {f16 d; int8 qs[32]}
+    uint16_t d;
+    std::memcpy(&d, b, 2);
+    const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + i % 32));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), _mm256_set1_ps(_cvtsh_ss(d)));
+  } else {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  }
 }
 
 // e^x for x <= 0 (softmax weights): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial to
@@ -51,7 +65,7 @@ inline __m256 exp_nonpositive(__m256 x) {
 }
 
 // G heads share a KV group; kW vectors of 8 per head per slice of the head dimension in step 3.
-template <bool kHalf, int G>
+template <DType kKv, int G>
 void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc) {
   constexpr int kW = G <= 2 ? 4 : (G == 4 ? 2 : 1);
   const int hd = a.head_dim;  // a multiple of 8 (checked by the caller)
@@ -71,7 +85,7 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
 #pragma GCC unroll 8
       for (int h = 0; h < G; ++h) d[h] = _mm256_setzero_ps();
       for (int c = 0; c < hd; c += 8) {
-        const __m256 k = load8<kHalf>(a.k_cache, base[jj] + c);
+        const __m256 k = load8<kKv>(a.k_cache, base[jj] + c);
 #pragma GCC unroll 8
         for (int h = 0; h < G; ++h) d[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * hd + c), k, d[h]);
       }
@@ -120,7 +134,7 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
         __m256 v[kW];
 #pragma GCC unroll 8
         for (int w = 0; w < kW; ++w)
-          v[w] = w < w_here ? load8<kHalf>(a.v_cache, base[jj] + c + 8 * w) : _mm256_setzero_ps();
+          v[w] = w < w_here ? load8<kKv>(a.v_cache, base[jj] + c + 8 * w) : _mm256_setzero_ps();
 #pragma GCC unroll 8
         for (int h = 0; h < G; ++h) {
           const __m256 p = _mm256_broadcast_ss(&s[h][jj]);
@@ -136,13 +150,13 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
   }
 }
 
-template <bool kHalf>
+template <DType kKv>
 void dispatch(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc) {
   switch (a.n_heads / a.n_kv_heads) {
-    case 1: return run<kHalf, 1>(a, t, g, j0, j1, m, l, acc);
-    case 2: return run<kHalf, 2>(a, t, g, j0, j1, m, l, acc);
-    case 4: return run<kHalf, 4>(a, t, g, j0, j1, m, l, acc);
-    case 8: return run<kHalf, 8>(a, t, g, j0, j1, m, l, acc);
+    case 1: return run<kKv, 1>(a, t, g, j0, j1, m, l, acc);
+    case 2: return run<kKv, 2>(a, t, g, j0, j1, m, l, acc);
+    case 4: return run<kKv, 4>(a, t, g, j0, j1, m, l, acc);
+    case 8: return run<kKv, 8>(a, t, g, j0, j1, m, l, acc);
     default: return attention_generic(a, t, g, j0, j1, m, l, acc);  // no Gemma has another group size
   }
 }
@@ -150,8 +164,12 @@ void dispatch(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, 
 }  // namespace
 
 void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc) {
-  if (a.kv_type == DType::F16) dispatch<true>(a, t, g, j0, j1, m, l, acc);
-  else dispatch<false>(a, t, g, j0, j1, m, l, acc);
+  switch (a.kv_type) {
+    case DType::F16: return dispatch<DType::F16>(a, t, g, j0, j1, m, l, acc);
+    case DType::BF16: return dispatch<DType::BF16>(a, t, g, j0, j1, m, l, acc);
+    case DType::Q8_0: return dispatch<DType::Q8_0>(a, t, g, j0, j1, m, l, acc);
+    default: return dispatch<DType::F32>(a, t, g, j0, j1, m, l, acc);
+  }
 }
 
 }  // namespace gemma::cpu

@@ -1,6 +1,7 @@
 // Portable attention over a KV cache (the reference for the AVX2 kernel): online softmax over the
-// keys of one query token and one KV group, float32 or float16 cache.
+// keys of one query token and one KV group, float32, float16, bfloat16 or Q8_0 cache.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/isa.h"
 #include "util/half.h"
@@ -9,8 +10,19 @@ namespace gemma::cpu {
 
 namespace {
 
+// Element i of a cache row array: F32, F16, BF16, or Q8_0 blocks ({f16 d; int8 qs[32]}).
 inline float load(const void* base, DType type, int64_t i) {
-  return type == DType::F16 ? f16_to_f32(static_cast<const uint16_t*>(base)[i]) : static_cast<const float*>(base)[i];
+  switch (type) {
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::Q8_0: {
+      const auto* b = static_cast<const uint8_t*>(base) + (i / 32) * 34;
+      uint16_t d;
+      std::memcpy(&d, b, 2);
+      return f16_to_f32(d) * static_cast<float>(static_cast<int8_t>(b[2 + i % 32]));
+    }
+    default: return static_cast<const float*>(base)[i];
+  }
 }
 
 }  // namespace

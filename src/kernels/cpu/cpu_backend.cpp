@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include <sys/mman.h>
 
 #include "kernels/dequant.h"
+#include "kernels/quantize.h"
 #include "util/half.h"
 
 namespace gemma {
@@ -230,23 +232,26 @@ Status CpuBackend::norm_rope(float* x, int64_t n_tokens, int n_heads, int head_d
 Status CpuBackend::store_kv(const BatchAttention& batch) {
   const int64_t kvw = static_cast<int64_t>(batch.n_kv_heads) * batch.head_dim;
   const DType type = batch.kv_type;
-  if (type != DType::F32 && type != DType::F16) return unsupported("KV cache type {}", dtype_name(type));
-  const uint64_t row = static_cast<uint64_t>(kvw) * dtype_info(type).block_bytes;
+  const std::optional<uint64_t> row = row_bytes(type, static_cast<uint64_t>(kvw));
+  if (!kv_type_supported(type) || !row) return unsupported("a KV cache of {} rows of {} values", dtype_name(type), kvw);
+  auto put = [&](const float* src, uint8_t* dst) {
+    switch (type) {
+      case DType::F16:
+        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(dst)[c] = f32_to_f16(src[c]);
+        break;
+      case DType::BF16:
+        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(dst)[c] = f32_to_bf16(src[c]);
+        break;
+      case DType::Q8_0: quantize_row(DType::Q8_0, src, dst, kvw); break;
+      default: std::memcpy(dst, src, *row);
+    }
+  };
   for (const SequenceKv& s : batch.sequences)
     for (int64_t i = 0; i < s.n_tokens; ++i) {
       const int64_t r = s.first_row + i;
       const uint64_t slot = static_cast<uint64_t>(batch.positions[r] % s.capacity);
-      const float* k = batch.k + r * kvw;
-      const float* v = batch.v + r * kvw;
-      uint8_t* kd = static_cast<uint8_t*>(s.k_cache) + slot * row;
-      uint8_t* vd = static_cast<uint8_t*>(s.v_cache) + slot * row;
-      if (type == DType::F16) {
-        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(kd)[c] = f32_to_f16(k[c]);
-        for (int64_t c = 0; c < kvw; ++c) reinterpret_cast<uint16_t*>(vd)[c] = f32_to_f16(v[c]);
-      } else {
-        std::memcpy(kd, k, row);
-        std::memcpy(vd, v, row);
-      }
+      put(batch.k + r * kvw, static_cast<uint8_t*>(s.k_cache) + slot * *row);
+      put(batch.v + r * kvw, static_cast<uint8_t*>(s.v_cache) + slot * *row);
     }
   return {};
 }
@@ -273,8 +278,8 @@ Status CpuBackend::attention(const BatchAttention& batch) {
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const AttentionArgs a = batch.sequence(i);
     if (a.n_tokens <= 0) continue;
-    if (a.kv_type != DType::F32 && a.kv_type != DType::F16)
-      return unsupported("KV cache type {}", dtype_name(a.kv_type));
+    if (!kv_type_supported(a.kv_type) || (a.kv_type == DType::Q8_0 && hd % 32 != 0))
+      return unsupported("a KV cache of {} with head_dim {}", dtype_name(a.kv_type), hd);
     const int64_t units = a.n_tokens * a.n_kv_heads;
     int64_t longest = 0;
     for (int64_t t = 0; t < a.n_tokens; ++t) {
