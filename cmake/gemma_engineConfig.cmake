@@ -1,0 +1,9 @@
+# find_package(gemma_engine) for an installed gemma-engine: the dependencies its static libraries
+# link, then the exported targets (gemma::gemma_core and the per-folder layers).
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_dependency(fmt)
+find_dependency(nlohmann_json)
+find_dependency(PkgConfig)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+include("${CMAKE_CURRENT_LIST_DIR}/gemma_engine.cmake")
