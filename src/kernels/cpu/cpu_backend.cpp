@@ -97,13 +97,16 @@ Status CpuBackend::matmul_many(std::span<const WeightMatrix* const> ws, const fl
       return internal_error("matmul_many over matrices of {} and {} columns", ws[0]->cols, w->cols);
   }
   if (n <= 0) return {};
-  // All matrices share the input. prepare_input runs again for every matrix that takes the Q8A
-  // form (q, k and v each requantize the same input into the same buffer); all read the last one.
+  // All matrices share the input: it is quantized to Q8A blocks once, for every matrix that takes
+  // that form (q, k and v of a block-quantized checkpoint read the same copy).
   const int64_t cols = ws[0]->cols;
   const void* xq = nullptr;
   const bool precise = options_.precise;
   for (const WeightMatrix* w : ws)
-    if (cpu::uses_q8a(w->type) && !precise) xq = prepare_input(w->type, x, n, cols);
+    if (cpu::uses_q8a(w->type) && !precise) {
+      xq = prepare_input(w->type, x, n, cols);
+      break;
+    }
   struct Job {
     cpu::RowsKernel kernel;
     const WeightMatrix* w;
