@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/prompt.h"
+
 namespace gemma {
 
 namespace {
@@ -186,6 +188,10 @@ void Engine::admit() {
     if (bad_id) continue;
     if (s.req.max_tokens < 0) {
       refuse(invalid_argument("max_tokens must be >= 0 (got {})", s.req.max_tokens));
+      continue;
+    }
+    if (Status st = check_sampling(s.req.sampling); !st.ok()) {
+      refuse(std::move(st).error());
       continue;
     }
     // A continuation takes over the kept sequence's slot and tokens.
@@ -376,7 +382,9 @@ Result<bool> Engine::step() {
         continue;
       }
       const float* last = rows + static_cast<size_t>(p.n_logits - 1) * static_cast<size_t>(V);
+      if (!s.decoding) s.sampler.set_context(s.tokens);  // the whole prompt, for the repetition penalty
       const int32_t id = s.sampler.sample({last, static_cast<size_t>(V)}, n_vocab);
+      s.sampler.accept(id);
       if (!emit_token(s, id, {last, static_cast<size_t>(V)})) done.push_back(&s);
     }
   }

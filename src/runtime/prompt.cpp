@@ -98,6 +98,16 @@ Status check_sampling(const SamplerParams& p) {
     return invalid_argument("--temperature must be a finite number >= 0 (got {})", p.temperature);
   if (p.top_k < 0) return invalid_argument("--top-k must be >= 0 (got {})", p.top_k);
   if (!(p.top_p > 0 && p.top_p <= 1)) return invalid_argument("--top-p must be in (0, 1] (got {})", p.top_p);
+  if (!(p.min_p >= 0 && p.min_p <= 1)) return invalid_argument("--min-p must be in [0, 1] (got {})", p.min_p);
+  if (!(p.repeat_penalty > 0) || !std::isfinite(p.repeat_penalty))
+    return invalid_argument("--repeat-penalty must be a finite number > 0 (got {})", p.repeat_penalty);
+  if (p.repeat_last_n < -1) return invalid_argument("--repeat-last-n must be >= -1 (got {})", p.repeat_last_n);
+  if (!(p.frequency_penalty >= -2 && p.frequency_penalty <= 2))
+    return invalid_argument("--frequency-penalty must be in [-2, 2] (got {})", p.frequency_penalty);
+  if (!(p.presence_penalty >= -2 && p.presence_penalty <= 2))
+    return invalid_argument("--presence-penalty must be in [-2, 2] (got {})", p.presence_penalty);
+  for (const auto& [id, bias] : p.logit_bias)
+    if (!(bias >= -100 && bias <= 100)) return invalid_argument("a logit bias must be in [-100, 100] (got {})", bias);
   return {};
 }
 

@@ -12,7 +12,44 @@ int32_t Sampler::argmax(std::span<const float> logits, int n_vocab) {
   return best;
 }
 
-int32_t Sampler::sample(std::span<const float> logits, int n_vocab) {
+void Sampler::set_context(std::span<const int32_t> tokens) { history_.assign(tokens.begin(), tokens.end()); }
+
+void Sampler::accept(int32_t id) {
+  history_.push_back(id);
+  auto it = std::lower_bound(counts_.begin(), counts_.end(), std::pair{id, 0},
+                             [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (it != counts_.end() && it->first == id) ++it->second;
+  else counts_.insert(it, {id, 1});
+}
+
+std::span<const float> Sampler::apply_penalties(std::span<const float> logits, int n_vocab) {
+  if (!p_.modifies_logits()) return logits;
+  work_.assign(logits.begin(), logits.begin() + n_vocab);
+  auto in_vocab = [&](int32_t id) { return id >= 0 && id < n_vocab; };
+  for (const auto& [id, bias] : p_.logit_bias)
+    if (in_vocab(id)) work_[static_cast<size_t>(id)] += bias;
+  if (p_.repeat_penalty != 1 && p_.repeat_last_n != 0) {
+    const size_t n =
+        p_.repeat_last_n < 0 ? history_.size() : std::min(history_.size(), static_cast<size_t>(p_.repeat_last_n));
+    // Each distinct token once, however often it appears in the window (as HF and llama.cpp).
+    std::vector<int32_t> seen(history_.end() - static_cast<int64_t>(n), history_.end());
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    for (int32_t id : seen) {
+      if (!in_vocab(id)) continue;
+      float& l = work_[static_cast<size_t>(id)];
+      l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+    }
+  }
+  if (p_.frequency_penalty != 0 || p_.presence_penalty != 0)
+    for (const auto& [id, count] : counts_)
+      if (in_vocab(id))
+        work_[static_cast<size_t>(id)] -= static_cast<float>(count) * p_.frequency_penalty + p_.presence_penalty;
+  return work_;
+}
+
+int32_t Sampler::sample(std::span<const float> raw_logits, int n_vocab) {
+  const std::span<const float> logits = apply_penalties(raw_logits, n_vocab);
   if (p_.temperature <= 0) return argmax(logits, n_vocab);
   // Candidates sorted by logit, cut to top-k (partial sort keeps this cheap for a 262K vocab).
   const int k = p_.top_k > 0 ? std::min(p_.top_k, n_vocab) : n_vocab;
@@ -38,6 +75,13 @@ int32_t Sampler::sample(std::span<const float> logits, int n_vocab) {
         break;
       }
     }
+  }
+  // Min-p: of those, keep the tokens at least min_p times as likely as the most likely one.
+  if (p_.min_p > 0) {
+    const double floor = static_cast<double>(p_.min_p) * probs[0];
+    size_t k_min = 1;
+    while (k_min < keep && probs[k_min] >= floor) ++k_min;
+    keep = k_min;
   }
   double mass = 0;
   for (size_t i = 0; i < keep; ++i) mass += probs[i];
