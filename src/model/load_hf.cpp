@@ -16,6 +16,7 @@
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 #include "util/mapped_file.h"
 

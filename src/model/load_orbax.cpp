@@ -15,6 +15,7 @@
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 
 namespace gemma {
@@ -237,35 +238,6 @@ class Converter {
   int n_q4_ = 0, n_f32_ = 0;
 };
 
-struct Known {
-  Generation g;
-  const char* variant;
-  int window;
-  float local_base, global_base, global_scale;
-  int query_pre_attn;  // 0 = head_dim
-  int context;
-};
-
-// docs/spec/architecture.md §1.1-1.3.
-constexpr Known kKnown[] = {
-    {Generation::kGemma1, "2b", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma1, "7b", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma2, "2b-v2", 4096, 10000, 10000, 1, 256, 8192},
-    {Generation::kGemma2, "9b", 4096, 10000, 10000, 1, 256, 8192},
-    {Generation::kGemma2, "27b", 4096, 10000, 10000, 1, 144, 8192},
-    {Generation::kGemma3, "270m", 512, 10000, 1000000, 1, 256, 32768},
-    {Generation::kGemma3, "1b", 512, 10000, 1000000, 1, 256, 32768},
-    {Generation::kGemma3, "4b", 1024, 10000, 1000000, 8, 256, 131072},
-    {Generation::kGemma3, "12b", 1024, 10000, 1000000, 8, 256, 131072},
-    {Generation::kGemma3, "27b_v3", 1024, 10000, 1000000, 8, 168, 131072},
-};
-// Shapes that match no release: the generation's common settings.
-constexpr Known kCustom[] = {
-    {Generation::kGemma1, "custom", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma2, "custom", 4096, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma3, "custom", 512, 10000, 1000000, 1, 0, 32768},
-};
-
 }  // namespace
 
 Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
@@ -420,28 +392,18 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
   c.rms_eps = 1e-6f;
   c.qk_norm = c.generation == Generation::kGemma3;
   c.post_norms = c.generation != Generation::kGemma1;
-  c.variant = detect_variant(c);
-  const Known* k = nullptr;
-  for (const Known& kn : kKnown)
-    if (kn.g == c.generation && c.variant == kn.variant) k = &kn;
-  if (!k) {
-    for (const Known& kn : kCustom)
-      if (kn.g == c.generation) k = &kn;
-    info.notes.push_back(fmt::format(
-        "{} shape (D={}, {} layers, {}x{} heads, {} KV, F={}) matches no released model: using {} defaults "
-        "(sliding window {}, RoPE {} local / {} global, query scale head_dim^-0.5, context {}{})",
-        generation_name(c.generation), D, c.n_layers, N, H, K, F, generation_name(c.generation), k->window,
-        k->local_base, k->global_base, k->context, c.generation == Generation::kGemma2 ? ", soft-caps 50 / 30" : ""));
-  }
-  c.sliding_window = k->window;
-  c.context_length = k->context;
-  c.query_scale = 1.0f / std::sqrt(static_cast<float>(k->query_pre_attn ? k->query_pre_attn : c.head_dim));
-  if (c.generation == Generation::kGemma2) {
-    c.attn_softcap = 50;
-    c.final_softcap = 30;
-  }
-  c.layers = make_layers(c.n_layers, default_sliding_pattern(c.generation, c.n_layers), k->local_base, k->global_base,
-                         k->global_scale);
+  // An Orbax checkpoint stores no settings: the release's, or the generation's (with a note).
+  const Variant* known = find_variant(c);
+  const Variant& k = known ? *known : generation_defaults(c.generation);
+  c.variant = k.name;
+  if (!known)
+    info.notes.push_back(
+        fmt::format("{} shape (D={}, {} layers, {}x{} heads, {} KV, F={}) matches no released model: using {} defaults "
+                    "(sliding window {}, RoPE {} local / {} global, query scale head_dim^-0.5, context {}{})",
+                    generation_name(c.generation), D, c.n_layers, N, H, K, F, generation_name(c.generation),
+                    k.sliding_window, k.local_rope_base, k.global_rope_base, k.context_length,
+                    k.attn_softcap > 0 ? fmt::format(", soft-caps {} / {}", k.attn_softcap, k.final_softcap) : ""));
+  apply_variant_settings(k, c);
   const std::string base = fs::path(dir).filename().string();
   c.instruction_tuned = base.find("-it") != std::string::npos || base.find("_it") != std::string::npos;
   if (c.instruction_tuned) info.notes.push_back("instruction-tuned (from the directory name " + base + ")");

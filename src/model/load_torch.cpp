@@ -16,6 +16,7 @@
 #include "formats/torch/torch_checkpoint.h"
 #include "kernels/dequant.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 
 namespace gemma {
@@ -23,29 +24,6 @@ namespace gemma {
 namespace fs = std::filesystem;
 
 namespace {
-
-// gemma_pytorch's variants (gemma/config.py) plus Gemma 3 270M, with what the config supplies
-// and the tensors cannot: head size, window, query_pre_attn_scalar, context.
-struct Variant {
-  Generation g;
-  int layers, hidden, heads, kv_heads, head_dim, ffn;
-  int window;          // 0: no sliding layers
-  float query_scalar;  // query_pre_attn_scalar
-  int context;
-  float global_rope_scale;
-};
-constexpr Variant kVariants[] = {
-    {Generation::kGemma1, 18, 2048, 8, 1, 256, 16384, 0, 256, 8192, 1},
-    {Generation::kGemma1, 28, 3072, 16, 16, 256, 24576, 0, 256, 8192, 1},
-    {Generation::kGemma2, 26, 2304, 8, 4, 256, 9216, 4096, 256, 8192, 1},
-    {Generation::kGemma2, 42, 3584, 16, 8, 256, 14336, 4096, 256, 8192, 1},
-    {Generation::kGemma2, 46, 4608, 32, 16, 128, 36864, 4096, 144, 8192, 1},
-    {Generation::kGemma3, 18, 640, 4, 1, 256, 2048, 512, 256, 32768, 1},
-    {Generation::kGemma3, 26, 1152, 4, 1, 256, 6912, 512, 256, 32768, 1},
-    {Generation::kGemma3, 34, 2560, 8, 4, 256, 10240, 1024, 256, 131072, 8},
-    {Generation::kGemma3, 48, 3840, 16, 8, 256, 15360, 1024, 256, 131072, 8},
-    {Generation::kGemma3, 62, 5376, 32, 16, 128, 21504, 1024, 168, 131072, 8},
-};
 
 std::string layer_key(int l, const char* part) { return fmt::format("model.layers.{}.{}", l, part); }
 
@@ -196,9 +174,10 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
     return corrupt_input("{}: attention shapes do not fit together: qkv_proj {}, o_proj {}, embedding {}", file,
                          qkv->shape_string(), o->shape_string(), emb->shape_string());
   const int64_t KVW = KVW2 / 2, F = gate->shape[0];
+  // The release with these attention widths, preferring one whose layer count and F match too.
   const Variant* known = nullptr;
-  for (const Variant& v : kVariants)
-    if (v.g == c.generation && v.hidden == D && v.heads * v.head_dim == QW && v.kv_heads * v.head_dim == KVW &&
+  for (const Variant& v : released_variants())
+    if (v.generation == c.generation && v.hidden == D && v.heads * v.head_dim == QW && v.kv_heads * v.head_dim == KVW &&
         (!known || (v.layers == n_layers && v.ffn == F)))
       known = &v;
   int64_t H = 0;
@@ -235,37 +214,25 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   c.rms_eps = 1e-6f;
   c.qk_norm = c.generation == Generation::kGemma3;
   c.post_norms = c.generation != Generation::kGemma1;
-  const bool exact = known && known->layers == n_layers && known->ffn == F && known->head_dim == H;
-  // Configuration the tensors do not carry: the variant's, else the generation's (for a custom
-  // shape: the smaller released models' values, query_pre_attn_scalar = H).
-  float query_scalar = static_cast<float>(H), global_scale = 1, global_base = 10000;
-  if (c.generation == Generation::kGemma1) {
-    c.context_length = 8192;
-  } else if (c.generation == Generation::kGemma2) {
-    c.context_length = 8192;
-    c.sliding_window = 4096;
-    c.attn_softcap = 50;
-    c.final_softcap = 30;
-  } else {
-    c.context_length = multimodal ? 131072 : 32768;
-    c.sliding_window = multimodal ? 1024 : 512;
-    global_scale = multimodal ? 8 : 1;
-    global_base = 1000000;
-  }
-  if (exact) {
-    query_scalar = known->query_scalar;
-    c.context_length = known->context;
-    c.sliding_window = known->window;
-    global_scale = known->global_rope_scale;
-  } else {
+  // Configuration the tensors do not carry: the release's, else the generation's (for a custom
+  // shape: the smaller released models' values, query_pre_attn_scalar = H; a multimodal one
+  // takes the larger Gemma 3 models' window, context and global RoPE scale).
+  const Variant* exact = find_variant(c);
+  Variant settings = exact ? *exact : generation_defaults(c.generation);
+  if (!exact) {
+    if (multimodal) {
+      settings.context_length = 131072;
+      settings.sliding_window = 1024;
+      settings.global_rope_scale = 8;
+    }
     info.notes.push_back(
         fmt::format("shape matches no released variant: {} defaults assumed (window {}, "
                     "query_pre_attn_scalar = head_dim {}, "
                     "context {})",
-                    generation_name(c.generation), c.sliding_window, H, c.context_length));
+                    generation_name(c.generation), settings.sliding_window, H, settings.context_length));
   }
-  c.query_scale = 1.0f / std::sqrt(query_scalar);
-  c.layers = make_layers(n_layers, default_sliding_pattern(c.generation, n_layers), 10000, global_base, global_scale);
+  apply_variant_settings(settings, c);
+  c.variant = settings.name;
 
   // Tensors.
   const int64_t N_H = QW, K_H = KVW;
@@ -327,7 +294,6 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   c.embed_scale = emb_type == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
                   : emb_type == DType::F16 ? f16_to_f32(f32_to_f16(s))
                                            : s;
-  c.variant = detect_variant(c);
   GE_TRY(c.validate(file));
   std::error_code ec;
   const bool file_is_dir = fs::is_directory(file, ec);

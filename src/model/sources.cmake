@@ -1,5 +1,6 @@
 list(APPEND GEMMA_SOURCES
   model/config.cpp
+  model/variants.cpp
   model/weights.cpp
   model/kv_cache.cpp
   model/forward.cpp

@@ -9,6 +9,7 @@
 
 #include "model/export.h"
 #include "model/model.h"
+#include "model/variants.h"
 #include "support/gguf_builder.h"
 #include "support/test_support.h"
 
@@ -46,6 +47,49 @@ TEST(Config, DetectsRealGemma3_270M) {
 
 // config.json values of the wrong type or out of range: each one a clean error (these used to end
 // in an uncaught nlohmann::json exception, or a wrapped integer).
+// The one table of releases: every row is found by its own shape and nothing else, and the
+// settings a configless loader takes from it are the release's (docs/spec/architecture.md §1).
+TEST(Config, VariantTableIdentifiesEachReleaseByItsWholeShape) {
+  ASSERT_EQ(released_variants().size(), 10u);
+  for (const Variant& v : released_variants()) {
+    ModelConfig c;
+    c.generation = v.generation;
+    c.n_layers = v.layers;
+    c.hidden = v.hidden;
+    c.n_heads = v.heads;
+    c.n_kv_heads = v.kv_heads;
+    c.head_dim = v.head_dim;
+    c.ffn = v.ffn;
+    EXPECT_EQ(find_variant(c), &v) << v.name;
+    EXPECT_EQ(detect_variant(c), v.name);
+    c.ffn += 1;  // one differing field is a custom shape
+    EXPECT_EQ(detect_variant(c), "custom") << v.name;
+  }
+  ModelConfig c;
+  c.generation = Generation::kGemma3;
+  c.n_layers = 62;
+  c.hidden = 5376;
+  c.n_heads = 32;
+  c.n_kv_heads = 16;
+  c.head_dim = 128;
+  c.ffn = 21504;
+  apply_variant_settings(*find_variant(c), c);
+  EXPECT_EQ(c.sliding_window, 1024);
+  EXPECT_EQ(c.context_length, 131072);
+  EXPECT_FLOAT_EQ(c.query_scale, 1.0f / std::sqrt(168.0f));
+  ASSERT_EQ(c.layers.size(), 62u);
+  EXPECT_TRUE(c.layers[0].sliding);
+  EXPECT_FALSE(c.layers[5].sliding);
+  EXPECT_EQ(c.layers[5].rope_base, 1000000.0f);
+  EXPECT_EQ(c.layers[5].rope_scale, 8.0f);
+  EXPECT_EQ(c.layers[0].rope_scale, 1.0f);
+  const Variant& g2 = generation_defaults(Generation::kGemma2);
+  EXPECT_STREQ(g2.name, "custom");
+  EXPECT_EQ(g2.sliding_window, 4096);
+  EXPECT_EQ(g2.attn_softcap, 50.0f);
+  EXPECT_EQ(g2.query_scalar(64), 64.0f);
+}
+
 TEST(Config, HfConfigValuesAreTypeAndRangeChecked) {
   const std::string dir = test::temp_dir(), gguf = dir + "/tiny.gguf", hf = dir + "/hf";
   test::GgufBuilder::tiny_gemma3().write(gguf);
