@@ -14,6 +14,7 @@
 #include "formats/orbax/orbax.h"
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
+#include "model/canonical.h"
 #include "model/loaders.h"
 #include "model/variants.h"
 #include "util/half.h"
@@ -201,12 +202,11 @@ class Converter {
 
   // A norm vector: stored zero-centred, held as the full multiplier 1 + w in f32.
   Status norm(const std::string& name, const uint8_t* src, int64_t n, DType dtype) {
-    GE_ASSIGN(uint8_t * dst, allocate(static_cast<uint64_t>(n) * 4, name));
-    float* f = reinterpret_cast<float*>(dst);
-    if (!dequantize_row(dtype, src, f, n))
-      return unsupported("{}: norm '{}' has type {}", dir_, name, dtype_name(dtype));
-    for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
-    return add(name, {n}, DType::F32, dst, static_cast<uint64_t>(n) * 4);
+    Tensor stored{
+        name, dtype, {n}, src, static_cast<uint64_t>(n) * static_cast<uint64_t>(dtype_info(dtype).block_bytes)};
+    auto folded = fold_norm(stored, out_.tensors);
+    if (!folded.ok()) return with_context(std::move(folded).error(), dir_);
+    return add(name, {n}, DType::F32, folded->data, folded->nbytes);
   }
 
   int n_q4() const { return n_q4_; }

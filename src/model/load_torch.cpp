@@ -15,6 +15,7 @@
 
 #include "formats/torch/torch_checkpoint.h"
 #include "kernels/dequant.h"
+#include "model/canonical.h"
 #include "model/loaders.h"
 #include "model/variants.h"
 #include "util/half.h"
@@ -57,13 +58,12 @@ class Converter {
   // A norm: 1 + w in float32.
   Status norm(const std::string& from, const std::string& to, int64_t n) {
     GE_ASSIGN(const Tensor* t, get(from, 1));
-    if (!is_float(t->dtype)) return unsupported("{}: norm '{}' has type {}", src_, from, dtype_name(t->dtype));
     if (t->shape[0] != n)
       return corrupt_input("{}: norm '{}' has shape {}, expected [{}]", src_, from, t->shape_string(), n);
-    auto* f = reinterpret_cast<float*>(out_.tensors.allocate(static_cast<uint64_t>(n) * 4));
-    dequantize_row(t->dtype, t->data, f, n);
-    for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
-    out_.tensors.add(Tensor{to, DType::F32, {n}, reinterpret_cast<const uint8_t*>(f), static_cast<uint64_t>(n) * 4});
+    auto folded = fold_norm(*t, out_.tensors);
+    if (!folded.ok()) return with_context(std::move(folded).error(), src_);
+    folded->name = to;
+    out_.tensors.add(std::move(folded).value());
     return {};
   }
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/canonical.h"
 #include "model/export.h"
 #include "model/model.h"
 #include "model/variants.h"
@@ -88,6 +89,52 @@ TEST(Config, VariantTableIdentifiesEachReleaseByItsWholeShape) {
   EXPECT_EQ(g2.sliding_window, 4096);
   EXPECT_EQ(g2.attn_softcap, 50.0f);
   EXPECT_EQ(g2.query_scalar(64), 64.0f);
+}
+
+// One HF name table, read both ways: every canonical name goes to HF and back, and Gemma 1's
+// post_attention_layernorm is its pre-FFN norm while later generations have both.
+TEST(Config, HfNamesMapBothWays) {
+  const char* parts[] = {
+      "attn_norm",           "attn_q",   "attn_k",        "attn_v",   "attn_output", "attn_q_norm", "attn_k_norm",
+      "post_attention_norm", "ffn_norm", "post_ffw_norm", "ffn_gate", "ffn_up",      "ffn_down"};
+  for (Generation g : {Generation::kGemma1, Generation::kGemma2, Generation::kGemma3}) {
+    std::vector<std::string> names = {"token_embd.weight", "output_norm.weight"};
+    for (const char* p : parts)
+      if (g != Generation::kGemma1 || std::string(p) != "post_attention_norm")
+        names.push_back(fmt::format("blk.7.{}.weight", p));
+    for (const std::string& n : names) {
+      const std::string hf = hf_from_canonical(n, g);
+      auto back = canonical_from_hf(hf, g);
+      ASSERT_TRUE(back.has_value()) << hf;
+      EXPECT_EQ(back->name, n) << hf;
+      EXPECT_EQ(back->norm, n.find("norm") != std::string::npos) << n;
+    }
+  }
+  EXPECT_EQ(hf_from_canonical("blk.0.ffn_norm.weight", Generation::kGemma1),
+            "model.layers.0.post_attention_layernorm.weight");
+  EXPECT_EQ(hf_from_canonical("blk.0.ffn_norm.weight", Generation::kGemma2),
+            "model.layers.0.pre_feedforward_layernorm.weight");
+  EXPECT_EQ(canonical_from_hf("model.language_model.layers.2.self_attn.q_proj.weight", Generation::kGemma3)->name,
+            "blk.2.attn_q.weight");
+  EXPECT_FALSE(canonical_from_hf("model.layers.x.self_attn.q_proj.weight", Generation::kGemma3));
+  EXPECT_FALSE(canonical_from_hf("model.layers.1.rotary.weight", Generation::kGemma3));
+}
+
+// The norm fold every loader uses: 1 + w in float32, from any float type.
+TEST(Config, FoldNormAddsOneInFloat32) {
+  TensorSet storage;
+  const uint16_t bf16[2] = {0x3F80, 0xBF00};  // 1.0, -0.5
+  Tensor t{"n", DType::BF16, {2}, reinterpret_cast<const uint8_t*>(bf16), 4};
+  auto f = fold_norm(t, storage);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ(f->dtype, DType::F32);
+  EXPECT_EQ(f->nbytes, 8u);
+  EXPECT_EQ(reinterpret_cast<const float*>(f->data)[0], 2.0f);
+  EXPECT_EQ(reinterpret_cast<const float*>(f->data)[1], 0.5f);
+  t.dtype = DType::I8;
+  auto bad = fold_norm(t, storage);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().kind, ErrorKind::kUnsupported);
 }
 
 TEST(Config, HfConfigValuesAreTypeAndRangeChecked) {
