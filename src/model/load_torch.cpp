@@ -129,6 +129,67 @@ Result<std::string> resolve(const std::string& path) {
   return ckpts[0];
 }
 
+// The canonical tensors: embedding, final norm, and per layer the fused qkv_proj split into
+// attn_q/k/v (views), the other linears and the norms (1 + w).
+Status convert_tensors(Converter& conv, const ModelConfig& c, const std::string& emb_name, const std::string& file) {
+  const int64_t V = c.vocab_size, D = c.hidden, H = c.head_dim, F = c.ffn, N_H = c.q_width(), K_H = c.kv_width();
+  GE_TRY(conv.linear(emb_name, "token_embd", 0, V, D));
+  GE_TRY(conv.norm("model.norm.weight", "output_norm.weight", D));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string blk = fmt::format("blk.{}.", l);
+    auto key = [&](const char* part) { return layer_key(l, part); };
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_q", 0, N_H, D));
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_k", N_H, K_H, D));
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_v", N_H + K_H, K_H, D));
+    GE_ASSIGN(const Tensor* fused, conv.get(key("self_attn.qkv_proj.weight"), 2));
+    if (fused->shape[0] != N_H + 2 * K_H)
+      return corrupt_input("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
+                           fused->shape_string(), N_H + 2 * K_H);
+    GE_TRY(conv.linear(key("self_attn.o_proj"), blk + "attn_output", 0, D, N_H));
+    GE_TRY(conv.linear(key("mlp.gate_proj"), blk + "ffn_gate", 0, F, D));
+    GE_TRY(conv.linear(key("mlp.up_proj"), blk + "ffn_up", 0, F, D));
+    GE_TRY(conv.linear(key("mlp.down_proj"), blk + "ffn_down", 0, D, F));
+    GE_TRY(conv.norm(key("input_layernorm.weight"), blk + "attn_norm.weight", D));
+    if (c.generation == Generation::kGemma1) {
+      // Gemma 1's post_attention_layernorm is the pre-FFN norm (docs/spec/formats.md §2.3).
+      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "ffn_norm.weight", D));
+    } else {
+      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "post_attention_norm.weight", D));
+      GE_TRY(conv.norm(key("pre_feedforward_layernorm.weight"), blk + "ffn_norm.weight", D));
+      GE_TRY(conv.norm(key("post_feedforward_layernorm.weight"), blk + "post_ffw_norm.weight", D));
+    }
+    if (c.qk_norm) {
+      GE_TRY(conv.norm(key("self_attn.query_norm.weight"), blk + "attn_q_norm.weight", H));
+      GE_TRY(conv.norm(key("self_attn.key_norm.weight"), blk + "attn_k_norm.weight", H));
+    }
+  }
+  return {};
+}
+
+// Everything else: the vision tower and projector of multimodal Gemma 3 (not used for text),
+// rope tables, anything unknown (an unknown per-layer tensor is an error). Counts every tensor
+// into `info`.
+Status account_for_the_rest(const TensorSet& raw, const Converter& conv, Generation g, const std::string& file,
+                            CheckpointInfo& info) {
+  int vision = 0;
+  for (const auto& [name, t] : raw.all()) {
+    info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
+    info.n_params += static_cast<uint64_t>(t.numel());
+    info.file_bytes += t.nbytes;
+    if (conv.used().count(name)) continue;
+    if (name.rfind("siglip_vision_model.", 0) == 0 || name.rfind("mm_", 0) == 0) {
+      ++vision;
+      continue;
+    }
+    if (layer_of(name) >= 0)
+      return corrupt_input("{}: unexpected tensor '{}' for a {} checkpoint", file, name, generation_name(g));
+    info.notes.push_back("ignored tensor " + name);
+  }
+  if (vision)
+    info.notes.push_back(fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
+  return {};
+}
+
 }  // namespace
 
 Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
@@ -234,56 +295,8 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   apply_variant_settings(settings, c);
   c.variant = settings.name;
 
-  // Tensors.
-  const int64_t N_H = QW, K_H = KVW;
-  GE_TRY(conv.linear(emb_name, "token_embd", 0, V, D));
-  GE_TRY(conv.norm("model.norm.weight", "output_norm.weight", D));
-  for (int l = 0; l < n_layers; ++l) {
-    const std::string blk = fmt::format("blk.{}.", l);
-    auto key = [&](const char* part) { return layer_key(l, part); };
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_q", 0, N_H, D));
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_k", N_H, K_H, D));
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_v", N_H + K_H, K_H, D));
-    GE_ASSIGN(const Tensor* fused, conv.get(key("self_attn.qkv_proj.weight"), 2));
-    if (fused->shape[0] != N_H + 2 * K_H)
-      return corrupt_input("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
-                           fused->shape_string(), N_H + 2 * K_H);
-    GE_TRY(conv.linear(key("self_attn.o_proj"), blk + "attn_output", 0, D, N_H));
-    GE_TRY(conv.linear(key("mlp.gate_proj"), blk + "ffn_gate", 0, F, D));
-    GE_TRY(conv.linear(key("mlp.up_proj"), blk + "ffn_up", 0, F, D));
-    GE_TRY(conv.linear(key("mlp.down_proj"), blk + "ffn_down", 0, D, F));
-    GE_TRY(conv.norm(key("input_layernorm.weight"), blk + "attn_norm.weight", D));
-    if (c.generation == Generation::kGemma1) {
-      // Gemma 1's post_attention_layernorm is the pre-FFN norm (docs/spec/formats.md §2.3).
-      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "ffn_norm.weight", D));
-    } else {
-      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "post_attention_norm.weight", D));
-      GE_TRY(conv.norm(key("pre_feedforward_layernorm.weight"), blk + "ffn_norm.weight", D));
-      GE_TRY(conv.norm(key("post_feedforward_layernorm.weight"), blk + "post_ffw_norm.weight", D));
-    }
-    if (c.qk_norm) {
-      GE_TRY(conv.norm(key("self_attn.query_norm.weight"), blk + "attn_q_norm.weight", H));
-      GE_TRY(conv.norm(key("self_attn.key_norm.weight"), blk + "attn_k_norm.weight", H));
-    }
-  }
-  // Everything else: the vision tower and projector of multimodal Gemma 3 (not used for text),
-  // rope tables, anything unknown.
-  int vision = 0;
-  for (const auto& [name, t] : raw.all()) {
-    info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
-    info.n_params += static_cast<uint64_t>(t.numel());
-    info.file_bytes += t.nbytes;
-    if (conv.used().count(name)) continue;
-    if (name.rfind("siglip_vision_model.", 0) == 0 || name.rfind("mm_", 0) == 0) {
-      ++vision;
-      continue;
-    }
-    if (layer_of(name) >= 0)
-      return corrupt_input("{}: unexpected tensor '{}' for a {} checkpoint", file, name, generation_name(c.generation));
-    info.notes.push_back("ignored tensor " + name);
-  }
-  if (vision)
-    info.notes.push_back(fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
+  GE_TRY(convert_tensors(conv, c, emb_name, file));
+  GE_TRY(account_for_the_rest(raw, conv, c.generation, file, info));
   out.tensors.merge_owners(raw);
 
   // sqrt(D) in the dtype gemma_pytorch computes the embedding in: the weight's, or for int8 the
