@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -34,9 +35,20 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
     return corrupt_input("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MB limit", path,
                          header_len, bytes.size());
   std::string_view header = r.take_string(header_len);
-  nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
+  // nlohmann keeps the last of two equal keys silently: the callback sees every top-level key,
+  // so a name given twice is an error rather than one tensor quietly replacing the other.
+  std::set<std::string> seen;
+  std::string duplicate;
+  auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth == 1 && event == nlohmann::json::parse_event_t::key && duplicate.empty() &&
+        !seen.insert(parsed.get<std::string>()).second)
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), on_event, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object())
     return corrupt_input("{}: safetensors header is not a valid JSON object", path);
+  if (!duplicate.empty()) return corrupt_input("{}: duplicate tensor '{}' in the header", path, duplicate);
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_len = bytes.size() - data_start;
 

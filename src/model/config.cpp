@@ -72,30 +72,4 @@ std::vector<LayerConfig> make_layers(int n_layers, const std::vector<bool>& slid
   return layers;
 }
 
-std::string detect_variant(const ModelConfig& c) {
-  struct Known {
-    Generation g;
-    int layers, hidden, heads, kv_heads, head_dim, ffn;
-    const char* name;
-  };
-  // docs/spec/architecture.md §1.1-1.3; names are gemma_pytorch's --variant values (plus 270m).
-  static const Known kKnown[] = {
-      {Generation::kGemma1, 18, 2048, 8, 1, 256, 16384, "2b"},
-      {Generation::kGemma1, 28, 3072, 16, 16, 256, 24576, "7b"},
-      {Generation::kGemma2, 26, 2304, 8, 4, 256, 9216, "2b-v2"},
-      {Generation::kGemma2, 42, 3584, 16, 8, 256, 14336, "9b"},
-      {Generation::kGemma2, 46, 4608, 32, 16, 128, 36864, "27b"},
-      {Generation::kGemma3, 18, 640, 4, 1, 256, 2048, "270m"},
-      {Generation::kGemma3, 26, 1152, 4, 1, 256, 6912, "1b"},
-      {Generation::kGemma3, 34, 2560, 8, 4, 256, 10240, "4b"},
-      {Generation::kGemma3, 48, 3840, 16, 8, 256, 15360, "12b"},
-      {Generation::kGemma3, 62, 5376, 32, 16, 128, 21504, "27b_v3"},
-  };
-  for (const Known& k : kKnown)
-    if (k.g == c.generation && k.layers == c.n_layers && k.hidden == c.hidden && k.heads == c.n_heads &&
-        k.kv_heads == c.n_kv_heads && k.head_dim == c.head_dim && k.ffn == c.ffn)
-      return k.name;
-  return "custom";
-}
-
 }  // namespace gemma

@@ -1,8 +1,8 @@
 // ModelConfig: the single source of truth for a model's architecture, read from the checkpoint
 // (GGUF metadata, HF config.json, ...) and never from a user-written file. The model code reads
 // only these fields; it never guesses behaviour from the layer count (docs/spec/architecture.md §8).
-// Loaders whose files lack a setting look the released model up by its whole shape
-// (detect_variant) and fill the field from that; see docs/architecture.md.
+// Loaders whose files lack a setting look the released model up by its whole shape in the one
+// table of releases (model/variants.h) and fill the field from that; see docs/architecture.md.
 #pragma once
 
 #include <cstdint>
@@ -67,9 +67,6 @@ struct ModelConfig {
   // offending field and the checkpoint.
   Status validate(const std::string& source) const;
 };
-
-// Fills `variant` from the shape (docs/spec/architecture.md §1 tables); "custom" if no released model matches.
-std::string detect_variant(const ModelConfig& c);
 
 // Builds the per-layer table from a sliding pattern, bases and the global-layer rope scale.
 std::vector<LayerConfig> make_layers(int n_layers, const std::vector<bool>& sliding, float local_base,

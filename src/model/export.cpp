@@ -12,6 +12,7 @@
 #include "formats/safetensors_writer.h"
 #include "kernels/dequant.h"
 #include "kernels/quantize.h"
+#include "model/canonical.h"
 #include "util/atomic_file.h"
 
 namespace gemma {
@@ -103,7 +104,10 @@ void write_tokenizer_gguf(const Tokenizer& t, GgufWriter& g) {
     std::string p(t.piece(i));
     // llama.cpp writes user-defined pieces with '▁' as ' ' (its loader expects that spelling).
     if (t.kind(i) == TokenKind::UserDefined)
-      for (size_t k; (k = p.find("\xE2\x96\x81")) != std::string::npos;) p.replace(k, 3, " ");
+      for (size_t k; (k = p.find("\xE2\x96\x81")) != std::string::npos;) {
+        p[k] = ' ';  // (not p.replace(k, 3, " "): GCC 12 warns -Wrestrict on it, falsely, once inlined)
+        p.erase(k + 1, 2);
+      }
     pieces.push_back(std::move(p));
     types.push_back(static_cast<int32_t>(t.kind(i)));
   }
@@ -119,35 +123,6 @@ void write_tokenizer_gguf(const Tokenizer& t, GgufWriter& g) {
   g.set_bool("tokenizer.ggml.add_bos_token", true);
   g.set_bool("tokenizer.ggml.add_eos_token", false);
   g.set_bool("tokenizer.ggml.add_space_prefix", false);
-}
-
-// HF name of a canonical tensor (docs/spec/formats.md §6), and whether it is a norm.
-std::string hf_name(const std::string& canonical, Generation g) {
-  if (canonical == "token_embd.weight") return "model.embed_tokens.weight";
-  if (canonical == "output_norm.weight") return "model.norm.weight";
-  // blk.L.<part>.weight
-  const size_t dot = canonical.find('.', 4);
-  const std::string layer = canonical.substr(4, dot - 4);
-  const std::string part = canonical.substr(dot + 1, canonical.size() - dot - 1 - 7);
-  static const std::pair<const char*, const char*> kMap[] = {
-      {"attn_norm", "input_layernorm"},
-      {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},
-      {"attn_q_norm", "self_attn.q_norm"},
-      {"attn_k_norm", "self_attn.k_norm"},
-      {"post_attention_norm", "post_attention_layernorm"},
-      {"post_ffw_norm", "post_feedforward_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"},
-  };
-  std::string hf;
-  if (part == "ffn_norm") hf = g == Generation::kGemma1 ? "post_attention_layernorm" : "pre_feedforward_layernorm";
-  for (const auto& [ours, theirs] : kMap)
-    if (part == ours) hf = theirs;
-  return "model.layers." + layer + "." + hf + ".weight";
 }
 
 nlohmann::ordered_json hf_config(const ModelConfig& c, const Tokenizer* t, DType type) {
@@ -259,7 +234,7 @@ Status export_hf(const Model& m, const std::string& dir, const ExportOptions& op
   SafetensorsWriter st;
   st.set_metadata("format", "pt");
   for (const Named& n : tensors) {
-    const std::string name = hf_name(n.name, m.config().generation);
+    const std::string name = hf_from_canonical(n.name, m.config().generation);
     if (n.vector) {
       const float* v = n.vector;
       const int64_t len = n.length;

@@ -5,6 +5,7 @@
 
 #include "formats/gguf.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 
 namespace gemma {
 

@@ -15,7 +15,9 @@
 #include "formats/safetensors.h"
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
+#include "model/canonical.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 #include "util/mapped_file.h"
 
@@ -183,65 +185,6 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
   return c;
 }
 
-// HF name (after stripping the model prefix) -> canonical name, and whether it is a norm.
-struct Mapped {
-  std::string name;
-  bool norm = false;
-};
-
-// Splits "layers.<N>.<part>.weight" into N and part.
-bool split_layer_name(const std::string& n, std::string& layer, std::string& part) {
-  const std::string head = "layers.", tail = ".weight";
-  if (n.size() <= head.size() + tail.size() || n.compare(0, head.size(), head) != 0 ||
-      n.compare(n.size() - tail.size(), tail.size(), tail) != 0)
-    return false;
-  size_t i = head.size();
-  while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) ++i;
-  if (i == head.size() || i >= n.size() - tail.size() || n[i] != '.') return false;
-  layer = n.substr(head.size(), i - head.size());
-  part = n.substr(i + 1, n.size() - tail.size() - i - 1);
-  return !part.empty();
-}
-
-std::optional<Mapped> map_name(const std::string& hf, Generation g) {
-  std::string n = hf;
-  for (const char* prefix : {"model.language_model.", "language_model.model.", "model."})
-    if (n.rfind(prefix, 0) == 0) {
-      n = n.substr(std::string(prefix).size());
-      break;
-    }
-  if (n == "embed_tokens.weight") return Mapped{"token_embd.weight"};
-  if (n == "norm.weight") return Mapped{"output_norm.weight", true};
-  std::string layer, part;
-  if (!split_layer_name(n, layer, part)) return std::nullopt;
-  const std::string blk = "blk." + layer + ".";
-  struct Row {
-    const char* hf;
-    const char* ours;
-    bool norm;
-  };
-  static const Row rows[] = {
-      {"input_layernorm", "attn_norm", true},
-      {"self_attn.q_proj", "attn_q", false},
-      {"self_attn.k_proj", "attn_k", false},
-      {"self_attn.v_proj", "attn_v", false},
-      {"self_attn.o_proj", "attn_output", false},
-      {"self_attn.q_norm", "attn_q_norm", true},
-      {"self_attn.k_norm", "attn_k_norm", true},
-      {"pre_feedforward_layernorm", "ffn_norm", true},
-      {"post_feedforward_layernorm", "post_ffw_norm", true},
-      {"mlp.gate_proj", "ffn_gate", false},
-      {"mlp.up_proj", "ffn_up", false},
-      {"mlp.down_proj", "ffn_down", false},
-  };
-  // Gemma 1 reuses Llama's name: its post_attention_layernorm is the pre-FFN norm (§9.12).
-  if (part == "post_attention_layernorm")
-    return Mapped{blk + (g == Generation::kGemma1 ? "ffn_norm" : "post_attention_norm") + ".weight", true};
-  for (const Row& r : rows)
-    if (part == r.hf) return Mapped{blk + r.ours + ".weight", r.norm};
-  return std::nullopt;
-}
-
 // AWQ "gemm" int4 layout (docs/spec/formats.md §4): for a linear W [N, K] (out, in), qweight is I32 [K, N/8]
 // with 8 nibbles per word along N in the order AWQ_ORDER, qzeros I32 [K/G, N/8] likewise, scales
 // [K/G, N]. W[n][k] = (u - z) * scale. The QAT conversion has every zero point at 8 and G = 32,
@@ -355,24 +298,19 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
     info.n_params += static_cast<uint64_t>(t.numel());
     info.file_bytes += t.nbytes;
     if (is_vision_or_head(name)) continue;
-    auto m = map_name(name, c.generation);
+    auto m = canonical_from_hf(name, c.generation);
     if (!m) {
       info.notes.push_back("ignored tensor " + name);
       continue;
     }
     if (out.tensors.find(m->name)) return corrupt_input("{}: tensor '{}' appears twice (as '{}')", path, m->name, name);
     Tensor ct = t;
-    ct.name = m->name;
     if (m->norm) {  // Gemma stores norms zero-centred: fold in the 1 + w (in float32).
-      if (dtype_info(t.dtype).quantized || (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16))
-        return unsupported("{}: norm tensor '{}' has type {}", path, name, dtype_name(t.dtype));
-      auto* f = reinterpret_cast<float*>(out.tensors.allocate(static_cast<uint64_t>(t.numel()) * 4));
-      dequantize_row(t.dtype, t.data, f, t.numel());
-      for (int64_t i = 0; i < t.numel(); ++i) f[i] += 1.0f;
-      ct.dtype = DType::F32;
-      ct.data = reinterpret_cast<const uint8_t*>(f);
-      ct.nbytes = static_cast<uint64_t>(t.numel()) * 4;
+      auto folded = fold_norm(t, out.tensors);
+      if (!folded.ok()) return with_context(std::move(folded).error(), path);
+      ct = std::move(folded).value();
     }
+    ct.name = m->name;
     out.tensors.add(std::move(ct));
   }
   out.tensors.merge_owners(raw);

@@ -14,7 +14,9 @@
 #include "formats/orbax/orbax.h"
 #include "kernels/dequant.h"
 #include "kernels/quant_blocks.h"
+#include "model/canonical.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 
 namespace gemma {
@@ -200,12 +202,11 @@ class Converter {
 
   // A norm vector: stored zero-centred, held as the full multiplier 1 + w in f32.
   Status norm(const std::string& name, const uint8_t* src, int64_t n, DType dtype) {
-    GE_ASSIGN(uint8_t * dst, allocate(static_cast<uint64_t>(n) * 4, name));
-    float* f = reinterpret_cast<float*>(dst);
-    if (!dequantize_row(dtype, src, f, n))
-      return unsupported("{}: norm '{}' has type {}", dir_, name, dtype_name(dtype));
-    for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
-    return add(name, {n}, DType::F32, dst, static_cast<uint64_t>(n) * 4);
+    Tensor stored{
+        name, dtype, {n}, src, static_cast<uint64_t>(n) * static_cast<uint64_t>(dtype_info(dtype).block_bytes)};
+    auto folded = fold_norm(stored, out_.tensors);
+    if (!folded.ok()) return with_context(std::move(folded).error(), dir_);
+    return add(name, {n}, DType::F32, folded->data, folded->nbytes);
   }
 
   int n_q4() const { return n_q4_; }
@@ -237,55 +238,43 @@ class Converter {
   int n_q4_ = 0, n_f32_ = 0;
 };
 
-struct Known {
-  Generation g;
-  const char* variant;
-  int window;
-  float local_base, global_base, global_scale;
-  int query_pre_attn;  // 0 = head_dim
-  int context;
-};
-
-// docs/spec/architecture.md §1.1-1.3.
-constexpr Known kKnown[] = {
-    {Generation::kGemma1, "2b", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma1, "7b", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma2, "2b-v2", 4096, 10000, 10000, 1, 256, 8192},
-    {Generation::kGemma2, "9b", 4096, 10000, 10000, 1, 256, 8192},
-    {Generation::kGemma2, "27b", 4096, 10000, 10000, 1, 144, 8192},
-    {Generation::kGemma3, "270m", 512, 10000, 1000000, 1, 256, 32768},
-    {Generation::kGemma3, "1b", 512, 10000, 1000000, 1, 256, 32768},
-    {Generation::kGemma3, "4b", 1024, 10000, 1000000, 8, 256, 131072},
-    {Generation::kGemma3, "12b", 1024, 10000, 1000000, 8, 256, 131072},
-    {Generation::kGemma3, "27b_v3", 1024, 10000, 1000000, 8, 168, 131072},
-};
-// Shapes that match no release: the generation's common settings.
-constexpr Known kCustom[] = {
-    {Generation::kGemma1, "custom", 0, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma2, "custom", 4096, 10000, 10000, 1, 0, 8192},
-    {Generation::kGemma3, "custom", 512, 10000, 1000000, 1, 0, 32768},
-};
-
-}  // namespace
-
-Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
-  std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  GE_ASSIGN(auto ckpt, OrbaxCheckpoint::open(dir));
-  LoadedCheckpoint out;
-  CheckpointInfo& info = out.info;
-
-  // 1. What each array is. Names: FLAT ("transformer/layer_0/attn/q_einsum.w"), the gemma library's
-  //    NESTED ("layer_0.attn.q_einsum.w"), STACKED ("transformer/stacked_layers/attention_type_0/...",
-  //    one slice per layer of that attention type), optionally under rlx_networks/policy_network/.
+// What each array of the checkpoint is (step 1).
+struct ArrayMap {
   std::map<const OrbaxArray*, std::vector<Use>> uses;
   std::map<int, std::map<Role, const OrbaxArray*>> layers;
-  std::map<std::pair<int, Role>, std::pair<const OrbaxArray*, int64_t>> stacked;  // (type, role) -> array
   const OrbaxArray* embedding = nullptr;
   const OrbaxArray* final_norm = nullptr;
   int n_vision = 0, n_stack_types = 0;
   bool rlx = false;
-  for (const OrbaxArray& a : ckpt->arrays()) {
+
+  // The shape of `role` in `layer`: its array's, less the stacking axis for a slice of a stack.
+  std::vector<int64_t> shape(int layer, Role role) const {
+    const OrbaxArray* a = layers.at(layer).at(role);
+    std::vector<int64_t> s = a->meta.shape;
+    for (const Use& u : uses.at(a))
+      if (u.layer == layer && u.role == role) {
+        if (u.slice >= 0) s.erase(s.begin());
+        break;
+      }
+    return s;
+  }
+};
+
+// The dimensions the shapes give (step 2a).
+struct Dims {
+  int64_t V = 0, D = 0, N = 0, K = 0, H = 0, F = 0;
+  bool gating_dff = false;  // gating_einsum is [2, D, F] (Gemma 1, Gemma 2 2B) rather than [2, F, D]
+  bool fused_qkv = false;   // qkv_einsum rather than q_einsum + kv_einsum
+};
+
+// Step 1: what each array is. Names: FLAT ("transformer/layer_0/attn/q_einsum.w"), the gemma
+// library's NESTED ("layer_0.attn.q_einsum.w"), STACKED ("transformer/stacked_layers/attention_type_0/...",
+// one slice per layer of that attention type), optionally under rlx_networks/policy_network/.
+Result<ArrayMap> map_arrays(const OrbaxCheckpoint& ckpt, const std::string& dir, CheckpointInfo& info) {
+  ArrayMap m;
+  auto& [uses, layers, embedding, final_norm, n_vision, n_stack_types, rlx] = m;
+  std::map<std::pair<int, Role>, std::pair<const OrbaxArray*, int64_t>> stacked;  // (type, role) -> array
+  for (const OrbaxArray& a : ckpt.arrays()) {
     info.tensors_by_dtype[std::string(dtype_name(a.meta.dtype))]++;
     info.n_params += static_cast<uint64_t>(a.meta.numel());
     info.file_bytes += a.meta.nbytes();
@@ -350,45 +339,41 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     return corrupt_input("{}: transformer layers are not numbered 0..{}", dir, layers.size() - 1);
   uses[embedding].push_back({Role::kEmbedding, -1, -1});
   uses[final_norm].push_back({Role::kFinalNorm, -1, -1});
+  return m;
+}
 
-  // 2. The config, from shapes alone.
-  auto shape_of = [](const OrbaxArray* a, int64_t slice) {
-    std::vector<int64_t> s = a->meta.shape;
-    if (slice >= 0) s.erase(s.begin());
-    return s;
-  };
-  auto layer_slice = [&](int layer, Role role) -> int64_t {
-    for (const Use& u : uses[layers[layer][role]])
-      if (u.layer == layer && u.role == role) return u.slice;
-    return -1;
-  };
-  ModelConfig c;
-  const auto& emb_shape = embedding->meta.shape;
+// Step 2a: the dimensions, from the shapes of the embedding and layer 0 (an Orbax checkpoint
+// stores no config). gating_einsum is [2, F, D], or [2, D, F] in Gemma 1 and Gemma 2 2B.
+Result<Dims> read_dims(const ArrayMap& m, const std::string& dir, CheckpointInfo& info) {
+  const auto& emb_shape = m.embedding->meta.shape;
   if (emb_shape.size() != 2)
-    return corrupt_input("{}: '{}' has shape rank {}, expected [vocab, D]", dir, embedding->name, emb_shape.size());
-  const int64_t V = emb_shape[0], D = emb_shape[1];
-  auto& l0 = layers[0];
+    return corrupt_input("{}: '{}' has shape rank {}, expected [vocab, D]", dir, m.embedding->name, emb_shape.size());
+  Dims d;
+  d.V = emb_shape[0];
+  d.D = emb_shape[1];
+  const int64_t D = d.D;
+  const auto& l0 = m.layers.at(0);
   int64_t N = 0, K = 0, H = 0, F = 0;
   if (l0.count(Role::kQ) && l0.count(Role::kKV)) {
-    const auto q = shape_of(l0[Role::kQ], layer_slice(0, Role::kQ));
-    const auto kv = shape_of(l0[Role::kKV], layer_slice(0, Role::kKV));
+    const auto q = m.shape(0, Role::kQ);
+    const auto kv = m.shape(0, Role::kKV);
     if (q.size() != 3 || kv.size() != 4)
       return corrupt_input("{}: q_einsum/kv_einsum of layer 0 have unexpected ranks", dir);
     N = q[0];
     H = q[2];
     K = kv[1];
   } else if (l0.count(Role::kQKV)) {
-    const auto qkv = shape_of(l0[Role::kQKV], layer_slice(0, Role::kQKV));
+    const auto qkv = m.shape(0, Role::kQKV);
     if (qkv.size() != 4) return corrupt_input("{}: qkv_einsum of layer 0 has an unexpected rank", dir);
     N = K = qkv[1];
     H = qkv[3];
   } else {
     return not_found("{}: layer 0 has no q_einsum + kv_einsum or qkv_einsum", dir);
   }
-  bool gating_dff = false;  // [2, D, F] (Gemma 1, Gemma 2 2B) rather than [2, F, D]
+  bool& gating_dff = d.gating_dff;  // [2, D, F] (Gemma 1, Gemma 2 2B) rather than [2, F, D]
   if (!l0.count(Role::kGating)) return not_found("{}: layer 0 has no mlp gating_einsum", dir);
   {
-    const auto g = shape_of(l0[Role::kGating], layer_slice(0, Role::kGating));
+    const auto g = m.shape(0, Role::kGating);
     if (g.size() != 3 || g[0] != 2)
       return corrupt_input("{}: gating_einsum of layer 0 has shape rank {}", dir, g.size());
     if (g[2] == D && g[1] != D) {
@@ -404,6 +389,20 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
                            g[1], g[2], D, D);
     }
   }
+  d.N = N;
+  d.K = K;
+  d.H = H;
+  d.F = F;
+  d.fused_qkv = l0.count(Role::kQKV) > 0;
+  return d;
+}
+
+// Step 2b: the ModelConfig: generation from which norms exist, the settings from the release
+// with this shape (or the generation's defaults, with a note).
+Result<ModelConfig> infer_config(const ArrayMap& m, const Dims& d, const std::string& dir, CheckpointInfo& info) {
+  const auto& l0 = m.layers.at(0);
+  const auto [V, D, N, K, H, F, gating_dff, fused_qkv] = d;
+  ModelConfig c;
   c.generation = l0.count(Role::kQueryNorm)      ? Generation::kGemma3
                  : l0.count(Role::kPostAttnNorm) ? Generation::kGemma2
                                                  : Generation::kGemma1;
@@ -412,7 +411,7 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     return corrupt_input("{}: implausible dimensions V={} D={} N={} K={} H={} F={}", dir, V, D, N, K, H, F);
   c.vocab_size = static_cast<int>(V);
   c.hidden = static_cast<int>(D);
-  c.n_layers = static_cast<int>(layers.size());
+  c.n_layers = static_cast<int>(m.layers.size());
   c.n_heads = static_cast<int>(N);
   c.n_kv_heads = static_cast<int>(K);
   c.head_dim = static_cast<int>(H);
@@ -420,45 +419,39 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
   c.rms_eps = 1e-6f;
   c.qk_norm = c.generation == Generation::kGemma3;
   c.post_norms = c.generation != Generation::kGemma1;
-  c.variant = detect_variant(c);
-  const Known* k = nullptr;
-  for (const Known& kn : kKnown)
-    if (kn.g == c.generation && c.variant == kn.variant) k = &kn;
-  if (!k) {
-    for (const Known& kn : kCustom)
-      if (kn.g == c.generation) k = &kn;
-    info.notes.push_back(fmt::format(
-        "{} shape (D={}, {} layers, {}x{} heads, {} KV, F={}) matches no released model: using {} defaults "
-        "(sliding window {}, RoPE {} local / {} global, query scale head_dim^-0.5, context {}{})",
-        generation_name(c.generation), D, c.n_layers, N, H, K, F, generation_name(c.generation), k->window,
-        k->local_base, k->global_base, k->context, c.generation == Generation::kGemma2 ? ", soft-caps 50 / 30" : ""));
-  }
-  c.sliding_window = k->window;
-  c.context_length = k->context;
-  c.query_scale = 1.0f / std::sqrt(static_cast<float>(k->query_pre_attn ? k->query_pre_attn : c.head_dim));
-  if (c.generation == Generation::kGemma2) {
-    c.attn_softcap = 50;
-    c.final_softcap = 30;
-  }
-  c.layers = make_layers(c.n_layers, default_sliding_pattern(c.generation, c.n_layers), k->local_base, k->global_base,
-                         k->global_scale);
+  // An Orbax checkpoint stores no settings: the release's, or the generation's (with a note).
+  const Variant* known = find_variant(c);
+  const Variant& k = known ? *known : generation_defaults(c.generation);
+  c.variant = k.name;
+  if (!known)
+    info.notes.push_back(
+        fmt::format("{} shape (D={}, {} layers, {}x{} heads, {} KV, F={}) matches no released model: using {} defaults "
+                    "(sliding window {}, RoPE {} local / {} global, query scale head_dim^-0.5, context {}{})",
+                    generation_name(c.generation), D, c.n_layers, N, H, K, F, generation_name(c.generation),
+                    k.sliding_window, k.local_rope_base, k.global_rope_base, k.context_length,
+                    k.attn_softcap > 0 ? fmt::format(", soft-caps {} / {}", k.attn_softcap, k.final_softcap) : ""));
+  apply_variant_settings(k, c);
   const std::string base = fs::path(dir).filename().string();
   c.instruction_tuned = base.find("-it") != std::string::npos || base.find("_it") != std::string::npos;
   if (c.instruction_tuned) info.notes.push_back("instruction-tuned (from the directory name " + base + ")");
-  if (rlx) info.notes.push_back("stripped the rlx_networks/policy_network/ prefix");
-  if (n_vision) info.notes.push_back(fmt::format("ignored {} vision-tower arrays (text only)", n_vision));
-  if (n_stack_types) info.notes.push_back(fmt::format("stacked layers: {} attention types", n_stack_types));
+  if (m.rlx) info.notes.push_back("stripped the rlx_networks/policy_network/ prefix");
+  if (m.n_vision) info.notes.push_back(fmt::format("ignored {} vision-tower arrays (text only)", m.n_vision));
+  if (m.n_stack_types) info.notes.push_back(fmt::format("stacked layers: {} attention types", m.n_stack_types));
+  return c;
+}
 
-  // Every layer must have the same arrays as layer 0, with the shapes the config implies.
+// Step 2c: every layer must have the same arrays as layer 0, with the shapes the config implies.
+Status check_layers(const ArrayMap& m, const Dims& d, const ModelConfig& c, const std::string& dir) {
+  const auto [V, D, N, K, H, F, gating_dff, fused_qkv] = d;
   const bool g3 = c.generation == Generation::kGemma3, post = c.post_norms;
-  for (auto& [l, roles] : layers) {
+  for (const auto& [l, roles] : m.layers) {
     std::vector<std::pair<Role, std::vector<int64_t>>> want = {
         {Role::kPreAttnNorm, {D}},
         {Role::kPreFfwNorm, {D}},
         {Role::kAttnOut, {N, H, D}},
         {Role::kGating, gating_dff ? std::vector<int64_t>{2, D, F} : std::vector<int64_t>{2, F, D}},
         {Role::kLinear, {F, D}}};
-    if (l0.count(Role::kQKV)) want.push_back({Role::kQKV, {3, N, D, H}});
+    if (fused_qkv) want.push_back({Role::kQKV, {3, N, D, H}});
     else want.insert(want.end(), {{Role::kQ, {N, D, H}}, {Role::kKV, {2, K, D, H}}});
     if (post) want.insert(want.end(), {{Role::kPostAttnNorm, {D}}, {Role::kPostFfwNorm, {D}}});
     if (g3) want.insert(want.end(), {{Role::kQueryNorm, {H}}, {Role::kKeyNorm, {H}}});
@@ -466,20 +459,25 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
       return corrupt_input("{}: layer {} has {} arrays, layer 0 implies {}", dir, l, roles.size(), want.size());
     for (const auto& [role, shape] : want) {
       if (!roles.count(role)) return not_found("{}: layer {} lacks an array that layer 0 has", dir, l);
-      const auto got = shape_of(roles[role], layer_slice(l, role));
+      const auto got = m.shape(l, role);
       if (got != shape)
-        return corrupt_input("{}: '{}' (layer {}) has shape [{}], expected [{}]", dir, roles[role]->name, l,
+        return corrupt_input("{}: '{}' (layer {}) has shape [{}], expected [{}]", dir, roles.at(role)->name, l,
                              fmt::join(got, ", "), fmt::join(shape, ", "));
     }
   }
-  if (final_norm->meta.shape != std::vector<int64_t>{D})
-    return corrupt_input("{}: '{}' has an unexpected shape", dir, final_norm->name);
-  GE_TRY(c.validate(dir));
+  if (m.final_norm->meta.shape != std::vector<int64_t>{D})
+    return corrupt_input("{}: '{}' has an unexpected shape", dir, m.final_norm->name);
+  return c.validate(dir);
+}
 
-  // 3. Read each array once and emit the tensors it feeds.
+// Step 3: read each array once and emit the tensors it feeds: Flax einsum layouts become
+// row-major [out, in] matrices under the canonical names, norms 1 + w, int4-grid f32 Q4_0F.
+Status convert_arrays(const OrbaxCheckpoint& ckpt, const ArrayMap& m, const Dims& d, const std::string& dir,
+                      LoadedCheckpoint& out) {
+  const auto [V, D, N, K, H, F, gating_dff, fused_qkv] = d;
   Converter cv(dir, out);
   std::vector<uint8_t> raw;
-  for (const auto& entry : uses) {
+  for (const auto& entry : m.uses) {
     const OrbaxArray* a = entry.first;  // (not a structured binding: lambdas below capture it)
     const std::vector<Use>& list = entry.second;
     const DType dt = a->meta.dtype;
@@ -491,7 +489,7 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     } catch (const std::bad_alloc&) {
       return resource_exhausted("{}: cannot allocate {} bytes to read '{}'", dir, a->meta.nbytes(), a->name);
     }
-    GE_TRY(ckpt->read(*a, raw));
+    GE_TRY(ckpt.read(*a, raw));
     const size_t es = static_cast<size_t>(a->meta.itemsize);
     for (const Use& u : list) {
       const uint64_t slice_bytes = u.slice >= 0 ? a->meta.nbytes() / static_cast<uint64_t>(a->meta.shape[0]) : 0;
@@ -552,15 +550,31 @@ Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
     }
   }
   if (cv.n_q4())
-    info.notes.push_back(
+    out.info.notes.push_back(
         fmt::format("{} of {} float32 matrices lie on a 4-bit grid per 32 inputs (int4 QAT): held as Q4_0F", cv.n_q4(),
                     cv.n_q4() + cv.n_f32()));
+  return {};
+}
+
+}  // namespace
+
+Result<LoadedCheckpoint> load_orbax(const std::string& dir_in) {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  GE_ASSIGN(auto ckpt, OrbaxCheckpoint::open(dir));
+  LoadedCheckpoint out;
+  CheckpointInfo& info = out.info;
+  GE_ASSIGN(const ArrayMap m, map_arrays(*ckpt, dir, info));
+  GE_ASSIGN(const Dims d, read_dims(m, dir, info));
+  GE_ASSIGN(ModelConfig c, infer_config(m, d, dir, info));
+  GE_TRY(check_layers(m, d, c, dir));
+  GE_TRY(convert_arrays(*ckpt, m, d, dir, out));
 
   // sqrt(D) rounded to the embedding's stored type, as the reference computes it (§2.2).
-  const float s = std::sqrt(static_cast<float>(D));
-  c.embed_scale = embedding->meta.dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
-                  : embedding->meta.dtype == DType::F16 ? f16_to_f32(f32_to_f16(s))
-                                                        : s;
+  const float s = std::sqrt(static_cast<float>(d.D));
+  c.embed_scale = m.embedding->meta.dtype == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
+                  : m.embedding->meta.dtype == DType::F16 ? f16_to_f32(f32_to_f16(s))
+                                                          : s;
   info.format = "Orbax " + ckpt->layout();
   info.path = dir;
   out.config = std::move(c);

@@ -15,7 +15,9 @@
 
 #include "formats/torch/torch_checkpoint.h"
 #include "kernels/dequant.h"
+#include "model/canonical.h"
 #include "model/loaders.h"
+#include "model/variants.h"
 #include "util/half.h"
 
 namespace gemma {
@@ -23,29 +25,6 @@ namespace gemma {
 namespace fs = std::filesystem;
 
 namespace {
-
-// gemma_pytorch's variants (gemma/config.py) plus Gemma 3 270M, with what the config supplies
-// and the tensors cannot: head size, window, query_pre_attn_scalar, context.
-struct Variant {
-  Generation g;
-  int layers, hidden, heads, kv_heads, head_dim, ffn;
-  int window;          // 0: no sliding layers
-  float query_scalar;  // query_pre_attn_scalar
-  int context;
-  float global_rope_scale;
-};
-constexpr Variant kVariants[] = {
-    {Generation::kGemma1, 18, 2048, 8, 1, 256, 16384, 0, 256, 8192, 1},
-    {Generation::kGemma1, 28, 3072, 16, 16, 256, 24576, 0, 256, 8192, 1},
-    {Generation::kGemma2, 26, 2304, 8, 4, 256, 9216, 4096, 256, 8192, 1},
-    {Generation::kGemma2, 42, 3584, 16, 8, 256, 14336, 4096, 256, 8192, 1},
-    {Generation::kGemma2, 46, 4608, 32, 16, 128, 36864, 4096, 144, 8192, 1},
-    {Generation::kGemma3, 18, 640, 4, 1, 256, 2048, 512, 256, 32768, 1},
-    {Generation::kGemma3, 26, 1152, 4, 1, 256, 6912, 512, 256, 32768, 1},
-    {Generation::kGemma3, 34, 2560, 8, 4, 256, 10240, 1024, 256, 131072, 8},
-    {Generation::kGemma3, 48, 3840, 16, 8, 256, 15360, 1024, 256, 131072, 8},
-    {Generation::kGemma3, 62, 5376, 32, 16, 128, 21504, 1024, 168, 131072, 8},
-};
 
 std::string layer_key(int l, const char* part) { return fmt::format("model.layers.{}.{}", l, part); }
 
@@ -79,13 +58,12 @@ class Converter {
   // A norm: 1 + w in float32.
   Status norm(const std::string& from, const std::string& to, int64_t n) {
     GE_ASSIGN(const Tensor* t, get(from, 1));
-    if (!is_float(t->dtype)) return unsupported("{}: norm '{}' has type {}", src_, from, dtype_name(t->dtype));
     if (t->shape[0] != n)
       return corrupt_input("{}: norm '{}' has shape {}, expected [{}]", src_, from, t->shape_string(), n);
-    auto* f = reinterpret_cast<float*>(out_.tensors.allocate(static_cast<uint64_t>(n) * 4));
-    dequantize_row(t->dtype, t->data, f, n);
-    for (int64_t i = 0; i < n; ++i) f[i] += 1.0f;
-    out_.tensors.add(Tensor{to, DType::F32, {n}, reinterpret_cast<const uint8_t*>(f), static_cast<uint64_t>(n) * 4});
+    auto folded = fold_norm(*t, out_.tensors);
+    if (!folded.ok()) return with_context(std::move(folded).error(), src_);
+    folded->name = to;
+    out_.tensors.add(std::move(folded).value());
     return {};
   }
 
@@ -151,6 +129,67 @@ Result<std::string> resolve(const std::string& path) {
   return ckpts[0];
 }
 
+// The canonical tensors: embedding, final norm, and per layer the fused qkv_proj split into
+// attn_q/k/v (views), the other linears and the norms (1 + w).
+Status convert_tensors(Converter& conv, const ModelConfig& c, const std::string& emb_name, const std::string& file) {
+  const int64_t V = c.vocab_size, D = c.hidden, H = c.head_dim, F = c.ffn, N_H = c.q_width(), K_H = c.kv_width();
+  GE_TRY(conv.linear(emb_name, "token_embd", 0, V, D));
+  GE_TRY(conv.norm("model.norm.weight", "output_norm.weight", D));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string blk = fmt::format("blk.{}.", l);
+    auto key = [&](const char* part) { return layer_key(l, part); };
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_q", 0, N_H, D));
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_k", N_H, K_H, D));
+    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_v", N_H + K_H, K_H, D));
+    GE_ASSIGN(const Tensor* fused, conv.get(key("self_attn.qkv_proj.weight"), 2));
+    if (fused->shape[0] != N_H + 2 * K_H)
+      return corrupt_input("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
+                           fused->shape_string(), N_H + 2 * K_H);
+    GE_TRY(conv.linear(key("self_attn.o_proj"), blk + "attn_output", 0, D, N_H));
+    GE_TRY(conv.linear(key("mlp.gate_proj"), blk + "ffn_gate", 0, F, D));
+    GE_TRY(conv.linear(key("mlp.up_proj"), blk + "ffn_up", 0, F, D));
+    GE_TRY(conv.linear(key("mlp.down_proj"), blk + "ffn_down", 0, D, F));
+    GE_TRY(conv.norm(key("input_layernorm.weight"), blk + "attn_norm.weight", D));
+    if (c.generation == Generation::kGemma1) {
+      // Gemma 1's post_attention_layernorm is the pre-FFN norm (docs/spec/formats.md §2.3).
+      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "ffn_norm.weight", D));
+    } else {
+      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "post_attention_norm.weight", D));
+      GE_TRY(conv.norm(key("pre_feedforward_layernorm.weight"), blk + "ffn_norm.weight", D));
+      GE_TRY(conv.norm(key("post_feedforward_layernorm.weight"), blk + "post_ffw_norm.weight", D));
+    }
+    if (c.qk_norm) {
+      GE_TRY(conv.norm(key("self_attn.query_norm.weight"), blk + "attn_q_norm.weight", H));
+      GE_TRY(conv.norm(key("self_attn.key_norm.weight"), blk + "attn_k_norm.weight", H));
+    }
+  }
+  return {};
+}
+
+// Everything else: the vision tower and projector of multimodal Gemma 3 (not used for text),
+// rope tables, anything unknown (an unknown per-layer tensor is an error). Counts every tensor
+// into `info`.
+Status account_for_the_rest(const TensorSet& raw, const Converter& conv, Generation g, const std::string& file,
+                            CheckpointInfo& info) {
+  int vision = 0;
+  for (const auto& [name, t] : raw.all()) {
+    info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
+    info.n_params += static_cast<uint64_t>(t.numel());
+    info.file_bytes += t.nbytes;
+    if (conv.used().count(name)) continue;
+    if (name.rfind("siglip_vision_model.", 0) == 0 || name.rfind("mm_", 0) == 0) {
+      ++vision;
+      continue;
+    }
+    if (layer_of(name) >= 0)
+      return corrupt_input("{}: unexpected tensor '{}' for a {} checkpoint", file, name, generation_name(g));
+    info.notes.push_back("ignored tensor " + name);
+  }
+  if (vision)
+    info.notes.push_back(fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
+  return {};
+}
+
 }  // namespace
 
 Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
@@ -196,9 +235,10 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
     return corrupt_input("{}: attention shapes do not fit together: qkv_proj {}, o_proj {}, embedding {}", file,
                          qkv->shape_string(), o->shape_string(), emb->shape_string());
   const int64_t KVW = KVW2 / 2, F = gate->shape[0];
+  // The release with these attention widths, preferring one whose layer count and F match too.
   const Variant* known = nullptr;
-  for (const Variant& v : kVariants)
-    if (v.g == c.generation && v.hidden == D && v.heads * v.head_dim == QW && v.kv_heads * v.head_dim == KVW &&
+  for (const Variant& v : released_variants())
+    if (v.generation == c.generation && v.hidden == D && v.heads * v.head_dim == QW && v.kv_heads * v.head_dim == KVW &&
         (!known || (v.layers == n_layers && v.ffn == F)))
       known = &v;
   int64_t H = 0;
@@ -235,88 +275,28 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   c.rms_eps = 1e-6f;
   c.qk_norm = c.generation == Generation::kGemma3;
   c.post_norms = c.generation != Generation::kGemma1;
-  const bool exact = known && known->layers == n_layers && known->ffn == F && known->head_dim == H;
-  // Configuration the tensors do not carry: the variant's, else the generation's (for a custom
-  // shape: the smaller released models' values, query_pre_attn_scalar = H).
-  float query_scalar = static_cast<float>(H), global_scale = 1, global_base = 10000;
-  if (c.generation == Generation::kGemma1) {
-    c.context_length = 8192;
-  } else if (c.generation == Generation::kGemma2) {
-    c.context_length = 8192;
-    c.sliding_window = 4096;
-    c.attn_softcap = 50;
-    c.final_softcap = 30;
-  } else {
-    c.context_length = multimodal ? 131072 : 32768;
-    c.sliding_window = multimodal ? 1024 : 512;
-    global_scale = multimodal ? 8 : 1;
-    global_base = 1000000;
-  }
-  if (exact) {
-    query_scalar = known->query_scalar;
-    c.context_length = known->context;
-    c.sliding_window = known->window;
-    global_scale = known->global_rope_scale;
-  } else {
+  // Configuration the tensors do not carry: the release's, else the generation's (for a custom
+  // shape: the smaller released models' values, query_pre_attn_scalar = H; a multimodal one
+  // takes the larger Gemma 3 models' window, context and global RoPE scale).
+  const Variant* exact = find_variant(c);
+  Variant settings = exact ? *exact : generation_defaults(c.generation);
+  if (!exact) {
+    if (multimodal) {
+      settings.context_length = 131072;
+      settings.sliding_window = 1024;
+      settings.global_rope_scale = 8;
+    }
     info.notes.push_back(
         fmt::format("shape matches no released variant: {} defaults assumed (window {}, "
                     "query_pre_attn_scalar = head_dim {}, "
                     "context {})",
-                    generation_name(c.generation), c.sliding_window, H, c.context_length));
+                    generation_name(c.generation), settings.sliding_window, H, settings.context_length));
   }
-  c.query_scale = 1.0f / std::sqrt(query_scalar);
-  c.layers = make_layers(n_layers, default_sliding_pattern(c.generation, n_layers), 10000, global_base, global_scale);
+  apply_variant_settings(settings, c);
+  c.variant = settings.name;
 
-  // Tensors.
-  const int64_t N_H = QW, K_H = KVW;
-  GE_TRY(conv.linear(emb_name, "token_embd", 0, V, D));
-  GE_TRY(conv.norm("model.norm.weight", "output_norm.weight", D));
-  for (int l = 0; l < n_layers; ++l) {
-    const std::string blk = fmt::format("blk.{}.", l);
-    auto key = [&](const char* part) { return layer_key(l, part); };
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_q", 0, N_H, D));
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_k", N_H, K_H, D));
-    GE_TRY(conv.linear(key("self_attn.qkv_proj"), blk + "attn_v", N_H + K_H, K_H, D));
-    GE_ASSIGN(const Tensor* fused, conv.get(key("self_attn.qkv_proj.weight"), 2));
-    if (fused->shape[0] != N_H + 2 * K_H)
-      return corrupt_input("{}: '{}' has shape {}, layer 0's has {} rows", file, key("self_attn.qkv_proj.weight"),
-                           fused->shape_string(), N_H + 2 * K_H);
-    GE_TRY(conv.linear(key("self_attn.o_proj"), blk + "attn_output", 0, D, N_H));
-    GE_TRY(conv.linear(key("mlp.gate_proj"), blk + "ffn_gate", 0, F, D));
-    GE_TRY(conv.linear(key("mlp.up_proj"), blk + "ffn_up", 0, F, D));
-    GE_TRY(conv.linear(key("mlp.down_proj"), blk + "ffn_down", 0, D, F));
-    GE_TRY(conv.norm(key("input_layernorm.weight"), blk + "attn_norm.weight", D));
-    if (c.generation == Generation::kGemma1) {
-      // Gemma 1's post_attention_layernorm is the pre-FFN norm (docs/spec/formats.md §2.3).
-      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "ffn_norm.weight", D));
-    } else {
-      GE_TRY(conv.norm(key("post_attention_layernorm.weight"), blk + "post_attention_norm.weight", D));
-      GE_TRY(conv.norm(key("pre_feedforward_layernorm.weight"), blk + "ffn_norm.weight", D));
-      GE_TRY(conv.norm(key("post_feedforward_layernorm.weight"), blk + "post_ffw_norm.weight", D));
-    }
-    if (c.qk_norm) {
-      GE_TRY(conv.norm(key("self_attn.query_norm.weight"), blk + "attn_q_norm.weight", H));
-      GE_TRY(conv.norm(key("self_attn.key_norm.weight"), blk + "attn_k_norm.weight", H));
-    }
-  }
-  // Everything else: the vision tower and projector of multimodal Gemma 3 (not used for text),
-  // rope tables, anything unknown.
-  int vision = 0;
-  for (const auto& [name, t] : raw.all()) {
-    info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
-    info.n_params += static_cast<uint64_t>(t.numel());
-    info.file_bytes += t.nbytes;
-    if (conv.used().count(name)) continue;
-    if (name.rfind("siglip_vision_model.", 0) == 0 || name.rfind("mm_", 0) == 0) {
-      ++vision;
-      continue;
-    }
-    if (layer_of(name) >= 0)
-      return corrupt_input("{}: unexpected tensor '{}' for a {} checkpoint", file, name, generation_name(c.generation));
-    info.notes.push_back("ignored tensor " + name);
-  }
-  if (vision)
-    info.notes.push_back(fmt::format("ignored {} vision tower / projector tensors (text model only)", vision));
+  GE_TRY(convert_tensors(conv, c, emb_name, file));
+  GE_TRY(account_for_the_rest(raw, conv, c.generation, file, info));
   out.tensors.merge_owners(raw);
 
   // sqrt(D) in the dtype gemma_pytorch computes the embedding in: the weight's, or for int8 the
@@ -327,7 +307,6 @@ Result<LoadedCheckpoint> load_gemma_pytorch(const std::string& path) {
   c.embed_scale = emb_type == DType::BF16  ? bf16_to_f32(f32_to_bf16(s))
                   : emb_type == DType::F16 ? f16_to_f32(f32_to_f16(s))
                                            : s;
-  c.variant = detect_variant(c);
   GE_TRY(c.validate(file));
   std::error_code ec;
   const bool file_is_dir = fs::is_directory(file, ec);

@@ -1,5 +1,7 @@
 list(APPEND GEMMA_SOURCES
   model/config.cpp
+  model/variants.cpp
+  model/canonical.cpp
   model/weights.cpp
   model/kv_cache.cpp
   model/forward.cpp

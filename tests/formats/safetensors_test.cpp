@@ -51,6 +51,28 @@ TEST(Safetensors, RejectsMalformed) {
        ErrorKind::kUnsupported},
       {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 8), "tensors cover"},
       {st_file(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4), "malformed shape"},
+      // Two names for one range, or two ranges sharing bytes.
+      {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+               R"("b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+               4),
+       "overlap or hole"},
+      {st_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+               12),
+       "overlap or hole"},
+      // Offsets the wrong way round, and ones past any file.
+      {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", 8), "do not match its shape"},
+      {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551608,18446744073709551612]}})", 4),
+       "past the end"},
+      // The same name twice (a JSON parser would keep the last one silently).
+      {st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+               R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+               8),
+       "duplicate tensor 'a'"},
+      {st_file(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+           4),
+       "duplicate tensor 'a'"},
       {st_file(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,4]}})", 4),
        "implausible shape"},
   };

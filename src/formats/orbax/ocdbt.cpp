@@ -5,8 +5,6 @@
 #include <cctype>
 #include <cstring>
 
-#include <zstd.h>
-
 #include "util/byte_reader.h"
 #include "util/zstd_file.h"
 
@@ -175,7 +173,7 @@ Result<OcdbtManifest> parse_ocdbt_manifest(std::span<const uint8_t> bytes, const
   if (c.compression == 1) {
     c.zstd_level = r.read<int32_t>();
     if (!r.ok()) return corrupt_input("{}: manifest config is truncated", name);
-    if (c.zstd_level < ZSTD_minCLevel() || c.zstd_level > ZSTD_maxCLevel())
+    if (!zstd_level_valid(c.zstd_level))
       return corrupt_input("{}: manifest zstd level {} is out of range", name, c.zstd_level);
   }
   if (c.manifest_kind == 1) {  // config only: the versions are in manifest.<generation>

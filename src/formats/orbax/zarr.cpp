@@ -5,7 +5,6 @@
 #include <limits>
 #include <memory>
 
-#include <zstd.h>
 #include <nlohmann/json.hpp>
 
 #include "formats/orbax/ocdbt.h"
@@ -214,24 +213,6 @@ Status parse_codecs(const json& list, ZarrMetadata& m, ZarrCodecs& out, bool top
   return {};
 }
 
-// Decompresses a zstd stream into exactly `dst`; the stream must fill it, no more, no less.
-Result<size_t> zstd_decompress_into(std::span<const uint8_t> src, std::span<uint8_t> dst) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (!ctx) return resource_exhausted("zstd: out of memory");
-  ZSTD_inBuffer in{src.data(), src.size(), 0};
-  ZSTD_outBuffer out{dst.data(), dst.size(), 0};
-  for (;;) {
-    const size_t in0 = in.pos, out0 = out.pos;
-    const size_t ret = ZSTD_decompressStream(ctx.get(), &out, &in);
-    if (ZSTD_isError(ret)) return corrupt_input("is not valid zstd data ({})", ZSTD_getErrorName(ret));
-    if (ret == 0 && in.pos == in.size) return out.pos;
-    if (in.pos == in0 && out.pos == out0) {
-      if (out.pos == out.size) return corrupt_input("decompresses to more than the expected {} bytes", dst.size());
-      return corrupt_input("is a truncated zstd frame");
-    }
-  }
-}
-
 // Runs a bytes codec chain backwards: `stored` -> exactly out.size() bytes in `out`.
 Status decode_bytes(const ZarrCodecs& c, std::span<const uint8_t> stored, std::span<uint8_t> out,
                     const std::string& name, const char* what) {
@@ -246,11 +227,7 @@ Status decode_bytes(const ZarrCodecs& c, std::span<const uint8_t> stored, std::s
       if (crc32c(cur) != stored_crc) return corrupt_input("{}: {} fails its crc32c check (corrupt data)", name, what);
     } else if (i == 0) {  // the last step decompresses straight into the output
       auto n = zstd_decompress_into(cur, out);
-      if (!n.ok()) {  // "<name>: chunk is not valid zstd data": no colon, but the kind comes from below
-        Error e = std::move(n).error();
-        e.message = fmt::format("{}: {} {}", name, what, e.message);
-        return e;
-      }
+      if (!n.ok()) return with_context(std::move(n).error(), fmt::format("{}: {}", name, what));
       if (*n != out.size())
         return corrupt_input("{}: {} decompresses to {} bytes, expected {}", name, what, *n, out.size());
       return {};
