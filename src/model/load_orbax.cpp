@@ -474,7 +474,9 @@ Status check_layers(const ArrayMap& m, const Dims& d, const ModelConfig& c, cons
 // row-major [out, in] matrices under the canonical names, norms 1 + w, int4-grid f32 Q4_0F.
 Status convert_arrays(const OrbaxCheckpoint& ckpt, const ArrayMap& m, const Dims& d, const std::string& dir,
                       LoadedCheckpoint& out) {
-  const auto [V, D, N, K, H, F, gating_dff, fused_qkv] = d;
+  // Plain copies, not a structured binding: the lambdas below capture them (clang 14 cannot).
+  const int64_t V = d.V, D = d.D, N = d.N, K = d.K, H = d.H, F = d.F;
+  const bool gating_dff = d.gating_dff;
   Converter cv(dir, out);
   std::vector<uint8_t> raw;
   for (const auto& entry : m.uses) {
