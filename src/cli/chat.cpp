@@ -44,15 +44,9 @@ int chat(const ChatArgs& a) {
   if (a.ctx != 0)
     if (Status st = check_context(a.ctx); !st.ok()) return fail(st.error());
   const int n_ctx = a.ctx > 0 ? static_cast<int>(a.ctx) : default_context(mdl.config());
-  auto backend = make_backend(a.m, a.compute);
-  if (!backend.ok()) return fail(backend.error());
-  auto kv = kv_cache_type(a.compute);
-  if (!kv.ok()) return fail(kv.error());
-  EngineOptions eo;
-  eo.n_ctx = n_ctx;
-  eo.kv_type = *kv;
-  auto engine = Engine::create(mdl, **backend, eo);
-  if (!engine.ok()) return fail(engine.error());
+  auto setup = make_engine(mdl, a.m, a.compute, n_ctx);
+  if (!setup.ok()) return fail(setup.error());
+  Engine& engine = *setup->engine;
   // One sampler stream for the whole conversation: each turn's seed is drawn from it.
   std::mt19937_64 seeds(resolve_seed(a.seed_given ? std::optional<uint64_t>(a.seed) : std::nullopt));
   const bool interactive = isatty(STDIN_FILENO);
@@ -73,7 +67,7 @@ int chat(const ChatArgs& a) {
     Request req;
     if (first) req.prompt.push_back(tok->bos_id());
     req.prompt.insert(req.prompt.end(), enc->begin(), enc->end());
-    const int used = previous ? static_cast<int>((*engine)->sequence_tokens(*previous).size()) : 0;
+    const int used = previous ? static_cast<int>(engine.sequence_tokens(*previous).size()) : 0;
     if (used + static_cast<int>(req.prompt.size()) >= n_ctx)
       return fail(fmt::format("the conversation no longer fits in the context of {} tokens (raise --ctx)", n_ctx));
     req.continue_from = previous;
@@ -89,8 +83,8 @@ int chat(const ChatArgs& a) {
     };
     RequestResult result;
     req.on_done = [&](const RequestResult& r) { result = r; };
-    previous = (*engine)->submit(std::move(req));
-    const Status ran = (*engine)->run_to_completion();
+    previous = engine.submit(std::move(req));
+    const Status ran = engine.run_to_completion();
     const std::string tail = result.tail + "\n";
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::fflush(stdout);
@@ -100,7 +94,7 @@ int chat(const ChatArgs& a) {
       fmt::print(stderr,
                  "gemma: turn prefill {} tokens ({:.1f} tok/s), decode {} tokens ({:.1f} tok/s), context {}/{}\n",
                  result.stats.n_prompt, result.stats.prefill_tps(), result.stats.n_generated, result.stats.decode_tps(),
-                 (*engine)->sequence_tokens(*previous).size(), n_ctx);
+                 engine.sequence_tokens(*previous).size(), n_ctx);
   }
   return 0;
 }

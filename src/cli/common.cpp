@@ -133,6 +133,16 @@ Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeA
   return create_backend(o);
 }
 
+Result<CliEngine> make_engine(const Model& model, const ModelArgs& m, const ComputeArgs& c, int n_ctx) {
+  CliEngine e;
+  GE_ASSIGN(e.backend, make_backend(m, c));
+  EngineOptions eo;
+  eo.n_ctx = n_ctx;
+  GE_ASSIGN(eo.kv_type, kv_cache_type(c));
+  GE_ASSIGN(e.engine, Engine::create(model, *e.backend, eo));
+  return e;
+}
+
 Result<DType> kv_cache_type(const ComputeArgs& c) {
   if (c.kv_type.empty()) return c.precise ? DType::F32 : DType::F16;
   return parse_kv_type(c.kv_type);

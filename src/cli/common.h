@@ -11,6 +11,7 @@
 
 #include "kernels/backend.h"
 #include "model/model.h"
+#include "runtime/engine.h"
 #include "util/result.h"
 
 namespace gemma::cli {
@@ -65,5 +66,12 @@ void add_compute_options(::CLI::App* sub, ComputeArgs& c);
 // The backend the options ask for (the CPU today), with its thread count.
 Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c);
 Result<DType> kv_cache_type(const ComputeArgs& c);
+
+// The backend and a one-sequence engine of n_ctx positions the options ask for (run, chat).
+struct CliEngine {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Engine> engine;  // uses *backend: declared after it, destroyed before it
+};
+Result<CliEngine> make_engine(const Model& model, const ModelArgs& m, const ComputeArgs& c, int n_ctx);
 
 }  // namespace gemma::cli

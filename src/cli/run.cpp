@@ -68,15 +68,10 @@ int run(const RunArgs& a) {
     return fail(
         fmt::format("the prompt is {} tokens, longer than the context of {} (raise --ctx)", ids->size(), n_ctx));
 
-  auto backend = make_backend(a.m, a.compute);
-  if (!backend.ok()) return fail(backend.error());
-  auto kv = kv_cache_type(a.compute);
-  if (!kv.ok()) return fail(kv.error());
-  EngineOptions eo;
-  eo.n_ctx = n_ctx;
-  eo.kv_type = *kv;
-  auto engine = Engine::create(mdl, **backend, eo);
-  if (!engine.ok()) return fail(engine.error());
+  auto setup = make_engine(mdl, a.m, a.compute, n_ctx);
+  if (!setup.ok()) return fail(setup.error());
+  Engine& engine = *setup->engine;
+  const Backend& backend = *setup->backend;
 
   req.prompt = std::move(*ids);
   req.sampling = sp;
@@ -90,8 +85,8 @@ int run(const RunArgs& a) {
   };
   RequestResult result;
   req.on_done = [&](const RequestResult& r) { result = r; };
-  (*engine)->submit(std::move(req));
-  const Status ran = (*engine)->run_to_completion();
+  engine.submit(std::move(req));
+  const Status ran = engine.run_to_completion();
   std::fwrite(result.tail.data(), 1, result.tail.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
@@ -99,8 +94,8 @@ int run(const RunArgs& a) {
   if (!result.status.ok()) return fail(result.status.error());
   const RequestStats& st = result.stats;
   fmt::print(stderr, "gemma: prefill {} tokens at {:.1f} tok/s, decode {} tokens at {:.1f} tok/s ({} threads, {}){}\n",
-             st.n_prompt, st.prefill_tps(), st.n_generated, st.decode_tps(), (*backend)->n_threads(),
-             (*backend)->name(), result.reason == FinishReason::kContext ? "; stopped: context full" : "");
+             st.n_prompt, st.prefill_tps(), st.n_generated, st.decode_tps(), backend.n_threads(), backend.name(),
+             result.reason == FinishReason::kContext ? "; stopped: context full" : "");
   return 0;
 }
 

@@ -2,31 +2,37 @@
 // All tokens of all sequences in the batch go through each matrix product together; attention
 // runs per sequence against its own KV cache.
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "model/model.h"
 
 namespace gemma {
 
+namespace {
+// Floats per token of the activation arrays, in the order create() lays them out: x, h, q, k, v,
+// gate (also the final norm's output), up. Each array is rounded up to whole 64-byte lines.
+std::array<int64_t, 7> floats_per_token(const ModelConfig& c) {
+  return {c.hidden, c.hidden, c.q_width(), c.kv_width(), c.kv_width(), std::max(c.ffn, c.hidden), c.ffn};
+}
+uint64_t array_bytes(int64_t per_token, int max_tokens) {
+  return (static_cast<uint64_t>(per_token) * static_cast<uint64_t>(max_tokens) * sizeof(float) + 63) / 64 * 64;
+}
+}  // namespace
+
 Result<ForwardBuffers> ForwardBuffers::create(Backend& be, const ModelConfig& c, int max_tokens) {
   if (max_tokens <= 0) return invalid_argument("a forward pass of {} tokens", max_tokens);
   ForwardBuffers b;
   b.max_tokens = max_tokens;
   GE_ASSIGN(b.activations_, be.allocate(bytes(c, max_tokens), BufferUse::kActivations));
-  // One allocation cut into the arrays, each a whole number of 64-byte lines.
+  // One allocation cut into the arrays.
+  float** arrays[7] = {&b.x, &b.h, &b.q, &b.k, &b.v, &b.gate, &b.up};
   uint8_t* p = b.activations_.as<uint8_t>();
-  auto take = [&](int64_t per_token) {
-    float* f = reinterpret_cast<float*>(p);
-    p += (static_cast<uint64_t>(per_token) * static_cast<uint64_t>(max_tokens) * sizeof(float) + 63) / 64 * 64;
-    return f;
-  };
-  b.x = take(c.hidden);
-  b.h = take(c.hidden);
-  b.q = take(c.q_width());
-  b.k = take(c.kv_width());
-  b.v = take(c.kv_width());
-  b.gate = take(std::max(c.ffn, c.hidden));  // also the final norm's output
-  b.up = take(c.ffn);
+  const auto sizes = floats_per_token(c);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    *arrays[i] = reinterpret_cast<float*>(p);
+    p += array_bytes(sizes[i], max_tokens);
+  }
   b.positions.resize(static_cast<size_t>(max_tokens));
   GE_TRY(b.reserve_logits(be, c, 1));
   return b;
@@ -43,9 +49,7 @@ Status ForwardBuffers::reserve_logits(Backend& be, const ModelConfig& c, int64_t
 
 uint64_t ForwardBuffers::bytes(const ModelConfig& c, int max_tokens) {
   uint64_t total = 0;
-  for (int64_t per_token : {int64_t{c.hidden}, int64_t{c.hidden}, int64_t{c.q_width()}, int64_t{c.kv_width()},
-                            int64_t{c.kv_width()}, int64_t{std::max(c.ffn, c.hidden)}, int64_t{c.ffn}})
-    total += (static_cast<uint64_t>(per_token) * static_cast<uint64_t>(max_tokens) * sizeof(float) + 63) / 64 * 64;
+  for (int64_t per_token : floats_per_token(c)) total += array_bytes(per_token, max_tokens);
   return total;
 }
 
@@ -66,13 +70,7 @@ Status Model::layer(int l, std::span<const SequenceChunk> batch, int64_t T, Back
                       lc.rope_scale));
   // Every sequence's new K/V rows into its own cache, then every sequence's queries over it, each
   // in one call for the whole batch.
-  SequenceKv seqs_stack[16];
-  std::vector<SequenceKv> seqs_heap;
-  std::span<SequenceKv> seqs(seqs_stack, batch.size());
-  if (batch.size() > std::size(seqs_stack)) {
-    seqs_heap.resize(batch.size());
-    seqs = seqs_heap;
-  }
+  std::vector<SequenceKv>& seqs = b.sequences;  // sized by forward(), refilled per layer
   int64_t t0 = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     KvCache::Layer& cache = batch[i].cache->layer(l);
@@ -147,6 +145,7 @@ Status Model::forward(std::span<const SequenceChunk> batch, Backend& be, Forward
     else GE_TRY(be.to_device(x, s.embeddings.data(), s.embeddings.size() * sizeof(float)));
     t0 += n;
   }
+  b.sequences.resize(batch.size());
   for (int l = 0; l < c.n_layers; ++l) GE_TRY(layer(l, batch, T, be, b));
 
   // Final norm and the tied output projection, only for the rows that want logits.

@@ -73,6 +73,7 @@ struct ForwardBuffers {
   float *x = nullptr, *h = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *gate = nullptr, *up = nullptr;
   float* logits = nullptr;  // [logit_rows, vocab_size]
   std::vector<int32_t> positions;
+  std::vector<SequenceKv> sequences;  // one layer's view of the batch's caches
 
  private:
   DeviceBuffer activations_, logits_;
