@@ -11,9 +11,7 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstdlib>
-#include <vector>
 
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/block_traits_avx2.h"
@@ -43,7 +41,7 @@ template <typename T>
 void pack8(const WeightMatrix& w, int64_t r, PackedBlock<T::kSigned>* out) {
   using Block = typename T::Block;
   const Block* rows[8];
-  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(row_ptr(w, r + i));
   const int64_t nb = w.cols / 32;
   for (int64_t b = 0; b < nb; ++b) {
     PackedBlock<T::kSigned>& o = out[b];
@@ -77,7 +75,7 @@ template <typename T, int RN>
 __attribute__((always_inline)) inline void packed_tile(const PackedBlock<T::kSigned>* p, int64_t nb, const BlockQ8A* x,
                                                        int64_t x_stride, int64_t t, float* y, int64_t ldy) {
   // Consecutive maddubs results an int16 lane can hold: each is a sum of 2 products |q| * 127.
-  constexpr int kGroup = std::min(8, 32767 / (2 * 127 * T::kMaxAbs));
+  constexpr int kGroup = static_cast<int>(min64(8, 32767 / (2 * 127 * T::kMaxAbs)));
   static_assert(kGroup >= 1 && 8 % kGroup == 0 && (!T::kTwoScales || kGroup == 4));
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[RN];
@@ -124,21 +122,21 @@ void gemm_packed_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const void
                        int64_t ldy) {
   const auto* x = static_cast<const BlockQ8A*>(xv);
   const int64_t nb = w.cols / 32;
-  thread_local std::vector<PackedBlock<T::kSigned>> packed;
-  packed.resize(static_cast<size_t>(nb));
+  thread_local ScratchBuffer packed_buf;
+  PackedBlock<T::kSigned>* packed = packed_buf.get<PackedBlock<T::kSigned>>(static_cast<size_t>(nb));
   // Tokens in chunks whose activations stay in L2 (with the packed tile) while every row tile
   // of the range passes over them; each tile is packed once per chunk.
-  const int64_t chunk = std::max<int64_t>(16, (384 << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8A))));
+  const int64_t chunk = max64(16, (384 << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8A))));
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-    const int64_t t1 = std::min(n, t0 + chunk);
+    const int64_t t1 = min64(n, t0 + chunk);
     for (int64_t r = r0; r < r1; r += 8) {
-      pack8<T>(w, r, packed.data());
+      pack8<T>(w, r, packed);
       int64_t t = t0;
-      for (; t + 4 <= t1; t += 4) packed_tile<T, 4>(packed.data(), nb, x, nb, t, y + r, ldy);
+      for (; t + 4 <= t1; t += 4) packed_tile<T, 4>(packed, nb, x, nb, t, y + r, ldy);
       switch (t1 - t) {
-        case 3: packed_tile<T, 3>(packed.data(), nb, x, nb, t, y + r, ldy); break;
-        case 2: packed_tile<T, 2>(packed.data(), nb, x, nb, t, y + r, ldy); break;
-        case 1: packed_tile<T, 1>(packed.data(), nb, x, nb, t, y + r, ldy); break;
+        case 3: packed_tile<T, 3>(packed, nb, x, nb, t, y + r, ldy); break;
+        case 2: packed_tile<T, 2>(packed, nb, x, nb, t, y + r, ldy); break;
+        case 1: packed_tile<T, 1>(packed, nb, x, nb, t, y + r, ldy); break;
         default: break;
       }
     }
@@ -159,7 +157,7 @@ template <DType kType, int NV>
 void pack_float(const WeightMatrix& w, int64_t r, int64_t c0, int64_t kc, float* out) {
   for (int v = 0; v < NV; ++v) {
     const uint8_t* rows[8];
-    for (int i = 0; i < 8; ++i) rows[i] = w.row(r + 8 * v + i);
+    for (int i = 0; i < 8; ++i) rows[i] = row_ptr(w, r + 8 * v + i);
     for (int64_t c = 0; c < kc; c += 8) {
       __m256 t[8];
       for (int i = 0; i < 8; ++i) t[i] = widen8<kType>(rows[i], c0 + c);
@@ -217,22 +215,22 @@ void gemm_float_typed(const WeightMatrix& w, int64_t r0, int64_t r1, const float
   // beat wider column blocks with fewer tokens: packing, not the tile, is what larger token chunks
   // save (measurements: docs/benchmarks.md, "Measurements cited from kernel comments").
   constexpr int64_t kKc = 256, kTokens = 256;
-  thread_local std::vector<float> packed;
-  packed.resize(static_cast<size_t>(16 * kKc));
+  thread_local ScratchBuffer packed_buf;
+  float* packed = packed_buf.get<float>(static_cast<size_t>(16 * kKc));
   for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
-    const int64_t nt = std::min(kTokens, n - t0);
+    const int64_t nt = min64(kTokens, n - t0);
     for (int64_t c0 = 0; c0 < w.cols; c0 += kKc) {
-      const int64_t kc = std::min(kKc, w.cols - c0);
+      const int64_t kc = min64(kKc, w.cols - c0);
       const float* xc = x + t0 * w.cols + c0;
       float* yc = y + t0 * ldy;
       int64_t r = r0;
       for (; r + 16 <= r1; r += 16) {
-        pack_float<kType, 2>(w, r, c0, kc, packed.data());
-        float_tokens<2>(packed.data(), kc, xc, w.cols, nt, yc + r, ldy, c0 > 0);
+        pack_float<kType, 2>(w, r, c0, kc, packed);
+        float_tokens<2>(packed, kc, xc, w.cols, nt, yc + r, ldy, c0 > 0);
       }
       for (; r + 8 <= r1; r += 8) {
-        pack_float<kType, 1>(w, r, c0, kc, packed.data());
-        float_tokens<1>(packed.data(), kc, xc, w.cols, nt, yc + r, ldy, c0 > 0);
+        pack_float<kType, 1>(w, r, c0, kc, packed);
+        float_tokens<1>(packed, kc, xc, w.cols, nt, yc + r, ldy, c0 > 0);
       }
     }
   }
@@ -256,7 +254,7 @@ void pack16_vnni_typed(const WeightMatrix& w, int64_t r, VnniBlock16* out) {
   const int64_t nb = w.cols / 32;
   for (int half = 0; half < 2; ++half) {
     const Block* rows[8];
-    for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + 8 * half + i));
+    for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(row_ptr(w, r + 8 * half + i));
     for (int64_t b = 0; b < nb; ++b) {
       VnniBlock16& o = out[b];
       __m256 v[8];

@@ -10,10 +10,8 @@
 // 8-row sub-block tile for the K-quants and for rows left over from whole tiles.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/avx2_util.h"
 #include "kernels/cpu/block_traits_avx2.h"
@@ -60,7 +58,7 @@ void tile8_subblocks(const WeightMatrix& w, int64_t r, int valid, const BlockQ8A
   using Block = typename T::Block;
   const int64_t n_blocks = w.cols / (32 * T::kSub);
   const Block* rows[8];
-  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + (i < valid ? i : valid - 1)));
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(row_ptr(w, r + (i < valid ? i : valid - 1)));
   const BlockQ8A* xs[RN];
   for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -226,7 +224,7 @@ void tile8_pairs(const WeightMatrix& w, int64_t r, const BlockQ8A* x, int64_t x_
   using Block = typename P::Block;
   const int64_t nb = w.cols / 32;
   const Block* rows[8];
-  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  for (int i = 0; i < 8; ++i) rows[i] = reinterpret_cast<const Block*>(row_ptr(w, r + i));
   const BlockQ8A* xs[RN];
   for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * x_stride;
   __m256 acc[RN];
@@ -288,11 +286,11 @@ void rows_blocks(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, 
     gemm_packed(w, r0, r8, xv, n, y, ldy);
   } else {
     // Tokens in chunks whose activations stay in L2 while every row tile passes over them.
-    const int64_t chunk = std::max<int64_t>(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
+    const int64_t chunk = max64(4, (256 << 10) / (x_stride * static_cast<int64_t>(sizeof(BlockQ8A))));
     for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-      const int64_t t1 = std::min(n, t0 + chunk);
+      const int64_t t1 = min64(n, t0 + chunk);
       for (int64_t r = r0; r < r8; r += 8) {
-        const uint8_t* next = r + 16 <= r8 ? w.row(r + 8) : nullptr;
+        const uint8_t* next = r + 16 <= r8 ? row_ptr(w, r + 8) : nullptr;
         int64_t t = t0;
         for (; t + 4 <= t1; t += 4, next = nullptr) Tile::template run<4>(w, r, x, x_stride, t, y, ldy, next);
         switch (t1 - t) {
@@ -328,7 +326,7 @@ template <int kBytes, __m256 (*load8)(const uint8_t*), int RM, int RN>
 GE_ALWAYS_INLINE void float_tile(const WeightMatrix& w, int64_t r, const float* x, int64_t t, float* y, int64_t ldy,
                                  const uint8_t* pf) {
   const uint8_t* rows[RM];
-  for (int i = 0; i < RM; ++i) rows[i] = w.row(r + i);
+  for (int i = 0; i < RM; ++i) rows[i] = row_ptr(w, r + i);
   const float* xs[RN];
   for (int j = 0; j < RN; ++j) xs[j] = x + (t + j) * w.cols;
   __m256 acc[RM][RN];
@@ -366,12 +364,12 @@ void rows_float(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, i
   }
   if (w.cols % 8 == 0) {
     // Tokens in chunks whose activations stay in L2 while the row tiles pass over them.
-    const int64_t chunk = std::max<int64_t>(2, (256 << 10) / (w.cols * 4));
+    const int64_t chunk = max64(2, (256 << 10) / (w.cols * 4));
     for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-      const int64_t t1 = std::min(n, t0 + chunk);
+      const int64_t t1 = min64(n, t0 + chunk);
       int64_t r = r0;
       for (; r + 4 <= r1; r += 4) {
-        const uint8_t* next = r + 8 <= r1 ? w.row(r + 4) : nullptr;
+        const uint8_t* next = r + 8 <= r1 ? row_ptr(w, r + 4) : nullptr;
         int64_t t = t0;
         for (; t + 2 <= t1; t += 2, next = nullptr) float_tile<kBytes, load8, 4, 2>(w, r, x, t, y, ldy, next);
         if (t < t1) float_tile<kBytes, load8, 4, 1>(w, r, x, t, y, ldy, next);
@@ -383,7 +381,7 @@ void rows_float(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, i
   }
   const int64_t c8 = w.cols / 8 * 8;
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.row(r);
+    const uint8_t* row = row_ptr(w, r);
     for (int64_t t = 0; t < n; ++t) {
       const float* xt = x + t * w.cols;
       __m256 a0 = _mm256_setzero_ps();
@@ -450,18 +448,18 @@ void quantize_q8a(const float* x, BlockQ8A* y, int64_t n) {
 
 void rows_dequantized(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y, int64_t ldy) {
   const auto* x = static_cast<const float*>(xv);
-  thread_local std::vector<float> row;
-  row.resize(static_cast<size_t>(w.cols));
+  thread_local ScratchBuffer row_buf;
+  float* row = row_buf.get<float>(static_cast<size_t>(w.cols));
   const int64_t c8 = w.cols / 8 * 8;
   for (int64_t r = r0; r < r1; ++r) {
-    dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    dequantize_row(w.type, row_ptr(w, r), row, w.cols);
     for (int64_t t = 0; t < n; ++t) {
       const float* xt = x + t * w.cols;
       __m256 acc = _mm256_setzero_ps();
       int64_t c = 0;
-      for (; c < c8; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(row.data() + c), _mm256_loadu_ps(xt + c), acc);
+      for (; c < c8; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(xt + c), acc);
       float s = hsum(acc);
-      for (; c < w.cols; ++c) s += row[static_cast<size_t>(c)] * xt[c];
+      for (; c < w.cols; ++c) s += row[c] * xt[c];
       y[t * ldy + r] = s;
     }
   }
