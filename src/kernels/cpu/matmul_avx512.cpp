@@ -1,8 +1,9 @@
 // AVX-512 (F, BW, VL, DQ, VNNI; BF16 where present) kernels: compiled with those flags and chosen
 // at run time on CPUs that have them (Intel Ice Lake and later, AMD Zen 4 and later). The table
 // starts as the AVX2 one; this file replaces
-//   - decode (one token): every block type (the 32-element types and the K-quants) and the float
-//     types, one row at a time with the next 8-row tile prefetched;
+//   - decode (one token): every block type (the 32-element types and the K-quants) 16 rows per
+//     vector, in the AVX2 kernels' summation order (block_traits_avx2.h), and the float types one
+//     row at a time; both with the next tile prefetched;
 //   - prefill (kGemmMinTokens+ tokens): a VNNI GEMM for the block types (rows packed 16 at a time
 //     by the AVX2 side) and, on AVX512_BF16 CPUs, a vdpbf16ps GEMM for BF16;
 // and hands 2-7 tokens (small batches) back to the AVX2 kernels.
@@ -10,9 +11,9 @@
 // Why it is faster than the AVX2 kernels. vpdpbusd multiplies 64 unsigned bytes by 64 signed
 // bytes and adds each group of four products into an int32 lane: one instruction for two blocks
 // where AVX2 needs maddubs + madd per block (plus two sign instructions for Q8_0). Every code is
-// made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), Q4_0/Q5_0 are stored with an
-// offset already (w = q - 8, q - 16). The offset returns once per block as offset * d_w * s_x,
-// where s_x = d_x * Σ q_x is in the activation block, folded into the FMA that scales the block.
+// made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), whose offset comes off the
+// integer dot exactly; Q4_0/Q5_0 are stored with an offset already (w = q - 8, q - 16), which
+// returns once per block as the corr term of the block sum.
 //
 // One ODR rule matters here: this file is built with AVX-512 enabled, so it must not define any
 // inline function or template instance with external linkage that other files also instantiate
