@@ -64,8 +64,15 @@ static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292 && sizeof(BlockQ4_0F) == 20);
 
-// The 6-bit (scale, min) pair j (0..7) of a Q4_K/Q5_K super-block.
-inline void k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
+// Kernel trait parameters: how a block type's stored codes become weight values.
+enum class CodeBits { k4, k5 };              // nibbles, or nibbles plus a fifth bit from qh
+enum class ZeroPoint { kOffset, kMin };      // w = d * (q - 8 or 16), or w = d * q + m
+enum class ScaleType { kF16, kF32, kNone };  // the block's scale d as stored (kNone: no scale)
+
+// The 6-bit (scale, min) pair j (0..7) of a Q4_K/Q5_K super-block. static: each file gets its
+// own copy, so one built for an ISA never stands in for another's (the ODR note in
+// kernels/cpu/avx2_util.h).
+static inline void k_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
   if (j < 4) {
     sc = s[j] & 63;
     m = s[j + 4] & 63;

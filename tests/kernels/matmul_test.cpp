@@ -8,6 +8,7 @@
 // outside 8-row tiles, one 8-row tile after the 16-row tiles of the AVX2 float and AVX-512 VNNI
 // GEMMs (520 float columns span 3 blocks), and a 16-row tile after the AVX-512 BF16 GEMM's 32.
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -95,11 +96,10 @@ void MatmulTest::check(int64_t n_tok) {
   }
 }
 
-// Q8_0 has 47 blocks a row, so the AVX-512 one-token kernel's two 16-block groups (one per
-// accumulator), a group of 8 blocks, its pairs and a last single block all run (Q4_0 and Q5_0,
-// 20 blocks: one 16-block group and two pairs). Float types: 520 columns take the AVX2 kernels' leftover columns; 608
-// (19 x 32) the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks of the AMX
-// GEMM (1024 + 64), the second adding to the first.
+// Q8_0 has 47 blocks a row, so the AVX-512 one-token kernel's block pairs and a last single
+// block both run, and 61 rows end in a partial 16-row tile. Float types: 520 columns take the AVX2 kernels' leftover
+// columns; 608 (19 x 32) the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks
+// of the AMX GEMM (1024 + 64), the second adding to the first.
 INSTANTIATE_TEST_SUITE_P(
     AllTypes, MatmulTest,
     ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520}, Case{DType::F32, 608},
@@ -126,6 +126,63 @@ TEST(Quantize, IsaMatchesGenericExactly) {
     }
   }
 }
+
+// Batch invariance: the engine batches decode tokens of many sequences (and prompt chunks) into
+// one call, so a token's outputs must not depend on what else is in the call. For every
+// block-quantized type and every table this CPU runs, y rows of a token alone (n = 1, the
+// one-token kernels) and at every position of batches of 2-33 tokens (the decode tiles, the
+// prefill GEMMs and their partial token tiles) must be bit-identical, and so must a row range
+// split into the shares of 1, 2 or 3 threads (rows left over from whole tiles take other paths).
+class BatchInvarianceTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(BatchInvarianceTest, TokenRowsAreBitIdenticalWhateverTheBatch) {
+  const DType type = GetParam();
+  const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+  // Q8_0: 47 blocks (an odd count: the one-token kernel's last single block); K-quants: 3 super-blocks.
+  const int64_t cols = type == DType::Q8_0 ? 1504 : k_quant ? 768 : 640, rows = 61, nb = cols / 32;
+  const int64_t max_tokens = 33;
+  std::mt19937 rng(99 + static_cast<int>(type));
+  std::vector<uint8_t> wbytes = test::random_rows(type, rows, cols, rng);
+  const WeightMatrix w{type, rows, cols, wbytes.data(), *row_bytes(type, cols)};
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(max_tokens * cols));
+  for (auto& v : x) v = normal(rng);
+
+  for (const cpu::IsaKernels* isa : compiled_isas()) {
+    const cpu::RowsKernel kernel = isa->rows[static_cast<int>(type)];
+    ASSERT_NE(kernel, nullptr) << isa->name;
+    std::vector<cpu::BlockQ8A> xq(static_cast<size_t>(max_tokens * nb));
+    for (int64_t t = 0; t < max_tokens; ++t) isa->quantize_q8a(x.data() + t * cols, xq.data() + t * nb, cols);
+    // Rows [0, rows) in the shares ThreadPool::split gives 1, 2 and 3 threads (8-row aligned).
+    const std::vector<std::vector<int64_t>> splits = {{0, rows}, {0, 32, rows}, {0, 24, 48, rows}};
+    auto run = [&](int64_t t0, int64_t n, const std::vector<int64_t>& split) {
+      std::vector<float> y(static_cast<size_t>(n * rows));
+      for (size_t k = 0; k + 1 < split.size(); ++k)
+        kernel(w, split[k], split[k + 1], xq.data() + t0 * nb, n, y.data(), rows);
+      return y;
+    };
+    std::vector<std::vector<float>> alone;
+    for (int64_t t = 0; t < max_tokens; ++t) alone.push_back(run(t, 1, splits[0]));
+    for (const auto& split : splits) {
+      for (const int64_t n : {1, 2, 3, 7, 8, 16, 33}) {
+        // Batches starting at token 0 and at token max_tokens - n: each token at two positions.
+        for (const int64_t t0 : {int64_t{0}, max_tokens - n}) {
+          const std::vector<float> y = run(t0, n, split);
+          for (int64_t j = 0; j < n; ++j)
+            ASSERT_EQ(std::memcmp(y.data() + j * rows, alone[static_cast<size_t>(t0 + j)].data(), rows * sizeof(float)),
+                      0)
+                << isa->name << " " << dtype_name(type) << ": token " << t0 + j << " at position " << j << " of " << n
+                << " tokens, " << split.size() - 1 << " row shares";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(BlockTypes, BatchInvarianceTest,
+                         ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                           DType::Q4_0F, DType::I8, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
 
 }  // namespace
 }  // namespace gemma

@@ -8,8 +8,8 @@
 //      heads held in registers while the block's values stream past.
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
+#include <math.h>
+
 #include <cstring>
 
 #include "kernels/cpu/avx2_util.h"
@@ -73,11 +73,11 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
   const float* q = a.q + (t * a.n_heads + g * G) * hd;
 #pragma GCC unroll 8
   for (int h = 0; h < G; ++h) m[h] = -INFINITY, l[h] = 0;
-  std::fill(acc, acc + G * hd, 0.0f);
+  for (int64_t i = 0; i < int64_t{G} * hd; ++i) acc[i] = 0.0f;
   alignas(32) float s[G][kBlock];
   int64_t base[kBlock];
   for (int64_t jb = j0; jb <= j1; jb += kBlock) {
-    const int nj = static_cast<int>(std::min<int64_t>(kBlock, j1 - jb + 1));
+    const int nj = static_cast<int>(avx2::min64(kBlock, j1 - jb + 1));
     // 1. Scores.
     for (int jj = 0; jj < nj; ++jj) {
       base[jj] = ((jb + jj) % a.capacity) * kv_stride + g * hd;
@@ -92,7 +92,7 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
 #pragma GCC unroll 8
       for (int h = 0; h < G; ++h) {
         float v = hsum(d[h]) * a.scale;
-        if (a.softcap > 0) v = a.softcap * std::tanh(v / a.softcap);
+        if (a.softcap > 0) v = a.softcap * tanhf(v / a.softcap);
         s[h][jj] = v;
       }
     }
@@ -100,9 +100,10 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
 #pragma GCC unroll 8
     for (int h = 0; h < G; ++h) {
       for (int jj = nj; jj < kBlock; ++jj) s[h][jj] = -INFINITY;
-      const float bm = *std::max_element(s[h], s[h] + nj);
+      float bm = s[h][0];
+      for (int j = 1; j < nj; ++j) bm = s[h][j] > bm ? s[h][j] : bm;
       if (bm > m[h]) {
-        const float corr = std::exp(m[h] - bm);  // 0 on the first block (m = -inf)
+        const float corr = expf(m[h] - bm);  // 0 on the first block (m = -inf)
         l[h] *= corr;
         const __m256 cv = _mm256_set1_ps(corr);
         for (int c = 0; c < hd; c += 8)
@@ -123,7 +124,7 @@ void run(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float
     }
     // 3. Weighted values.
     for (int c = 0; c < hd; c += 8 * kW) {
-      const int w_here = std::min(kW, (hd - c) / 8);
+      const int w_here = static_cast<int>(avx2::min64(kW, (hd - c) / 8));
       __m256 o[G][kW];
 #pragma GCC unroll 8
       for (int h = 0; h < G; ++h)

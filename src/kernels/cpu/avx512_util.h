@@ -43,31 +43,42 @@ GE512_INLINE const uint8_t* row_ptr(const WeightMatrix& w, int64_t r) {
   return w.data + static_cast<uint64_t>(r) * w.row_bytes;
 }
 
-// BF16 rows r..r+15, columns c..c+31 (16 column pairs) into out[16 * k + i] = pair k of row i: a
-// 16x16 dword transpose (unpack 32- and 64-bit, then two 128-bit shuffles). This is the layout
-// vdpbf16ps broadcasts against and the B operand of AMX's tdpbf16ps (16 pairs x 16 rows).
-GE512_INLINE void pack16x16(const WeightMatrix& w, int64_t r, int64_t c, uint32_t* out) {
-  __m512i a[16], t[16];
-  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_si512(row_ptr(w, r + i) + 2 * c);
+// A 16x16 dword transpose (unpack 32- and 64-bit, then two 128-bit shuffles): out[k] lane i =
+// a[i] lane k. a is overwritten.
+GE512_INLINE void transpose16x16(__m512i a[16], __m512i out[16]) {
+  __m512i t[16];
+#pragma GCC unroll 16
   for (int j = 0; j < 8; ++j) {
     t[2 * j] = _mm512_unpacklo_epi32(a[2 * j], a[2 * j + 1]);
     t[2 * j + 1] = _mm512_unpackhi_epi32(a[2 * j], a[2 * j + 1]);
   }
+#pragma GCC unroll 16
   for (int j = 0; j < 4; ++j) {  // a[4j + m], 128-bit lane L: column 4L + m of rows 4j..4j+3
     a[4 * j + 0] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
     a[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
     a[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
     a[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
   }
+#pragma GCC unroll 16
   for (int m = 0; m < 4; ++m) {
     const __m512i v0 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0x88), v1 = _mm512_shuffle_i32x4(a[m], a[4 + m], 0xDD);
     const __m512i w0 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0x88),
                   w1 = _mm512_shuffle_i32x4(a[8 + m], a[12 + m], 0xDD);
-    _mm512_storeu_si512(out + 16 * m, _mm512_shuffle_i32x4(v0, w0, 0x88));
-    _mm512_storeu_si512(out + 16 * (8 + m), _mm512_shuffle_i32x4(v0, w0, 0xDD));
-    _mm512_storeu_si512(out + 16 * (4 + m), _mm512_shuffle_i32x4(v1, w1, 0x88));
-    _mm512_storeu_si512(out + 16 * (12 + m), _mm512_shuffle_i32x4(v1, w1, 0xDD));
+    out[m] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    out[8 + m] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    out[4 + m] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    out[12 + m] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
   }
+}
+
+// BF16 rows r..r+15, columns c..c+31 (16 column pairs) into out[16 * k + i] = pair k of row i: a
+// 16x16 dword transpose. This is the layout vdpbf16ps broadcasts against and the B operand of
+// AMX's tdpbf16ps (16 pairs x 16 rows).
+GE512_INLINE void pack16x16(const WeightMatrix& w, int64_t r, int64_t c, uint32_t* out) {
+  __m512i a[16], o[16];
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_si512(row_ptr(w, r + i) + 2 * c);
+  transpose16x16(a, o);
+  for (int k = 0; k < 16; ++k) _mm512_storeu_si512(out + 16 * k, o[k]);
 }
 
 // BF16 rows r..r+16*rv-1, columns [c0, c0 + kc) (kc a multiple of 32) packed by pack16x16: row

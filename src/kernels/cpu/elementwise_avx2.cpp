@@ -1,7 +1,7 @@
 // AVX2 elementwise kernels: the tanh-approximated GELU of the GeGLU feed-forward, vectorized.
 #include <immintrin.h>
 
-#include <cmath>
+#include <math.h>
 
 #include "kernels/cpu/isa.h"
 
@@ -44,7 +44,7 @@ void gelu_mul_avx2(float* g, const float* u, int64_t n) {
   }
   for (; i < n; ++i) {
     const float x = g[i];
-    g[i] = 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
+    g[i] = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
   }
 }
 

@@ -14,10 +14,9 @@ namespace gemma::cpu::avx2 {
 
 inline constexpr int64_t kGemmMinTokens = 8;
 
-// y[t * ldy + r] = W[r] · x_t for rows [r0, r1), tokens [0, n); x: BlockQ8A [n][W.cols / 32].
-// r1 - r0 is a multiple of 8: the row kernels that call these finish leftover rows themselves.
-// T: a block trait of block_traits_avx2.h (explicitly instantiated for every one in gemm_avx2.cpp).
-template <typename T>
+// y[t * ldy + r] = W[r] · x_t for rows [r0, r1), tokens [0, n); x: BlockQ8A [n][W.cols / 32], W
+// of a block-quantized type. r1 - r0 is a multiple of 8: the row kernels that call this finish
+// leftover rows themselves. Sums in the batch-invariant order of block_traits_avx2.h.
 void gemm_packed(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy);
 
 // The same for float weights (F32, F16, BF16; w.cols a multiple of 8) against float activations:
@@ -27,14 +26,16 @@ void gemm_float(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, i
 
 // For the AVX-512 VNNI GEMM (matmul_avx512.cpp, which must not include the AVX2 block traits):
 // rows r..r+15, each 32-element block as unsigned codes in vpdpbusd's layout, q[g][i] = bytes
-// 4g..4g+3 of row i's codes. Row i's block is d[i] * Σ_{e<16} code x + d2[i] * Σ_{e>=16} code x
-// + c[i] * Σx; d2 == d except for Q6_K (one scale per 16 elements), whose codes are q + 32 with
-// the offset left to the caller (c == 0): -32 * (d * Σ_{e<16} x + d2 * Σ_{e>=16} x).
+// 4g..4g+3 of row i's codes, and the factors of the block sum (block_traits_avx2.h) per row: d,
+// corr (unsigned codes), and for Q6_K the two integer scales. Signed codes are stored biased, so
+// the exact integer dot is the stored one minus 128 * Σ x (Q8_0, int8) or 32 * Σ x per
+// 16-element half (Q6_K, whose codes are q + 32 = the file's code).
 struct VnniBlock16 {
   uint32_t q[8][16];
   float d[16];
-  float d2[16];
-  float c[16];
+  float corr[16];
+  float sc_lo[16];
+  float sc_hi[16];
 };
 // Every block of rows r..r+15 of w (a block-quantized type the AVX2 kernels take) into out[0..cols/32).
 void pack16_vnni(const WeightMatrix& w, int64_t r, VnniBlock16* out);

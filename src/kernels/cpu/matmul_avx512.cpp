@@ -1,8 +1,9 @@
 // AVX-512 (F, BW, VL, DQ, VNNI; BF16 where present) kernels: compiled with those flags and chosen
 // at run time on CPUs that have them (Intel Ice Lake and later, AMD Zen 4 and later). The table
 // starts as the AVX2 one; this file replaces
-//   - decode (one token): every block type (the 32-element types and the K-quants) and the float
-//     types, one row at a time with the next 8-row tile prefetched;
+//   - decode (one token): every block type (the 32-element types and the K-quants) 16 rows per
+//     vector, in the AVX2 kernels' summation order (block_traits_avx2.h), and the float types one
+//     row at a time; both with the next tile prefetched;
 //   - prefill (kGemmMinTokens+ tokens): a VNNI GEMM for the block types (rows packed 16 at a time
 //     by the AVX2 side) and, on AVX512_BF16 CPUs, a vdpbf16ps GEMM for BF16;
 // and hands 2-7 tokens (small batches) back to the AVX2 kernels.
@@ -10,9 +11,9 @@
 // Why it is faster than the AVX2 kernels. vpdpbusd multiplies 64 unsigned bytes by 64 signed
 // bytes and adds each group of four products into an int32 lane: one instruction for two blocks
 // where AVX2 needs maddubs + madd per block (plus two sign instructions for Q8_0). Every code is
-// made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), Q4_0/Q5_0 are stored with an
-// offset already (w = q - 8, q - 16). The offset returns once per block as offset * d_w * s_x,
-// where s_x = d_x * Σ q_x is in the activation block, folded into the FMA that scales the block.
+// made unsigned: Q8_0 and int8 by flipping the top bit (w + 128), whose offset comes off the
+// integer dot exactly; Q4_0/Q5_0 are stored with an offset already (w = q - 8, q - 16), which
+// returns once per block as the corr term of the block sum.
 //
 // One ODR rule matters here: this file is built with AVX-512 enabled, so it must not define any
 // inline function or template instance with external linkage that other files also instantiate
@@ -48,98 +49,133 @@ namespace {
 // "Measurements cited from kernel comments").
 #define GE512_PREFETCH_HINT _MM_HINT_T1
 
-// --- One token's activations laid out for the pair loop. -------------------------------------
-// qs: the int8 codes of all blocks back to back (two blocks per zmm; zeros after the last block,
-// so an odd block count can load a whole pair). Per pair of blocks a, b, 16 floats each:
-// d = [d_a x8 | d_b x8]; c = -offset * [s_a / 8 x8 | s_b / 8 x8] (the offset term, spread so the
-// 16 lanes sum to it); s = [s_a / 8 x8 | s_b / 8 x8] (for types with a min). Zeros past the last
-// block. For the K-quants: sb, each block's s; o32 (Q6_K only), per pair the 16 int32 lanes of
-// vpdpbusd(32, x), the offset term of codes stored as q + 32 with one scale per 16 elements.
-struct TokenView {
-  const int8_t* qs;
-  const float* d;
-  const float* c;
-  const float* s;
-  const float* sb;
-  const int32_t* o32;
-  const float* d16;  // d_x per block, 16-block groups in kGroupOrder (group16_step)
-  const float* c16;  // -offset * s_x per block, the same order
+// --- The batch-invariant block sum (block_traits_avx2.h), 16 rows per vector. ----------------
+// Every block kernel here computes, per row and per 32-element sub-block, the exact integer dot
+// I and then acc = fma(float(I), d * d_x, acc) (+ fma(corr, s_x, acc) for unsigned codes), with
+// one lane per weight row: the AVX2 kernels' operations on the same exact inputs, so the
+// one-token kernel, the VNNI GEMM and the AVX2 kernels that take 2-7 tokens and leftover rows
+// all give a token bit-identical outputs. Codes go to vpdpbusd unsigned: Q8_0 and int8 biased by
+// 128 and Q6_K stored as q + 32, whose offsets come off the integer dot exactly (128 or 32 times
+// the activation codes' sum, code_offsets below).
+
+// Per activation block b, the sums of its int8 codes over elements 0-15 (lo) and 16-31 (hi).
+GE512_INLINE void code_sums(const BlockQ8A* x, int64_t nb, int32_t* lo, int32_t* hi) {
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t sl = 0, sh = 0;
+    for (int e = 0; e < 16; ++e) sl += x[b].qs[e], sh += x[b].qs[16 + e];
+    lo[b] = sl;
+    hi[b] = sh;
+  }
+}
+
+// How the codes given to vpdpbusd relate to the weights (the VNNI GEMM's VnniBlock16 and the
+// one-token kernels' traits).
+enum class PackedCodes {
+  kUnsigned,   // the codes themselves, with a corr term
+  kBiased128,  // Q8_0, int8: w + 128
+  kQ6K,        // Q6_K: q + 32, two integer scales per block
 };
 
-// The order in which group16_step's reduction leaves a 16-block group's sums.
-constexpr int kGroupOrder[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
-
-template <bool kO32, bool kGroup16>
-TokenView make_view(const BlockQ8A* x, int64_t nb, float offset) {
-  thread_local ActivationBuffer buf;
-  const int64_t np = (nb + 1) / 2;
-  const size_t qs_bytes = static_cast<size_t>(np) * 64 + 64;
-  const size_t pair_floats = static_cast<size_t>(np) * 16;
-  const int64_t ng = kGroup16 ? nb / 16 : 0;
-  uint8_t* p = buf.get(qs_bytes + (5 * pair_floats + 16 + 32 * static_cast<size_t>(ng)) * sizeof(float));
-  auto* qs = reinterpret_cast<int8_t*>(p);
-  auto* d = reinterpret_cast<float*>(p + qs_bytes);
-  float* c = d + pair_floats;
-  float* s = c + pair_floats;
-  float* sb = s + pair_floats;
-  auto* o32 = reinterpret_cast<int32_t*>(sb + 2 * np + 16);
-  std::memset(qs + 32 * nb, 0, qs_bytes - static_cast<size_t>(32 * nb));
-  for (int64_t b = 0; b < 2 * np; ++b) {
-    const bool in = b < nb;
-    if (in) std::memcpy(qs + 32 * b, x[b].qs, 32);
-    const float xd = in ? x[b].d : 0.0f, xs = in ? x[b].s / 8 : 0.0f;
-    const __m256 lanes_d = _mm256_set1_ps(xd), lanes_s = _mm256_set1_ps(xs);
-    _mm256_storeu_ps(d + 8 * b, lanes_d);
-    _mm256_storeu_ps(c + 8 * b, _mm256_mul_ps(lanes_s, _mm256_set1_ps(-offset)));
-    _mm256_storeu_ps(s + 8 * b, lanes_s);
-    sb[b] = in ? x[b].s : 0.0f;
-  }
-  if constexpr (kO32)
-    for (int64_t k = 0; k < np; ++k)
-      _mm512_storeu_si512(o32 + 16 * k, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(32),
-                                                            _mm512_loadu_si512(qs + 64 * k)));
-  float* d16 = reinterpret_cast<float*>(o32 + pair_floats);
-  float* c16 = d16 + 16 * ng;
-  for (int64_t g = 0; g < ng; ++g)
-    for (int i = 0; i < 16; ++i) {
-      const BlockQ8A& xb = x[16 * g + kGroupOrder[i]];
-      d16[16 * g + i] = xb.d;
-      c16[16 * g + i] = -offset * xb.s;
+// What the biased codes' dots take off, per activation block: kBiased128: 128 * Σ q_x in lo;
+// kQ6K: 32 * Σ q_x over elements 0-15 in lo, over 16-31 in hi.
+template <PackedCodes kCodes>
+void code_offsets(const BlockQ8A* x, int64_t nb, int32_t* lo, int32_t* hi) {
+  code_sums(x, nb, lo, hi);
+  for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (kCodes == PackedCodes::kBiased128) {
+      lo[b] = 128 * (lo[b] + hi[b]);
+    } else {
+      lo[b] *= 32;
+      hi[b] *= 32;
     }
-  return {qs, d, c, s, sb, o32, d16, c16};
-}
-
-// --- Block traits: two blocks' codes as 64 unsigned bytes, and their scales. -------------------
-// codes2(b): blocks b[0] (bytes 0-31) and b[1] (32-63), element order; codes1: one block in the
-// low half, zeros above; d2 / m2: the pair's scales / mins spread over the lanes (pair_scales). kOffset: the stored
-// code minus the weight's integer value (so the block's value is d * (code - kOffset), or d * code + m for kMin types).
-
-// The f16 (or f32) field at byte `offset` of blocks b[0] and b[1] as [b[0] x8 | b[1] x8] floats,
-// or [b[0] x8 | 0 x8] (kOne). Broadcasts per pair rather than one vector of 16 blocks' scales and
-// a permute per pair: the 16 inserts (or a vpgatherdd, slower still on Zen 5) made a long chain.
-template <typename Block, bool kF32, bool kOne = false>
-GE512_INLINE __m512 pair_scales(const Block* b, size_t offset) {
-  const auto* p = reinterpret_cast<const uint8_t*>(b) + offset;
-  if constexpr (kF32) {
-    float fa, fb = 0;
-    std::memcpy(&fa, p, 4);
-    if constexpr (!kOne) std::memcpy(&fb, p + sizeof(Block), 4);
-    return _mm512_insertf32x8(_mm512_set1_ps(fa), _mm256_set1_ps(fb), 1);
-  } else {
-    uint16_t ha, hb = 0;
-    std::memcpy(&ha, p, 2);
-    if constexpr (!kOne) std::memcpy(&hb, p + sizeof(Block), 2);
-    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<int16_t>(ha))),
-                                                   _mm_set1_epi16(static_cast<int16_t>(hb)), 1));
   }
 }
 
-struct LQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr float kOffset = 128.0f;
-  static constexpr bool kMin = false;
-  static constexpr bool kO32 = false;
-  static constexpr bool kGroup16 = true;
+// v[i]: row i's 16 int32 partial sums of a 64-element pair (128-bit quarter L: 4 partials of
+// elements 16L..16L+15). q[L] lane i = row i's sum over quarter L.
+GE512_INLINE void reduce_quarters(const __m512i v[16], __m512i q[4]) {
+  __m512i t[8], u[4];
+#pragma GCC unroll 16
+  for (int k = 0; k < 8; ++k)
+    t[k] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+#pragma GCC unroll 16
+  for (int k = 0; k < 4; ++k)  // quarter L of u[k]: rows 4k..4k+3
+    u[k] =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * k], t[2 * k + 1]), _mm512_unpackhi_epi64(t[2 * k], t[2 * k + 1]));
+  const __m512i a_lo = _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512i a_hi = _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512i b_lo = _mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512i b_hi = _mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(3, 2, 3, 2));
+  q[0] = _mm512_shuffle_i32x4(a_lo, b_lo, _MM_SHUFFLE(2, 0, 2, 0));
+  q[1] = _mm512_shuffle_i32x4(a_lo, b_lo, _MM_SHUFFLE(3, 1, 3, 1));
+  q[2] = _mm512_shuffle_i32x4(a_hi, b_hi, _MM_SHUFFLE(2, 0, 2, 0));
+  q[3] = _mm512_shuffle_i32x4(a_hi, b_hi, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// The same reduced to halves: a lane i = row i's sum over elements 0-31, b over 32-63.
+GE512_INLINE void reduce_halves(const __m512i v[16], __m512i& a, __m512i& b) {
+  __m512i t[8], u[4];
+#pragma GCC unroll 16
+  for (int k = 0; k < 8; ++k)
+    t[k] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+#pragma GCC unroll 16
+  for (int k = 0; k < 4; ++k)
+    u[k] =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * k], t[2 * k + 1]), _mm512_unpackhi_epi64(t[2 * k], t[2 * k + 1]));
+  // [u0 first half, u0 second half, u1 first, u1 second] and the same for u2, u3.
+  const __m512i w01 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i w23 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  a = _mm512_shuffle_i32x4(w01, w23, _MM_SHUFFLE(2, 0, 2, 0));
+  b = _mm512_shuffle_i32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// The f16 at byte p + idx[i] as lane i (gather_f16_high: the f16 at p + 2 + idx[i], read as
+// the high half of the dword at p + idx[i], for an f16 at the end of a block).
+GE512_INLINE __m512 gather_f16(const uint8_t* p, __m512i idx) {
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(idx, p, 1)));
+}
+GE512_INLINE __m512 gather_f16_high(const uint8_t* p, __m512i idx) {
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_i32gather_epi32(idx, p, 1), 16)));
+}
+
+// Rows r..r+15 of w, rows past `valid` repeating the last valid one: their addresses and, per
+// lane, their byte offsets from the first (the gathers' indexes).
+template <typename Block>
+GE512_INLINE __m512i tile_rows(const WeightMatrix& w, int64_t r, int valid, const Block* rows[16]) {
+  alignas(64) int32_t off[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    const int ri = i < valid ? i : valid - 1;
+    rows[i] = reinterpret_cast<const Block*>(row_ptr(w, r + ri));
+    off[i] = static_cast<int32_t>(ri * static_cast<int64_t>(w.row_bytes));
+  }
+  return _mm512_load_si512(off);
+}
+
+GE512_INLINE void store_rows16(float* y, __m512 v, int valid) {
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << valid) - 1), v);
+}
+
+GE512_INLINE void prefetch_l2(const uint8_t* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), GE512_PREFETCH_HINT);
+}
+
+// --- Block-pair traits (32-element block types): two blocks' codes as 64 unsigned bytes. ------
+// codes2(b): blocks b[0] (bytes 0-31) and b[1] (32-63), element order; codes1: one block in the
+// low half, zeros above. kBiased: the codes are the signed weights + 128. d16 / corr16: the
+// block's factors of the block sum for 16 rows (p: the block in the first row, idx: tile_rows).
+
+// Q8_0 (ScaleType::kF16 d) and int8 rows (ScaleType::kNone: the backend applies the row scale
+// after the dot).
+template <typename B, ScaleType kScale>
+struct BlockPairSigned {
+  using Block = B;
+  static constexpr bool kBiased = true;
+  static constexpr bool kCorr = false;
   GE512_INLINE static __m512i codes2(const Block* b) {
     const __m512i q =
         _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
@@ -150,50 +186,26 @@ struct LQ8_0 {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
     return _mm512_zextsi256_si512(_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
   }
-  template <bool kOne>
-  GE512_INLINE static __m512 d2(const Block* b) {
-    return pair_scales<Block, false, kOne>(b, offsetof(Block, d));
+  GE512_INLINE static __m512 d16(const uint8_t* p, __m512i idx) {
+    if constexpr (kScale == ScaleType::kF16) return gather_f16(p + offsetof(Block, d), idx);
+    else return _mm512_set1_ps(1.0f);
   }
-  template <bool kOne>
-  GE512_INLINE static __m512 m2(const Block*) {
-    return _mm512_setzero_ps();
-  }
+  GE512_INLINE static __m512 corr16(const uint8_t*, __m512i, __m512) { return _mm512_setzero_ps(); }
 };
-
-struct LI8 {  // plain int8 rows: the per-row scale is applied by the backend after the dot
-  struct Block {
-    int8_t qs[32];
-  };
-  static constexpr float kOffset = 128.0f;
-  static constexpr bool kMin = false;
-  static constexpr bool kO32 = false;
-  static constexpr bool kGroup16 = false;
-  GE512_INLINE static __m512i codes2(const Block* b) {
-    return _mm512_xor_si512(_mm512_loadu_si512(b[0].qs), _mm512_set1_epi8(static_cast<char>(0x80)));
-  }
-  GE512_INLINE static __m512i codes1(const Block* b) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
-    return _mm512_zextsi256_si512(_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
-  }
-  template <bool kOne>
-  GE512_INLINE static __m512 d2(const Block*) {
-    return _mm512_set1_ps(1.0f);
-  }
-  template <bool kOne>
-  GE512_INLINE static __m512 m2(const Block*) {
-    return _mm512_setzero_ps();
-  }
+struct BlockI8 {
+  int8_t qs[32];
 };
+using BlockPairQ8_0 = BlockPairSigned<BlockQ8_0, ScaleType::kF16>;
+using BlockPairI8 = BlockPairSigned<BlockI8, ScaleType::kNone>;
 
 // Nibble types: 16 bytes of packed codes per block, element e < 16 in the low nibble of byte e,
 // element e + 16 in its high nibble; Q5 types add a fifth bit per element from qh.
-template <typename B, bool kFive, bool kMinT, bool kF32Scale = false>
-struct LNibble {
+template <typename B, CodeBits kBits, ZeroPoint kZero, ScaleType kScale = ScaleType::kF16>
+struct BlockPairNibbles {
   using Block = B;
-  static constexpr float kOffset = kMinT ? 0.0f : (kFive ? 16.0f : 8.0f);
-  static constexpr bool kMin = kMinT;
-  static constexpr bool kO32 = false;
-  static constexpr bool kGroup16 = !kMinT && !kF32Scale;
+  static constexpr bool kFive = kBits == CodeBits::k5;
+  static constexpr bool kBiased = false;
+  static constexpr bool kCorr = true;
   // 128-bit lanes [a.qs, a.qs, b.qs, b.qs], the odd lanes shifted down by 4, masked to nibbles.
   GE512_INLINE static __m512i spread(__m512i ab) {
     const __m512i v = _mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0));
@@ -223,119 +235,89 @@ struct LNibble {
     }
     return q;
   }
-  template <bool kOne>
-  GE512_INLINE static __m512 d2(const Block* b) {
-    return pair_scales<Block, kF32Scale, kOne>(b, offsetof(Block, d));
+  GE512_INLINE static __m512 d16(const uint8_t* p, __m512i idx) {
+    if constexpr (kScale == ScaleType::kF32) return _mm512_i32gather_ps(idx, p + offsetof(Block, d), 1);
+    else return gather_f16(p + offsetof(Block, d), idx);
   }
-  template <bool kOne>
-  GE512_INLINE static __m512 m2(const Block* b) {
-    if constexpr (kMinT) return pair_scales<Block, false, kOne>(b, offsetof(Block, m));
-    else return _mm512_setzero_ps();
+  GE512_INLINE static __m512 corr16(const uint8_t* p, __m512i idx, __m512 d) {
+    if constexpr (kZero == ZeroPoint::kMin) return gather_f16(p + offsetof(Block, m), idx);
+    else return _mm512_mul_ps(d, _mm512_set1_ps(kFive ? -16.0f : -8.0f));
   }
 };
-using LQ4_0 = LNibble<BlockQ4_0, false, false>;
-using LQ4_1 = LNibble<BlockQ4_1, false, true>;
-using LQ5_0 = LNibble<BlockQ5_0, true, false>;
-using LQ5_1 = LNibble<BlockQ5_1, true, true>;
-using LQ4_0F = LNibble<BlockQ4_0F, false, false, true>;
+using BlockPairQ4_0 = BlockPairNibbles<BlockQ4_0, CodeBits::k4, ZeroPoint::kOffset>;
+using BlockPairQ4_1 = BlockPairNibbles<BlockQ4_1, CodeBits::k4, ZeroPoint::kMin>;
+using BlockPairQ5_0 = BlockPairNibbles<BlockQ5_0, CodeBits::k5, ZeroPoint::kOffset>;
+using BlockPairQ5_1 = BlockPairNibbles<BlockQ5_1, CodeBits::k5, ZeroPoint::kMin>;
+using BlockPairQ4_0F = BlockPairNibbles<BlockQ4_0F, CodeBits::k4, ZeroPoint::kOffset, ScaleType::kF32>;
 
-// One pair of blocks (or the last, single block: kOne) against the token, added to acc:
-// d_w * (d_x * dot(codes, x) - offset * s_x) per block (+ m_w * s_x for types with a min), each
-// block's 8 int32 lanes scaled by its own factors.
-template <typename L, bool kOne>
-GE512_INLINE __m512 pair_step(const typename L::Block* blk, const TokenView& x, int64_t k, __m512 acc) {
-  const __m512i q = kOne ? L::codes1(blk) : L::codes2(blk);
-  const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(x.qs + 64 * k));
-  const __m512 t =
-      _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.d + 16 * k), _mm512_loadu_ps(x.c + 16 * k));
-  acc = _mm512_fmadd_ps(t, L::template d2<kOne>(blk), acc);
-  if constexpr (L::kMin) acc = _mm512_fmadd_ps(L::template m2<kOne>(blk), _mm512_loadu_ps(x.s + 16 * k), acc);
+// Block b's integer dots of 16 rows (lanes) into the block sum.
+template <typename P>
+GE512_INLINE __m512 block_sum_step(__m512i dot, const uint8_t* p, __m512i idx, const BlockQ8A& xb, int32_t xsum,
+                                   __m512 acc) {
+  if constexpr (P::kBiased) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(xsum));
+  const __m512 d = P::d16(p, idx);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc);
+  if constexpr (P::kCorr) acc = _mm512_fmadd_ps(P::corr16(p, idx, d), _mm512_set1_ps(xb.s), acc);
   return acc;
 }
 
-// Sixteen blocks against the token (types with one f16 scale d per block and no min): the eight
-// pairs' vpdpbusd lanes are reduced to one int32 per block (three unpack-or-shuffle-and-add
-// steps, which leave the blocks in kGroupOrder), then converted, scaled by the 16 blocks' d_w
-// (gathered, one vcvtph2ps) and d_x and offset-corrected once, instead of a convert, two FMAs and
-// a scale broadcast per pair.
-template <typename L>
-GE512_INLINE __m512 group16_step(const typename L::Block* blk, const TokenView& x, int64_t g, __m512 acc) {
-  using Block = typename L::Block;
-  __m512i p[8];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k)
-    p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), L::codes2(blk + 2 * k),
-                               _mm512_loadu_si512(x.qs + 64 * (8 * g + k)));
-  __m512i t[4];
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k)
-    t[k] =
-        _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]), _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
-  const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
-  const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2], t[3]), _mm512_unpackhi_epi64(t[2], t[3]));
-  const __m512i v = _mm512_add_epi32(_mm512_shuffle_i32x4(u0, u1, 0x88), _mm512_shuffle_i32x4(u0, u1, 0xDD));
-  constexpr int kS = sizeof(Block);
-  const __m512i idx = _mm512_setr_epi32(0, 2 * kS, 4 * kS, 6 * kS, kS, 3 * kS, 5 * kS, 7 * kS, 8 * kS, 10 * kS, 12 * kS,
-                                        14 * kS, 9 * kS, 11 * kS, 13 * kS, 15 * kS);
-  const __m512i raw = _mm512_i32gather_epi32(idx, reinterpret_cast<const uint8_t*>(blk) + offsetof(Block, d), 1);
-  const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-  const __m512 tx =
-      _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x.d16 + 16 * g), _mm512_loadu_ps(x.c16 + 16 * g));
-  return _mm512_fmadd_ps(tx, dw, acc);
-}
-
-// One row against one token: 16 float partial sums. Pairs of blocks go four at a time into four
-// accumulators (an FMA chain per accumulator). pf: the same bytes of the row that the next tile
-// will read, prefetched as this row is read (decode streams weights from DRAM and the hardware
-// prefetchers alone keep too few lines in flight).
-template <typename L>
-GE512_INLINE __m512 row_dot(const uint8_t* p, int64_t nb, const TokenView& x, const uint8_t* pf) {
-  using Block = typename L::Block;
-  constexpr int64_t kGroup = 8 * int64_t{sizeof(Block)};  // bytes of 4 pairs
-  const auto* blocks = reinterpret_cast<const Block*>(p);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+// Rows r..r+15 (the first `valid`) against one token, two blocks per step: each row's pair
+// through one vpdpbusd, the 16 rows' results reduced to one vector per block (reduce_halves),
+// then the block sum on all 16 rows. pf: the next tile's rows (contiguous, 16 rows), prefetched
+// in order a share per step (decode streams weights from DRAM and the hardware prefetchers alone
+// keep too few lines in flight).
+template <typename P>
+void tile16_pairs(const WeightMatrix& w, int64_t r, int valid, const BlockQ8A* x, const int32_t* xsum, float* y,
+                  const uint8_t* pf) {
+  using Block = typename P::Block;
+  const int64_t nb = w.cols / 32;
+  const Block* rows[16];
+  const __m512i idx = tile_rows(w, r, valid, rows);
+  const auto* base = reinterpret_cast<const uint8_t*>(rows[0]);
+  constexpr int64_t kStepBytes = 16 * 2 * int64_t{sizeof(Block)};
+  __m512 acc = _mm512_setzero_ps();
+  __m512i v[16];
   int64_t b = 0;
-  if constexpr (L::kGroup16)
-    for (; b + 16 <= nb; b += 16) {
-      if (pf)
-        for (int64_t o = 0; o < 2 * kGroup; o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
-      if (b & 16) acc1 = group16_step<L>(blocks + b, x, b / 16, acc1);
-      else acc0 = group16_step<L>(blocks + b, x, b / 16, acc0);
-    }
-  for (; b + 8 <= nb; b += 8) {
-    if (pf)
-      for (int64_t o = 0; o < kGroup; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
-    acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
-    acc1 = pair_step<L, false>(blocks + b + 2, x, b / 2 + 1, acc1);
-    acc2 = pair_step<L, false>(blocks + b + 4, x, b / 2 + 2, acc2);
-    acc3 = pair_step<L, false>(blocks + b + 6, x, b / 2 + 3, acc3);
+  for (; b + 2 <= nb; b += 2) {
+    if (pf) prefetch_l2(pf + b / 2 * kStepBytes, kStepBytes);
+    const __m512i xq =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs))),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b + 1].qs)), 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), P::codes2(rows[i] + b), xq);
+    __m512i d0, d1;
+    reduce_halves(v, d0, d1);
+    const uint8_t* p = base + b * int64_t{sizeof(Block)};
+    acc = block_sum_step<P>(d0, p, idx, x[b], xsum[b], acc);
+    acc = block_sum_step<P>(d1, p + sizeof(Block), idx, x[b + 1], xsum[b + 1], acc);
   }
-  if (pf && b < nb)
-    for (int64_t o = 0; o < (nb - b) * int64_t{sizeof(Block)}; o += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
-  for (; b + 2 <= nb; b += 2) acc0 = pair_step<L, false>(blocks + b, x, b / 2, acc0);
-  if (b < nb) acc1 = pair_step<L, true>(blocks + b, x, b / 2, acc1);
-  return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+  if (b < nb) {
+    if (pf) prefetch_l2(pf + b / 2 * kStepBytes, kStepBytes / 2);
+    const __m512i xq = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)));
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), P::codes1(rows[i] + b), xq);
+    __m512i d0, d1;
+    reduce_halves(v, d0, d1);
+    acc = block_sum_step<P>(d0, base + b * int64_t{sizeof(Block)}, idx, x[b], xsum[b], acc);
+  }
+  store_rows16(y + r, acc, valid);
 }
 
 // --- K-quants: super-blocks of 256 elements, four pairs of 32-element sub-blocks each. ---------
-// Pair p of a super-block is elements 64p..64p+63: one vpdpbusd against the activation pair, whose
-// 16 int32 lanes are scaled by the super-block's sub-block scales (a permute of one 16-float
-// vector made per super-block, d folded in) times the activation blocks' d_x.
+// Pair p of a super-block is elements 64p..64p+63: one vpdpbusd per row against the activation
+// pair, reduced over the 16 rows as for the block pairs. The sub-block scales (and Q4_K/Q5_K's
+// mins) of the 16 rows are transposed once per super-block, so lane i holds row i's.
 
-// Q4_K / Q5_K: weight d * sc[s] * q - dmin * m[s] per sub-block s (6-bit sc and m); the mins meet
-// the activation sums as one 8-lane product per super-block.
-template <typename B, bool kFive>
-struct KQ45 {
+// Q4_K / Q5_K: weight d * sc[s] * q - dmin * m[s] per sub-block s (6-bit sc and m).
+template <typename B, CodeBits kBits>
+struct SuperBlockKQuant45 {
   using Block = B;
-  static constexpr bool kO32 = false;
-  static constexpr bool kGroup16 = false;
-  static constexpr float kOffset = 0.0f;
-  // The twelve 6-bit-packed bytes -> u[0], u[1]: the 8 scales; u[2], u[3]: the 8 mins. The same
-  // steps as RowK45 in decode_rows_avx2.h, written again because that header is AVX2-only (ODR note).
-  GE512_INLINE static void unpack(const Block& b, uint32_t u[4]) {
+  static constexpr bool kFive = kBits == CodeBits::k5;
+  static constexpr bool kTwoScales = false;
+  // The twelve 6-bit-packed bytes -> 16 int32 lanes: the 8 scales, then the 8 mins. The same
+  // steps as the scalar unpacking (quant::k_scale_min), four sub-blocks per 32-bit operation.
+  GE512_INLINE static __m512i scale_ints(const Block& b) {
+    uint32_t u[4];
     std::memcpy(u, b.scales, 12);
     constexpr uint32_t kM1 = 0x3f3f3f3f, kM2 = 0x0f0f0f0f, kM3 = 0x03030303;
     u[3] = ((u[2] >> 4) & kM2) | (((u[1] >> 6) & kM3) << 4);
@@ -343,19 +325,9 @@ struct KQ45 {
     u[1] = (u[2] & kM2) | (((u[0] >> 6) & kM3) << 4);
     u[0] &= kM1;
     u[2] = mins_lo;
+    return _mm512_cvtepu8_epi32(
+        _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
   }
-  // Lanes 0-7: d * sc[0..7]; and (into corr, 8 lanes) dmin * m[s] * s_x[s].
-  GE512_INLINE static __m512 scales(const Block& b, const float* sb, __m256& corr) {
-    uint32_t u[4];
-    unpack(b, u);
-    const __m128i bytes =
-        _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
-    const __m512 all = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));  // 8 scales, then 8 mins
-    const __m256 mins = _mm512_extractf32x8_ps(all, 1);
-    corr = _mm256_fmadd_ps(_mm256_mul_ps(mins, _mm256_set1_ps(_cvtsh_ss(b.dmin))), _mm256_loadu_ps(sb), corr);
-    return _mm512_mul_ps(all, _mm512_set1_ps(_cvtsh_ss(b.d)));
-  }
-  static constexpr int kLanesPerScale = 8;
   template <int p>
   GE512_INLINE static __m512i codes(const Block& b) {
     const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p)));
@@ -370,20 +342,16 @@ struct KQ45 {
     return q;
   }
 };
-using KQ4_K = KQ45<BlockQ4_K, false>;
-using KQ5_K = KQ45<BlockQ5_K, true>;
+using SuperBlockQ4_K = SuperBlockKQuant45<BlockQ4_K, CodeBits::k4>;
+using SuperBlockQ5_K = SuperBlockKQuant45<BlockQ5_K, CodeBits::k5>;
 
-// Q6_K: code q in 0..63, weight d * scales[e / 16] * (q - 32); the 32 returns through o32.
-struct KQ6_K {
+// Q6_K: code q in 0..63, weight d * scales[e / 16] * (q - 32); the 32 comes off the integer dot.
+struct SuperBlockQ6_K {
   using Block = BlockQ6_K;
-  static constexpr bool kO32 = true;
-  static constexpr bool kGroup16 = false;
-  static constexpr float kOffset = 0.0f;
-  GE512_INLINE static __m512 scales(const Block& b, const float*, __m256&) {
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+  static constexpr bool kTwoScales = true;
+  GE512_INLINE static __m512i scale_ints(const Block& b) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
   }
-  static constexpr int kLanesPerScale = 4;
   // Pair p: half h = p / 2 (128 elements: ql[64h..], qh[32h..]); p even: codes 0-63 of the half
   // (ql low nibbles, qh bits 0-1 and 2-3), p odd: 64-127 (ql high nibbles, qh bits 4-5 and 6-7).
   template <int p>
@@ -402,47 +370,116 @@ struct KQ6_K {
   }
 };
 
+// Pair p of super-block b of 16 rows into the block sum. sc[k]: lane i = row i's k-th scale
+// value as a float (Q4_K/Q5_K: 8 scales, then 8 mins; Q6_K: 16 scales); d, dmin: the rows'.
 template <typename K, int p>
-GE512_INLINE __m512i scale_index() {
-  constexpr int n = K::kLanesPerScale, base = p * 16 / n;
-  return _mm512_setr_epi32(base + 0 / n, base + 1 / n, base + 2 / n, base + 3 / n, base + 4 / n, base + 5 / n,
-                           base + 6 / n, base + 7 / n, base + 8 / n, base + 9 / n, base + 10 / n, base + 11 / n,
-                           base + 12 / n, base + 13 / n, base + 14 / n, base + 15 / n);
-}
-
-template <typename K, int p>
-GE512_INLINE __m512 k_pair(const typename K::Block& blk, const TokenView& x, int64_t k, __m512 scv, __m512 acc) {
-  __m512i dot =
-      _mm512_dpbusd_epi32(_mm512_setzero_si512(), K::template codes<p>(blk), _mm512_loadu_si512(x.qs + 64 * k));
-  if constexpr (K::kO32) dot = _mm512_sub_epi32(dot, _mm512_loadu_si512(x.o32 + 16 * k));
-  const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(scale_index<K, p>(), scv), _mm512_loadu_ps(x.d + 16 * k));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+GE512_INLINE __m512 k_pair(const typename K::Block* const* rows, int64_t b, const BlockQ8A* x, const int32_t* xlo,
+                           const int32_t* xhi, const __m512* sc, __m512 d, __m512 dmin, __m512 acc) {
+  const int64_t xb = 8 * b + 2 * p;
+  const __m512i xq =
+      _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[xb].qs))),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[xb + 1].qs)), 1);
+  __m512i v[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), K::template codes<p>(rows[i][b]), xq);
+  if constexpr (K::kTwoScales) {
+    __m512i q[4];
+    reduce_quarters(v, q);
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; ++h) {
+      const int s = 2 * p + h;
+      const __m512i lo = _mm512_sub_epi32(q[2 * h], _mm512_set1_epi32(xlo[xb + h]));
+      const __m512i hi = _mm512_sub_epi32(q[2 * h + 1], _mm512_set1_epi32(xhi[xb + h]));
+      const __m512 dot =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), sc[2 * s], _mm512_mul_ps(_mm512_cvtepi32_ps(hi), sc[2 * s + 1]));
+      acc = _mm512_fmadd_ps(dot, _mm512_mul_ps(d, _mm512_set1_ps(x[xb + h].d)), acc);
+    }
+  } else {
+    __m512i dots[2];
+    reduce_halves(v, dots[0], dots[1]);
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; ++h) {
+      const int s = 2 * p + h;
+      const __m512 ds = _mm512_mul_ps(d, sc[s]),
+                   corr = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(dmin, sc[8 + s]));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[h]), _mm512_mul_ps(ds, _mm512_set1_ps(x[xb + h].d)), acc);
+      acc = _mm512_fmadd_ps(corr, _mm512_set1_ps(x[xb + h].s), acc);
+    }
+  }
+  return acc;
 }
 
 template <typename K>
-GE512_INLINE __m512 row_dot_k(const uint8_t* p, int64_t nb, const TokenView& x, const uint8_t* pf) {
+void tile16_kquant(const WeightMatrix& w, int64_t r, int valid, const BlockQ8A* x, const int32_t* xlo,
+                   const int32_t* xhi, float* y, const uint8_t* pf) {
   using Block = typename K::Block;
-  const auto* blocks = reinterpret_cast<const Block*>(p);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
-  __m256 corr = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb / 8; ++b) {
-    if (pf)
-      for (int64_t o = 0; o < int64_t{sizeof(Block)}; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(pf + b * int64_t{sizeof(Block)} + o), GE512_PREFETCH_HINT);
-    const Block& blk = blocks[b];
-    const __m512 scv = K::scales(blk, x.sb + 8 * b, corr);
-    acc0 = k_pair<K, 0>(blk, x, 4 * b, scv, acc0);
-    acc1 = k_pair<K, 1>(blk, x, 4 * b + 1, scv, acc1);
-    acc2 = k_pair<K, 2>(blk, x, 4 * b + 2, scv, acc2);
-    acc3 = k_pair<K, 3>(blk, x, 4 * b + 3, scv, acc3);
+  const Block* rows[16];
+  const __m512i idx = tile_rows(w, r, valid, rows);
+  const auto* base = reinterpret_cast<const uint8_t*>(rows[0]);
+  constexpr int64_t kStepBytes = 16 * int64_t{sizeof(Block)};
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < w.cols / 256; ++b) {
+    if (pf) prefetch_l2(pf + b * kStepBytes, kStepBytes);
+    __m512i raw[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) raw[i] = K::scale_ints(rows[i][b]);
+    transpose16x16(raw, t);
+    __m512 sc[16];
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) sc[k] = _mm512_cvtepi32_ps(t[k]);
+    const uint8_t* p = base + b * int64_t{sizeof(Block)};
+    __m512 d, dmin = _mm512_setzero_ps();
+    if constexpr (K::kTwoScales) {
+      d = gather_f16_high(p + offsetof(Block, d) - 2, idx);  // the dword ending with d, inside the block
+    } else {
+      d = gather_f16(p + offsetof(Block, d), idx);  // d, then dmin
+      dmin = gather_f16_high(p + offsetof(Block, d), idx);
+    }
+    acc = k_pair<K, 0>(rows, b, x, xlo, xhi, sc, d, dmin, acc);
+    acc = k_pair<K, 1>(rows, b, x, xlo, xhi, sc, d, dmin, acc);
+    acc = k_pair<K, 2>(rows, b, x, xlo, xhi, sc, d, dmin, acc);
+    acc = k_pair<K, 3>(rows, b, x, xlo, xhi, sc, d, dmin, acc);
   }
-  const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
-  return _mm512_sub_ps(sum, _mm512_insertf32x8(_mm512_setzero_ps(), corr, 0));
+  store_rows16(y + r, acc, valid);
 }
 
-// The 8 rows' totals from their 16-lane partial sums, in row order.
+// Rows [r0, r1) x one token in 16-row tiles (the last one partial), each prefetching the next.
+// tile(r, valid, pf).
+template <typename Tile>
+GE512_INLINE void rows_by_tiles16(const WeightMatrix& w, int64_t r0, int64_t r1, const Tile& tile) {
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int valid = r1 - r < 16 ? static_cast<int>(r1 - r) : 16;
+    tile(r, valid, r + 16 < r1 ? row_ptr(w, r + 16) : nullptr);
+  }
+}
+
+// One token: the activation codes' per-block sums (for the biased codes), then the tiles.
+template <typename P>
+void rows_one_token_pairs(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
+  const int64_t nb = w.cols / 32;
+  thread_local ActivationBuffer buf;
+  auto* lo = reinterpret_cast<int32_t*>(buf.get(static_cast<size_t>(2 * nb) * sizeof(int32_t)));
+  int32_t* sum = lo + nb;
+  if constexpr (P::kBiased) code_offsets<PackedCodes::kBiased128>(x, nb, sum, lo);
+  rows_by_tiles16(w, r0, r1,
+                  [&](int64_t r, int valid, const uint8_t* pf) { tile16_pairs<P>(w, r, valid, x, sum, y, pf); });
+}
+
+template <typename K>
+void rows_one_token_kquant(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
+  const int64_t nb = w.cols / 32;
+  thread_local ActivationBuffer buf;
+  auto* lo = reinterpret_cast<int32_t*>(buf.get(static_cast<size_t>(2 * nb) * sizeof(int32_t)));
+  int32_t* hi = lo + nb;
+  if constexpr (K::kTwoScales) code_offsets<PackedCodes::kQ6K>(x, nb, lo, hi);
+  rows_by_tiles16(w, r0, r1,
+                  [&](int64_t r, int valid, const uint8_t* pf) { tile16_kquant<K>(w, r, valid, x, lo, hi, y, pf); });
+}
+
+// The 8 rows' totals from their 16-lane partial sums, in row order (the float one-token kernel).
 GE512_INLINE __m256 sum8x16(const __m512 v[8]) {
   __m512 t[4];
+#pragma GCC unroll 16
   for (int i = 0; i < 4; ++i)  // 128-bit quarters [v2i q0+q2, v2i q1+q3, v2i+1 q0+q2, v2i+1 q1+q3]
     t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                          _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
@@ -466,22 +503,12 @@ GE512_INLINE void rows_by_tiles(const WeightMatrix& w, int64_t r0, int64_t r1, f
   for (; r + 8 <= r1; r += 8) {
     const uint8_t* next = r + 16 <= r1 ? row_ptr(w, r + 8) : nullptr;
     __m512 acc[8];
+#pragma GCC unroll 16
     for (int i = 0; i < 8; ++i)
       acc[i] = dot(row_ptr(w, r + i), next ? next + i * static_cast<int64_t>(w.row_bytes) : nullptr);
     _mm256_storeu_ps(y + r, sum8x16(acc));
   }
   for (; r < r1; ++r) y[r] = _mm512_reduce_add_ps(dot(row_ptr(w, r), nullptr));
-}
-
-// L: a 32-element block trait (row_dot) or a K-quant (row_dot_k).
-template <typename L, bool kK>
-void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, float* y) {
-  const int64_t nb = w.cols / 32;
-  const TokenView xv = make_view<L::kO32, L::kGroup16>(x, nb, L::kOffset);
-  rows_by_tiles(w, r0, r1, y, [&](const uint8_t* row, const uint8_t* pf) {
-    if constexpr (kK) return row_dot_k<L>(row, nb, xv, pf);
-    else return row_dot<L>(row, nb, xv, pf);
-  });
 }
 
 // --- Prefill: the VNNI GEMM for the block types. ------------------------------------------------
@@ -490,12 +517,12 @@ void rows_one_token(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8
 // broadcast to all lanes, so one vpdpbusd adds four products to each of 16 rows' sums: 8 per
 // block and token, with no horizontal reductions (the AVX2 GEMM needs 8 broadcasts, 8 maddubs,
 // int16 adds and a madd for 8 rows). 16 rows x 8 tokens keep 8 accumulators and the block's 8
-// code registers in the 32 zmm registers.
+// code registers in the 32 zmm registers. The sums are the block sum of the other kernels.
 using avx2::VnniBlock16;
 
-template <bool kHalf, int RN>
-GE512_INLINE void vnni_tile(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const float* xlo,
-                            float* y, int64_t ldy) {
+template <PackedCodes kCodes, int RN>
+GE512_INLINE void vnni_tile(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const int32_t* xlo,
+                            const int32_t* xhi, float* y, int64_t ldy) {
   __m512 acc[RN];
 #pragma GCC unroll 8
   for (int j = 0; j < RN; ++j) acc[j] = _mm512_setzero_ps();
@@ -516,17 +543,19 @@ GE512_INLINE void vnni_tile(const VnniBlock16* p, int64_t nb, const BlockQ8A* x,
         lo = _mm512_dpbusd_epi32(lo, q[g], _mm512_set1_epi32(x4[g]));
         hi = _mm512_dpbusd_epi32(hi, q[g + 4], _mm512_set1_epi32(x4[g + 4]));
       }
-      if constexpr (kHalf) {
-        const __m512 d2 = _mm512_loadu_ps(pb.d2);
-        const float xs_lo = xlo[j * nb + b], xs_hi = xb.s - xs_lo;
-        const __m512 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d2));
-        acc[j] = _mm512_fmadd_ps(dot, _mm512_set1_ps(xb.d), acc[j]);
-        acc[j] = _mm512_fmadd_ps(d, _mm512_set1_ps(-32.0f * xs_lo), acc[j]);
-        acc[j] = _mm512_fmadd_ps(d2, _mm512_set1_ps(-32.0f * xs_hi), acc[j]);
+      const __m512 dx = _mm512_mul_ps(d, _mm512_set1_ps(xb.d));
+      if constexpr (kCodes == PackedCodes::kQ6K) {
+        lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(xlo[j * nb + b]));
+        hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(xhi[j * nb + b]));
+        const __m512 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(pb.sc_lo),
+                                           _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(pb.sc_hi)));
+        acc[j] = _mm512_fmadd_ps(dot, dx, acc[j]);
+      } else if constexpr (kCodes == PackedCodes::kBiased128) {
+        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(lo, hi), _mm512_set1_epi32(xlo[j * nb + b]));
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dx, acc[j]);
       } else {
-        const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi));
-        acc[j] = _mm512_fmadd_ps(dot, _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[j]);
-        acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(pb.c), _mm512_set1_ps(xb.s), acc[j]);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), dx, acc[j]);
+        acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(pb.corr), _mm512_set1_ps(xb.s), acc[j]);
       }
     }
   }
@@ -534,43 +563,41 @@ GE512_INLINE void vnni_tile(const VnniBlock16* p, int64_t nb, const BlockQ8A* x,
   for (int j = 0; j < RN; ++j) _mm512_storeu_ps(y + j * ldy, acc[j]);
 }
 
-template <bool kHalf, int RN>
-void vnni_tile_call(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const float* xlo, float* y,
-                    int64_t ldy) {
-  vnni_tile<kHalf, RN>(p, nb, x, x_stride, xlo, y, ldy);
+template <PackedCodes kCodes, int RN>
+void vnni_tile_call(const VnniBlock16* p, int64_t nb, const BlockQ8A* x, int64_t x_stride, const int32_t* xlo,
+                    const int32_t* xhi, float* y, int64_t ldy) {
+  vnni_tile<kCodes, RN>(p, nb, x, x_stride, xlo, xhi, y, ldy);
 }
 
 // Rows [r0, r0 + 16k) x tokens [0, n): tokens in chunks whose activations stay in L2 while every
-// 16-row tile of the range (packed once per chunk) passes over them. kHalf: Q6_K, whose offset
-// needs each activation block's sum over its first 16 elements (xlo, made per chunk).
-template <bool kHalf>
+// 16-row tile of the range (packed once per chunk) passes over them. The biased codes need each
+// activation block's code offsets (code_offsets), made per chunk.
+template <PackedCodes kCodes>
 void gemm_vnni(const WeightMatrix& w, int64_t r0, int64_t r1, const BlockQ8A* x, int64_t n, float* y, int64_t ldy) {
   const int64_t nb = w.cols / 32;
-  thread_local ActivationBuffer packed_buf, xlo_buf;
+  thread_local ActivationBuffer packed_buf, sums_buf;
   auto* packed = reinterpret_cast<VnniBlock16*>(packed_buf.get(static_cast<size_t>(nb) * sizeof(VnniBlock16)));
   const int64_t chunk = nb * 40 > (384 << 10) / 16 ? 16 : (384 << 10) / (nb * 40);
-  using Tile = void (*)(const VnniBlock16*, int64_t, const BlockQ8A*, int64_t, const float*, float*, int64_t);
-  static constexpr Tile kTiles[8] = {vnni_tile_call<kHalf, 1>, vnni_tile_call<kHalf, 2>, vnni_tile_call<kHalf, 3>,
-                                     vnni_tile_call<kHalf, 4>, vnni_tile_call<kHalf, 5>, vnni_tile_call<kHalf, 6>,
-                                     vnni_tile_call<kHalf, 7>, vnni_tile_call<kHalf, 8>};
+  using Tile =
+      void (*)(const VnniBlock16*, int64_t, const BlockQ8A*, int64_t, const int32_t*, const int32_t*, float*, int64_t);
+  static constexpr Tile kTiles[8] = {vnni_tile_call<kCodes, 1>, vnni_tile_call<kCodes, 2>, vnni_tile_call<kCodes, 3>,
+                                     vnni_tile_call<kCodes, 4>, vnni_tile_call<kCodes, 5>, vnni_tile_call<kCodes, 6>,
+                                     vnni_tile_call<kCodes, 7>, vnni_tile_call<kCodes, 8>};
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
     const int64_t t1 = t0 + chunk < n ? t0 + chunk : n;
-    float* xlo = nullptr;
-    if constexpr (kHalf) {
-      xlo = reinterpret_cast<float*>(xlo_buf.get(static_cast<size_t>((t1 - t0) * nb) * sizeof(float)));
-      for (int64_t t = t0; t < t1; ++t)
-        for (int64_t b = 0; b < nb; ++b) {
-          const BlockQ8A& xb = x[t * nb + b];
-          int sum = 0;
-          for (int e = 0; e < 16; ++e) sum += xb.qs[e];
-          xlo[(t - t0) * nb + b] = xb.d * static_cast<float>(sum);
-        }
+    int32_t *xlo = nullptr, *xhi = nullptr;
+    if constexpr (kCodes != PackedCodes::kUnsigned) {
+      xlo = reinterpret_cast<int32_t*>(sums_buf.get(static_cast<size_t>(2 * (t1 - t0) * nb) * sizeof(int32_t)));
+      xhi = xlo + (t1 - t0) * nb;
+      for (int64_t t = t0; t < t1; ++t) code_offsets<kCodes>(x + t * nb, nb, xlo + (t - t0) * nb, xhi + (t - t0) * nb);
     }
     for (int64_t r = r0; r + 16 <= r1; r += 16) {
       avx2::pack16_vnni(w, r, packed);
       for (int64_t t = t0; t < t1; t += 8) {
         const int64_t rn = t1 - t < 8 ? t1 - t : 8;
-        kTiles[rn - 1](packed, nb, x + t * nb, nb, xlo ? xlo + (t - t0) * nb : nullptr, y + t * ldy + r, ldy);
+        const int64_t o = (t - t0) * nb;
+        kTiles[rn - 1](packed, nb, x + t * nb, nb, xlo ? xlo + o : nullptr, xhi ? xhi + o : nullptr, y + t * ldy + r,
+                       ldy);
       }
     }
   }
@@ -728,18 +755,24 @@ void rows_bf16(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, in
   rows_float_avx512<DType::BF16>(w, r0, r1, xv, n, y, ldy);
 }
 
-// The table's entry: one token and prefill here, 2 to kGemmMinTokens - 1 tokens the AVX2 kernel.
-template <typename L, DType kType, bool kK = false>
+// The table's entry for a block type: one token and prefill here, 2 to kGemmMinTokens - 1 tokens
+// (and the rows past the GEMM's 16-row tiles) the AVX2 kernels, which sum in the same order.
+// OneToken: rows_one_token_pairs<P> or rows_one_token_kquant<K>.
+using OneTokenKernel = void (*)(const WeightMatrix&, int64_t, int64_t, const BlockQ8A*, float*);
+template <OneTokenKernel kOneToken, DType kType>
 void rows_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* x, int64_t n, float* y, int64_t ldy) {
   const RowsKernel avx2 = isa_avx2()->rows[static_cast<int>(kType)];
   if (n >= avx2::kGemmMinTokens) {
+    constexpr PackedCodes kCodes = kType == DType::Q6_K                         ? PackedCodes::kQ6K
+                                   : kType == DType::Q8_0 || kType == DType::I8 ? PackedCodes::kBiased128
+                                                                                : PackedCodes::kUnsigned;
     const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
-    gemm_vnni<kType == DType::Q6_K>(w, r0, r16, static_cast<const BlockQ8A*>(x), n, y, ldy);
+    gemm_vnni<kCodes>(w, r0, r16, static_cast<const BlockQ8A*>(x), n, y, ldy);
     if (r16 < r1) avx2(w, r16, r1, x, n, y, ldy);  // the last 8-row tile and leftover rows
     return;
   }
   if (n != 1) return avx2(w, r0, r1, x, n, y, ldy);
-  rows_one_token<L, kK>(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
+  kOneToken(w, r0, r1, static_cast<const BlockQ8A*>(x), y);
 }
 
 IsaKernels make_avx512() {
@@ -752,16 +785,16 @@ IsaKernels make_avx512() {
     k.rows_exact[static_cast<int>(DType::BF16)] = k.rows[static_cast<int>(DType::BF16)];
     k.rows[static_cast<int>(DType::BF16)] = rows_bf16<gemm_bf16>;
   }
-  k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<LQ8_0, DType::Q8_0>;
-  k.rows[static_cast<int>(DType::I8)] = rows_avx512<LI8, DType::I8>;
-  k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<LQ4_0, DType::Q4_0>;
-  k.rows[static_cast<int>(DType::Q4_1)] = rows_avx512<LQ4_1, DType::Q4_1>;
-  k.rows[static_cast<int>(DType::Q5_0)] = rows_avx512<LQ5_0, DType::Q5_0>;
-  k.rows[static_cast<int>(DType::Q5_1)] = rows_avx512<LQ5_1, DType::Q5_1>;
-  k.rows[static_cast<int>(DType::Q4_0F)] = rows_avx512<LQ4_0F, DType::Q4_0F>;
-  k.rows[static_cast<int>(DType::Q4_K)] = rows_avx512<KQ4_K, DType::Q4_K, true>;
-  k.rows[static_cast<int>(DType::Q5_K)] = rows_avx512<KQ5_K, DType::Q5_K, true>;
-  k.rows[static_cast<int>(DType::Q6_K)] = rows_avx512<KQ6_K, DType::Q6_K, true>;
+  k.rows[static_cast<int>(DType::Q8_0)] = rows_avx512<rows_one_token_pairs<BlockPairQ8_0>, DType::Q8_0>;
+  k.rows[static_cast<int>(DType::I8)] = rows_avx512<rows_one_token_pairs<BlockPairI8>, DType::I8>;
+  k.rows[static_cast<int>(DType::Q4_0)] = rows_avx512<rows_one_token_pairs<BlockPairQ4_0>, DType::Q4_0>;
+  k.rows[static_cast<int>(DType::Q4_1)] = rows_avx512<rows_one_token_pairs<BlockPairQ4_1>, DType::Q4_1>;
+  k.rows[static_cast<int>(DType::Q5_0)] = rows_avx512<rows_one_token_pairs<BlockPairQ5_0>, DType::Q5_0>;
+  k.rows[static_cast<int>(DType::Q5_1)] = rows_avx512<rows_one_token_pairs<BlockPairQ5_1>, DType::Q5_1>;
+  k.rows[static_cast<int>(DType::Q4_0F)] = rows_avx512<rows_one_token_pairs<BlockPairQ4_0F>, DType::Q4_0F>;
+  k.rows[static_cast<int>(DType::Q4_K)] = rows_avx512<rows_one_token_kquant<SuperBlockQ4_K>, DType::Q4_K>;
+  k.rows[static_cast<int>(DType::Q5_K)] = rows_avx512<rows_one_token_kquant<SuperBlockQ5_K>, DType::Q5_K>;
+  k.rows[static_cast<int>(DType::Q6_K)] = rows_avx512<rows_one_token_kquant<SuperBlockQ6_K>, DType::Q6_K>;
   return k;
 }
 
