@@ -30,10 +30,13 @@ double relative_error(const std::string& path, const std::string& ref_json) {
   if (!m.ok()) return 1e9;
   const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
   auto raw = read_file_maybe_zstd((fs::path(ref_json).parent_path() / ref["logits"].get<std::string>()).string());
-  EXPECT_TRUE(raw.ok());
+  EXPECT_TRUE(raw.ok()) << raw.error().message;
+  if (!raw.ok()) return 1e9;
   const float* want = reinterpret_cast<const float*>(raw->data());
   CpuBackend be(2, CpuOptions{true});
   auto cache = KvCache::create(be, (*m)->config(), static_cast<int>(prompt.size()), 64, DType::F32);
+  EXPECT_TRUE(cache.ok()) << cache.error().message;
+  if (!cache.ok()) return 1e9;
   ForwardBuffers buf = test::forward_buffers(be, (*m)->config(), 64);
   std::vector<float> logits;
   SequenceChunk sc{cache->get(), prompt, static_cast<int>(prompt.size())};

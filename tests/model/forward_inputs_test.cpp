@@ -18,7 +18,10 @@ ForwardRun forward(const Model& m, const std::vector<int32_t>& ids, bool as_embe
   CpuBackend be(1, CpuOptions{true});
   const ModelConfig& c = m.config();
   auto cache = KvCache::create(be, c, 64, 64, DType::F32);
-  EXPECT_TRUE(cache.ok());
+  ForwardRun r;
+  // ASSERT_* cannot return a value: a failure is recorded and nothing is dereferenced.
+  EXPECT_TRUE(cache.ok()) << cache.error().message;
+  if (!cache.ok()) return r;
   ForwardBuffers buf = test::forward_buffers(be, c, 64);
   std::vector<float> emb;
   SequenceChunk chunk(cache->get(), ids, static_cast<int>(ids.size()));
@@ -30,7 +33,6 @@ ForwardRun forward(const Model& m, const std::vector<int32_t>& ids, bool as_embe
     chunk.embeddings = emb;
   }
   chunk.bidirectional = spans;
-  ForwardRun r;
   Status st = m.forward({&chunk, 1}, be, buf, r.logits);
   EXPECT_TRUE(st.ok()) << st.error().message;
   return r;

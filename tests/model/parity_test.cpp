@@ -10,9 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -31,6 +35,9 @@ struct RefCase {
   std::string model_dir, ref_name, checkpoint;
   nlohmann::json ref;
 };
+
+// gtest (and so ctest's test list) shows a case by its fixture name, not its bytes.
+void PrintTo(const RefCase& c, std::ostream* os) { *os << c.ref_name; }
 
 std::vector<RefCase> find_cases() {
   std::vector<RefCase> cases;
@@ -72,24 +79,62 @@ bool quantized_format(const std::string& name) {
   return false;
 }
 
+// The fixture column of a report row ("| gemma3_tiny/gguf_q8_0 | ...").
+std::string row_fixture(const std::string& row) {
+  const size_t end = row.find(" |", 2);
+  return end == std::string::npos ? std::string() : row.substr(2, end - 2);
+}
+
+// ctest runs each case in its own process (gtest_discover_tests), several at once: each process
+// rewrites the file under an exclusive lock on it, with its own rows and the other cases' rows from
+// the file (rows of fixtures that no longer exist are dropped), sorted by fixture.
 struct Report {
   std::vector<std::string> rows;
   ~Report() {
     const char* path = std::getenv("GEMMA_PARITY_REPORT");
     if (!path || rows.empty()) return;
-    std::ofstream out(path);
-    out << "# Parity with the reference implementations\n\n"
-           "Written by the test run (`tests/model/parity_test.cpp`). One row per (model, checkpoint format) and\n"
-           "arithmetic mode: the engine's logits at all 64 prompt positions against the reference's (HF\n"
-           "transformers in float32; for GGUF, on the weights as stored in the file), and its 32-token greedy\n"
-           "continuation. *precise*/*float*: float32 activations, as the references compute; *fast*: the\n"
-           "default for quantized weights, activations quantized to int8 blocks as llama.cpp does (for BF16\n"
-           "weights on a CPU with AVX512_BF16, prefill activations rounded to bfloat16). Tolerances\n"
-           "are relative to the largest |logit| (the scale column); see the test for their justification.\n"
-           "Fixtures and their generators: `tests/fixtures/models/README.md`, `tools/fixtures_*.py`.\n\n";
-    out << "| fixture | checkpoint | mode | max abs Δlogit | logit scale | relative | tolerance | greedy 32 |\n";
-    out << "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n";
-    for (const auto& r : rows) out << r << "\n";
+    const int fd = ::open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return;
+    ::flock(fd, LOCK_EX);
+    std::string old;
+    char chunk[65536];
+    for (ssize_t got; (got = ::read(fd, chunk, sizeof chunk)) > 0;) old.append(chunk, static_cast<size_t>(got));
+    std::set<std::string> mine, known;
+    for (const auto& r : rows) mine.insert(row_fixture(r));
+    for (const auto& c : find_cases()) known.insert(c.ref_name);
+    std::vector<std::string> all = rows;
+    for (size_t pos = 0; pos < old.size();) {
+      size_t end = old.find('\n', pos);
+      if (end == std::string::npos) end = old.size();
+      const std::string line = old.substr(pos, end - pos);
+      pos = end + 1;
+      if (line.rfind("| ", 0) != 0 || line.rfind("| fixture |", 0) == 0 || line.rfind("| --- ", 0) == 0) continue;
+      const std::string f = row_fixture(line);
+      if (known.count(f) && !mine.count(f)) all.push_back(line);
+    }
+    std::stable_sort(all.begin(), all.end(),
+                     [](const std::string& a, const std::string& b) { return row_fixture(a) < row_fixture(b); });
+    std::string out =
+        "# Parity with the reference implementations\n\n"
+        "Written by the test run (`tests/model/parity_test.cpp`). One row per (model, checkpoint format) and\n"
+        "arithmetic mode: the engine's logits at all 64 prompt positions against the reference's (HF\n"
+        "transformers in float32; for GGUF, on the weights as stored in the file), and its 32-token greedy\n"
+        "continuation. *precise*/*float*: float32 activations, as the references compute; *fast*: the\n"
+        "default for quantized weights, activations quantized to int8 blocks as llama.cpp does (for BF16\n"
+        "weights on a CPU with AVX512_BF16, prefill activations rounded to bfloat16). Tolerances\n"
+        "are relative to the largest |logit| (the scale column); see the test for their justification.\n"
+        "Fixtures and their generators: `tests/fixtures/models/README.md`, `tools/fixtures_*.py`.\n\n"
+        "| fixture | checkpoint | mode | max abs Δlogit | logit scale | relative | tolerance | greedy 32 |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |\n";
+    for (const auto& r : all) out += r + "\n";
+    bool written = ::ftruncate(fd, 0) == 0;
+    for (size_t off = 0; written && off < out.size();) {
+      const ssize_t n = ::pwrite(fd, out.data() + off, out.size() - off, static_cast<off_t>(off));
+      written = n > 0;
+      off += written ? static_cast<size_t>(n) : 0;
+    }
+    if (!written) std::fprintf(stderr, "cannot write %s\n", path);
+    ::close(fd);  // releases the lock
   }
 };
 Report report;
@@ -182,7 +227,28 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(find_cases()), []
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return n;
 });
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Parity);
+// No GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST: without fixtures the suite has no cases, which
+// gtest reports as a failing GoogleTestVerification test; ParityFixtures below says what is missing.
+
+// Every fixture model has references, and there are as many cases as were committed: a missing or
+// emptied fixture directory must fail, not pass with zero cases. Raise kMinCases when adding some.
+constexpr size_t kMinCases = 38;
+
+TEST(ParityFixtures, EveryModelHasReferences) {
+  const fs::path root = test::fixture("models");
+  ASSERT_TRUE(fs::is_directory(root)) << root << " is missing";
+  size_t models = 0;
+  for (const auto& model : fs::directory_iterator(root)) {
+    if (!model.is_directory()) continue;
+    ++models;
+    size_t refs = 0;
+    if (fs::is_directory(model.path() / "ref"))
+      for (const auto& f : fs::directory_iterator(model.path() / "ref")) refs += f.path().extension() == ".json";
+    EXPECT_GT(refs, 0u) << model.path() << " has no ref/*.json";
+  }
+  EXPECT_GT(models, 0u) << "no fixture models under " << root;
+  EXPECT_GE(find_cases().size(), kMinCases);
+}
 
 }  // namespace
 }  // namespace gemma

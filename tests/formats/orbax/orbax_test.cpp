@@ -48,6 +48,7 @@ std::string dtype_string(DType t) {
 }
 
 void expect_arrays(const TensorSet& ts, const json& exp, const std::string& what) {
+  ASSERT_FALSE(exp.empty()) << what << ": no expected arrays";  // else 0 == 0 would pass
   ASSERT_EQ(ts.size(), exp.size()) << what;
   for (const auto& [name, e] : exp.items()) {
     const Tensor* t = ts.find(name);
@@ -59,6 +60,7 @@ void expect_arrays(const TensorSet& ts, const json& exp, const std::string& what
 }
 
 void expect_keys(const OcdbtDatabase& db, const json& exp, const std::string& what) {
+  ASSERT_FALSE(exp.empty()) << what << ": no expected keys";
   EXPECT_EQ(db.size(), exp.size()) << what;
   for (const auto& [key, h] : exp.items()) {
     auto v = db.read(key);
