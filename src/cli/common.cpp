@@ -126,6 +126,19 @@ void add_compute_options(CLI::App* sub, ComputeArgs& c) {
       ->check(::CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
 }
 
+void add_penalty_options(CLI::App* sub, SamplerParams& p) {
+  sub->add_option("--min-p", p.min_p, "Drop tokens below this fraction of the top token's probability (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--repeat-penalty", p.repeat_penalty, "Penalize tokens seen in the last --repeat-last-n (1 = off)")
+      ->capture_default_str();
+  sub->add_option("--repeat-last-n", p.repeat_last_n, "Tokens the repeat penalty looks back over (-1 = all)")
+      ->capture_default_str();
+  sub->add_option("--frequency-penalty", p.frequency_penalty, "Subtract this per earlier use of a generated token")
+      ->capture_default_str();
+  sub->add_option("--presence-penalty", p.presence_penalty, "Subtract this once from every generated token")
+      ->capture_default_str();
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c) {
   BackendOptions o;
   o.threads = m.threads;

@@ -12,6 +12,7 @@
 #include "kernels/backend.h"
 #include "model/model.h"
 #include "runtime/engine.h"
+#include "runtime/sampler.h"
 #include "util/result.h"
 
 namespace gemma::cli {
@@ -63,6 +64,9 @@ struct ComputeArgs {
   std::string kv_type;   // "f32" | "f16"; empty: f32 with --precise, else f16
 };
 void add_compute_options(::CLI::App* sub, ComputeArgs& c);
+// --min-p, --repeat-penalty, --repeat-last-n, --frequency-penalty, --presence-penalty (llama.cpp's
+// names), into the sampler settings' fields of the same meaning (runtime/sampler.h).
+void add_penalty_options(::CLI::App* sub, SamplerParams& p);
 // The backend the options ask for (the CPU today), with its thread count.
 Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeArgs& c);
 Result<DType> kv_cache_type(const ComputeArgs& c);

@@ -22,6 +22,7 @@ struct RunArgs {
   float temperature = 1.0f;
   int top_k = 64;
   float top_p = 0.95f;
+  SamplerParams penalties;  // min-p and the penalties (add_penalty_options)
   uint64_t seed = 0;
   bool seed_given = false;
   int64_t ctx = 0;
@@ -35,7 +36,8 @@ struct RunArgs {
 
 int run(const RunArgs& a) {
   if (a.max_tokens < 0) return fail("--max-tokens must be >= 0");
-  SamplerParams sp{a.temperature, a.top_k, a.top_p, 0};
+  SamplerParams sp = a.penalties;
+  sp.temperature = a.temperature, sp.top_k = a.top_k, sp.top_p = a.top_p;
   if (Status st = check_sampling(sp); !st.ok()) return fail(st.error());
   auto model = load_model(a.m);
   if (!model.ok()) return fail(model.error());
@@ -111,6 +113,7 @@ Command add_run(CLI::App& app) {
   sub->add_option("--temperature,--temp", a->temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
   sub->add_option("--top-k", a->top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
   sub->add_option("--top-p", a->top_p, "Nucleus sampling mass")->capture_default_str();
+  add_penalty_options(sub, a->penalties);
   sub->add_option("--seed", a->seed, "Random seed: any value makes sampling reproducible (default: a random one)")
       ->each([a](const std::string&) { a->seed_given = true; });
   sub->add_option("-c,--ctx", a->ctx, "Context size in tokens (default: min(model context, 8192))");

@@ -185,6 +185,18 @@ TEST_F(Cli, BadArguments) {
   expect_clean_error(gemma("detokenize -m " + tiny_ + " 5 99999"), "outside the vocabulary");
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t 100000000"), "--threads");
   expect_clean_error(gemma("run -m " + tiny_ + " -p hi -t -3"), "--threads");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi --repeat-penalty 0"), "--repeat-penalty");
+  expect_clean_error(gemma("chat -m " + tiny_ + " --min-p 1.5", "hi\n"), "--min-p");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi --presence-penalty -3"), "--presence-penalty");
+}
+
+TEST_F(Cli, PenaltiesChangeGreedyOutput) {
+  const std::string base = "run -m " + tiny_ + " -p 'hello world' -n 24 --temperature 0";
+  const CliRun plain = gemma(base), penalized = gemma(base + " --repeat-penalty 1.8 --frequency-penalty 1");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  ASSERT_EQ(penalized.status, 0) << penalized.err;
+  EXPECT_NE(plain.out, penalized.out);
+  EXPECT_EQ(gemma(base + " --repeat-penalty 1 --frequency-penalty 0").out, plain.out);  // off: unchanged
 }
 
 TEST_F(Cli, EndlessStdinIsBounded) {
