@@ -128,18 +128,6 @@ using SubBlockQ4_1 = SubBlockNibbles<BlockQ4_1, CodeBits::k4, ZeroPoint::kMin>;
 using SubBlockQ5_0 = SubBlockNibbles<BlockQ5_0, CodeBits::k5, ZeroPoint::kOffset>;
 using SubBlockQ5_1 = SubBlockNibbles<BlockQ5_1, CodeBits::k5, ZeroPoint::kMin>;
 
-// The 6-bit (scale, min) pair j of a Q4_K/Q5_K super-block (quant::k_scale_min, restated here so
-// no inline function is shared with files built for another ISA).
-inline void scale_min_k(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = static_cast<uint8_t>((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-  }
-}
-
 template <typename B, CodeBits kBits>
 struct SubBlockKQuant45 {  // Q4_K, Q5_K: value d*sc*q - dmin*m per 32-element sub-block
   using Block = B;
@@ -158,7 +146,7 @@ struct SubBlockKQuant45 {  // Q4_K, Q5_K: value d*sc*q - dmin*m per 32-element s
       o.q = _mm256_or_si256(o.q, _mm256_slli_epi16(bit, 4));
     }
     uint8_t sc, m;
-    scale_min_k(s, b.scales, sc, m);
+    quant::k_scale_min(s, b.scales, sc, m);
     o.d = h2f(b.d) * sc;
     o.corr = -(h2f(b.dmin) * m);
   }
