@@ -11,6 +11,47 @@ using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
+
+// The span that a cut keeping positions < n would split (begin < n < end), or null.
+const PositionSpan* span_cut_at(const std::vector<PositionSpan>& spans, int64_t n) {
+  for (const PositionSpan& sp : spans)
+    if (sp.begin < n && n < sp.end) return &sp;
+  return nullptr;
+}
+
+// One embedded run of a sequence's input: input[begin, end) fed as `values`.
+struct EmbeddedRun {
+  size_t begin, end;
+  const float* values;
+};
+
+// Checks a request's embedded runs and records them as ranges of the sequence's input (whose
+// prompt starts at prompt_start).
+Status plan_embedded_runs(const Request& r, int hidden, int max_rows, size_t prompt_start,
+                          std::vector<EmbeddedRun>& runs) {
+  size_t end = 0;  // of the previous run, in prompt positions
+  for (const PromptEmbeddings& e : r.embeddings) {
+    const size_t h = static_cast<size_t>(hidden);
+    if (e.values.empty() || e.values.size() % h != 0)
+      return invalid_argument("an embedded run of {} floats is not whole rows of the model's width {}", e.values.size(),
+                              hidden);
+    const size_t rows = e.values.size() / h;
+    if (e.offset < 0 || static_cast<size_t>(e.offset) < end || static_cast<size_t>(e.offset) + rows > r.prompt.size())
+      return invalid_argument(
+          "embedded run at prompt position {} ({} rows) overlaps another or leaves the {}-token "
+          "prompt",
+          e.offset, rows, r.prompt.size());
+    if (rows > static_cast<size_t>(max_rows))
+      return resource_exhausted(
+          "an embedded run of {} tokens (an image) does not fit one step: at most {} tokens "
+          "can be fed at once (raise the step budget)",
+          rows, max_rows);
+    end = static_cast<size_t>(e.offset) + rows;
+    runs.push_back({prompt_start + static_cast<size_t>(e.offset), prompt_start + end, e.values.data()});
+  }
+  return {};
+}
+
 }  // namespace
 
 const char* finish_reason_name(FinishReason r) {
@@ -34,7 +75,11 @@ struct Engine::Sequence {
   std::vector<int32_t> tokens;  // what the KV cache holds
   std::vector<int32_t> input;   // to feed: the rest of the prompt, or the last sampled token
   size_t fed = 0;               // of input
-  bool decoding = false;        // the prompt is consumed; input is the last sampled token
+  // The request's embedded runs as ranges of `input`, in order; next_run: the first not yet fed.
+  std::vector<EmbeddedRun> runs;
+  size_t next_run = 0;
+  std::vector<PositionSpan> spans;  // absolute positions of the embedded runs in `tokens`
+  bool decoding = false;            // the prompt is consumed; input is the last sampled token
   // The last sampled token when generation ended before it was fed; a continuation feeds it first.
   std::optional<int32_t> unfed;
   Utf8StreamDecoder utf8;
@@ -204,18 +249,25 @@ void Engine::admit() {
       }
       KvCache& cache = *slots_[static_cast<size_t>((*it)->slot)];
       if (s.req.truncate_to >= 0) {
+        if (const PositionSpan* sp = span_cut_at((*it)->spans, s.req.truncate_to)) {
+          refuse(invalid_argument("cannot cut a sequence back to {} tokens, inside the embedded run [{}, {})",
+                                  s.req.truncate_to, sp->begin, sp->end));
+          continue;
+        }
         Status st = cache.truncate(s.req.truncate_to);
         if (!st.ok()) {
           refuse(std::move(st).error());
           continue;
         }
         (*it)->tokens.resize(std::min((*it)->tokens.size(), static_cast<size_t>(s.req.truncate_to)));
+        std::erase_if((*it)->spans, [&](const PositionSpan& sp) { return sp.begin >= s.req.truncate_to; });
         (*it)->unfed.reset();
       }
       prev = std::move(*it);
       kept_.erase(it);
       s.slot = prev->slot;
       s.tokens = std::move(prev->tokens);
+      s.spans = std::move(prev->spans);
       if (prev->unfed) s.input.push_back(*prev->unfed);
     } else {
       auto it = std::find(slot_used_.begin(), slot_used_.end(), false);
@@ -237,19 +289,31 @@ void Engine::admit() {
                                   (*src)->tokens.size()));
           continue;
         }
+        if (const PositionSpan* sp = span_cut_at((*src)->spans, s.req.prefix_len)) {
+          refuse(invalid_argument("a prefix of {} tokens ends inside the embedded run [{}, {})", s.req.prefix_len,
+                                  sp->begin, sp->end));
+          continue;
+        }
         Status st = cache.copy_prefix_from(*slots_[static_cast<size_t>((*src)->slot)], s.req.prefix_len);
         if (!st.ok()) {
           refuse(std::move(st).error());
           continue;
         }
         s.tokens.assign((*src)->tokens.begin(), (*src)->tokens.begin() + s.req.prefix_len);
+        for (const PositionSpan& sp : (*src)->spans)
+          if (sp.end <= s.req.prefix_len) s.spans.push_back(sp);
       }
       s.slot = slot;
       *it = true;
     }
+    const size_t prompt_start = s.input.size();
     s.input.insert(s.input.end(), s.req.prompt.begin(), s.req.prompt.end());
     KvCache& cache = *slots_[static_cast<size_t>(s.slot)];
-    if (s.input.empty() && !s.tokens.empty()) {
+    Status problem = plan_embedded_runs(s.req, c.hidden, max_run_rows(), prompt_start, s.runs);
+    if (problem.ok() && s.input.empty() && !s.spans.empty() &&
+        s.spans.back().end == static_cast<int32_t>(s.tokens.size()))
+      problem = invalid_argument("the sequence ends in an embedded run: continuing it needs prompt tokens");
+    if (problem.ok() && s.input.empty() && !s.tokens.empty()) {
       // Nothing new to feed, but logits are needed: feed the last cached token again.
       s.input.push_back(s.tokens.back());
       s.tokens.pop_back();
@@ -257,9 +321,8 @@ void Engine::admit() {
       (void)st;  // cutting back one token is always within the rollback limit
     }
     const int64_t total = static_cast<int64_t>(s.tokens.size() + s.input.size());
-    Status problem;
-    if (s.input.empty()) problem = invalid_argument("the request has no prompt tokens");
-    else if (total > opt_.n_ctx)
+    if (problem.ok() && s.input.empty()) problem = invalid_argument("the request has no prompt tokens");
+    if (problem.ok() && total > opt_.n_ctx)
       problem =
           invalid_argument("the prompt is {} tokens, longer than the context of {} (raise --ctx)", total, opt_.n_ctx);
     if (!problem.ok()) {  // a refused continuation releases the sequence it continued
@@ -312,9 +375,11 @@ Result<bool> Engine::step() {
 
   struct Planned {
     Sequence* seq;
-    int64_t n;          // tokens fed this step
-    int n_logits;       // trailing rows of logits wanted
-    int64_t first_pos;  // absolute position of the chunk's first token
+    int64_t n;                          // tokens fed this step
+    int n_logits;                       // trailing rows of logits wanted
+    int64_t first_pos;                  // absolute position of the chunk's first token
+    const float* embeddings = nullptr;  // the chunk is an embedded run: [n, hidden]
+    PositionSpan span;                  // its positions, which attend both ways
   };
   std::vector<Planned> plan;
   std::vector<SequenceChunk> chunks;
@@ -322,7 +387,7 @@ Result<bool> Engine::step() {
   // Decode tokens first (one per running sequence), so a long prompt never stalls a stream.
   for (auto& sp : running_)
     if (sp->decoding) {
-      plan.push_back({sp.get(), 1, 1, static_cast<int64_t>(sp->tokens.size())});
+      plan.push_back({sp.get(), 1, 1, static_cast<int64_t>(sp->tokens.size()), nullptr, {}});
       --budget;
     }
   for (auto& sp : running_) {
@@ -332,12 +397,31 @@ Result<bool> Engine::step() {
     int64_t n = std::min(left, budget);
     if (s.req.max_chunk > 0) n = std::min<int64_t>(n, s.req.max_chunk);
     const int64_t p0 = static_cast<int64_t>(s.tokens.size());
+    // An embedded run goes in one chunk of its own, never cut (its positions attend both ways);
+    // text before it stops at its start. A run that does not fit what is left of this step's
+    // budget waits for the next step (admission made sure a whole step can take it).
+    const EmbeddedRun* run = s.next_run < s.runs.size() ? &s.runs[s.next_run] : nullptr;
+    if (run && run->begin == s.fed) {
+      n = static_cast<int64_t>(run->end - run->begin);
+      if (n > budget) continue;
+    } else if (run && s.fed + static_cast<size_t>(n) > run->begin) {
+      n = static_cast<int64_t>(run->begin - s.fed);
+    } else {
+      run = nullptr;
+    }
     int n_logits = (n == left && s.req.max_tokens > 0) ? 1 : 0;
     if (s.req.score_from >= 0 && s.req.on_prompt_logits)
       n_logits = std::max<int>(n_logits, static_cast<int>(std::clamp<int64_t>(p0 + n - s.req.score_from, 0, n)));
-    plan.push_back({&s, n, n_logits, p0});
+    Planned p{&s, n, n_logits, p0, nullptr, {}};
+    if (run && run->begin == s.fed) {
+      p.embeddings = run->values;
+      p.span = {static_cast<int32_t>(p0), static_cast<int32_t>(p0 + n)};
+    }
+    plan.push_back(p);
     budget -= n;
   }
+  if (plan.empty())  // cannot happen: admission bounds a run by what a step always has room for
+    return internal_error("{} sequences run but none fits the step budget", running_.size());
   for (const Planned& p : plan) {
     Sequence& s = *p.seq;
     if (!s.started) {
@@ -345,9 +429,14 @@ Result<bool> Engine::step() {
       s.t_start = Clock::now();
       s.result.stats.queue_seconds = seconds_between(s.t_submit, s.t_start);
     }
-    chunks.push_back(SequenceChunk{slots_[static_cast<size_t>(s.slot)].get(),
-                                   std::span<const int32_t>(s.input).subspan(s.fed, static_cast<size_t>(p.n)),
-                                   p.n_logits});
+    SequenceChunk chunk(slots_[static_cast<size_t>(s.slot)].get(),
+                        std::span<const int32_t>(s.input).subspan(s.fed, static_cast<size_t>(p.n)), p.n_logits);
+    if (p.embeddings) {
+      chunk.tokens = {};
+      chunk.embeddings = {p.embeddings, static_cast<size_t>(p.n) * static_cast<size_t>(model_.config().hidden)};
+      chunk.bidirectional = {&p.span, 1};
+    }
+    chunks.push_back(chunk);
   }
 
   logits_.clear();
@@ -367,6 +456,10 @@ Result<bool> Engine::step() {
       s.tokens.insert(s.tokens.end(), s.input.begin() + static_cast<int64_t>(s.fed),
                       s.input.begin() + static_cast<int64_t>(s.fed + static_cast<size_t>(p.n)));
       s.fed += static_cast<size_t>(p.n);
+      if (p.embeddings) {
+        s.spans.push_back(p.span);
+        ++s.next_run;
+      }
       const bool consumed = s.fed == s.input.size();
       if (!s.decoding && s.req.on_prompt_logits && s.req.score_from >= 0) {
         const int64_t first_row_pos = p.first_pos + p.n - p.n_logits;

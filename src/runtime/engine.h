@@ -79,14 +79,28 @@ struct RequestResult {
   RequestStats stats;
 };
 
+// Ready input embeddings for a run of prompt positions: Gemma 3's projected image soft tokens.
+// Prompt tokens [offset, offset + rows) are fed as these rows ([rows, hidden] floats) instead of
+// the prompt's ids there (placeholders, e.g. <image_soft_token>, which stay in the sequence's
+// tokens), and see each other both ways. The engine feeds one such run in a single prefill chunk,
+// whatever the step budget would cut, so the bidirectional rule always holds; a run longer than a
+// step can hold is refused.
+struct PromptEmbeddings {
+  int offset = 0;             // into Request::prompt
+  std::vector<float> values;  // [rows, hidden]
+};
+
 struct Request {
   std::vector<int32_t> prompt;  // appended to the sequence (after `continue_from`'s tokens if set)
+  // Runs of the prompt given as embeddings (sorted by offset, disjoint; see PromptEmbeddings).
+  std::vector<PromptEmbeddings> embeddings;
   SamplerParams sampling;
   int max_tokens = 256;                   // 0: only prefill the prompt (scoring, or a prefix to keep)
   std::vector<int32_t> stop_ids;          // sampled -> finish with kStop; not emitted, not cached
   std::vector<std::string> stop_strings;  // matched in the emitted text, across token boundaries
   // Continue a sequence kept by an earlier request (its KV cache and tokens), optionally rolled
-  // back first to its first `truncate_to` tokens (-1: keep all).
+  // back first to its first `truncate_to` tokens (-1: keep all). A cut inside an embedded run is
+  // refused: the run's cached rows saw the positions cut away. So is a prefix that ends inside one.
   std::optional<RequestId> continue_from;
   int truncate_to = -1;
   // Start from a copy of the first `prefix_len` tokens of a kept sequence (a prefix cache hit:
@@ -140,6 +154,9 @@ class Engine {
   struct Sequence;
   Engine(const Model& model, Backend& backend, const EngineOptions& options);
   void admit();
+  // The longest embedded run one step can always take: the budget less a decode token for every
+  // other sequence.
+  int max_run_rows() const { return opt_.step_tokens - (opt_.max_sequences - 1); }
   void finish(Sequence& s, FinishReason reason, Status status = {});
   // Delivers a sampled token; false when the sequence finished (stop, length, context, cancel).
   bool emit_token(Sequence& s, int32_t id, std::span<const float> logits);

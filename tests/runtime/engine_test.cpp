@@ -2,6 +2,7 @@
 // continuing, rolling back and copying cached sequences give what a cold run gives.
 #include "runtime/engine.h"
 
+#include <functional>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -260,6 +261,156 @@ TEST(Engine, RefusesBadRequestsWithoutStoppingOthers) {
   EXPECT_NE(results["empty"].error().message.find("no prompt tokens"), std::string::npos);
   EXPECT_NE(results["negative"].error().message.find("max_tokens"), std::string::npos);
   EXPECT_EQ((*e)->n_free_slots(), 2);
+}
+
+// Image soft tokens: runs of the prompt given as embeddings, attending each other both ways. The
+// engine must feed each run in one chunk even where the step budget would cut it, and give what
+// one forward pass over the whole prompt gives (the reference: every row as an embedding, the
+// runs as bidirectional spans, nothing chunked).
+TEST(Engine, EmbeddedRunsAreNeverCutAndEqualOneUnchunkedPass) {
+  auto m = Model::load(test::fixture("models/gemma3_tiny/model.f32.gguf"));
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  const Model& model = **m;
+  const ModelConfig& c = model.config();
+  const size_t H = static_cast<size_t>(c.hidden), V = static_cast<size_t>(c.vocab_size);
+  const std::vector<int32_t> prompt = prompt_of(22, 6);
+  // Three "images": rows [0, 3), [5, 11) and [13, 17). With 8-token steps a plain split would cut
+  // the second at 8; with a neighbour's 7-token prompt in the first step, only one token of that
+  // step's budget is left when the first image is due.
+  const std::vector<std::pair<int, int>> runs = {{0, 3}, {5, 6}, {13, 4}};
+  std::vector<PromptEmbeddings> images;
+  uint32_t state = 12345;
+  for (auto [offset, rows] : runs) {
+    PromptEmbeddings e;
+    e.offset = offset;
+    for (size_t i = 0; i < static_cast<size_t>(rows) * H; ++i) {
+      state = state * 1664525u + 1013904223u;
+      e.values.push_back(static_cast<float>(static_cast<int32_t>(state >> 8) % 2001 - 1000) * 1e-3f);
+    }
+    images.push_back(std::move(e));
+  }
+
+  // Reference logits of the prompt's last position.
+  CpuBackend be(1, CpuOptions{true});
+  std::vector<float> ref;
+  {
+    auto cache = KvCache::create(be, c, 64, 64, DType::F32);
+    ASSERT_TRUE(cache.ok());
+    ForwardBuffers buf = test::forward_buffers(be, c, 64);
+    std::vector<float> x(prompt.size() * H);
+    ASSERT_TRUE(be.embed(model.weights().embedding, prompt, c.embed_scale, x.data()).ok());
+    std::vector<PositionSpan> spans;
+    for (const PromptEmbeddings& e : images) {
+      std::copy(e.values.begin(), e.values.end(), x.begin() + static_cast<int64_t>(e.offset) * c.hidden);
+      spans.push_back({e.offset, e.offset + static_cast<int32_t>(e.values.size() / H)});
+    }
+    SequenceChunk chunk(cache->get(), {}, 1);
+    chunk.embeddings = x;
+    chunk.bidirectional = spans;
+    ASSERT_TRUE(model.forward({&chunk, 1}, be, buf, ref).ok());
+    ASSERT_EQ(ref.size(), V);
+  }
+
+  auto run = [&](int step_tokens, int max_sequences, bool with_neighbours) {
+    EngineOptions o;
+    o.n_ctx = 96;
+    o.step_tokens = step_tokens;
+    o.max_sequences = max_sequences;
+    o.kv_type = DType::F32;
+    auto e = Engine::create(model, be, o);
+    Trace t, n1, n2;
+    EXPECT_TRUE(e.ok()) << e.error().message;
+    if (!e.ok()) return t;
+    if (with_neighbours)  // other sequences prefilling and decoding around the images
+      (*e)->submit(traced(prompt_of(7, 1), 30, n1));
+    Request r = traced(prompt, 12, t);
+    r.embeddings = images;
+    (*e)->submit(std::move(r));
+    if (with_neighbours) (*e)->submit(traced(prompt_of(19, 2), 10, n2));
+    EXPECT_TRUE((*e)->run_to_completion().ok());
+    EXPECT_EQ(t.reason, FinishReason::kLength);
+    return t;
+  };
+  const Trace whole = run(64, 1, false), chunked = run(8, 1, false), batched = run(8, 3, true);
+  ASSERT_EQ(whole.ids.size(), 12u);
+  for (size_t v = 0; v < V; ++v) ASSERT_NEAR(whole.logits[0][v], ref[v], 1e-4f * (1 + std::abs(ref[v]))) << v;
+  for (const Trace* t : {&chunked, &batched}) {
+    ASSERT_EQ(t->ids, whole.ids);
+    for (size_t i = 0; i < whole.logits.size(); ++i)
+      for (size_t v = 0; v < V; ++v)
+        ASSERT_NEAR(t->logits[i][v], whole.logits[i][v], 1e-4f * (1 + std::abs(whole.logits[i][v]))) << i << " " << v;
+  }
+  // A cut image would differ: positions 5..7 would not see 8..10 (a check that the test can fail).
+  std::vector<float> cut;
+  {
+    auto cache = KvCache::create(be, c, 64, 64, DType::F32);
+    ASSERT_TRUE(cache.ok());
+    ForwardBuffers buf = test::forward_buffers(be, c, 64);
+    std::vector<float> x(prompt.size() * H);
+    ASSERT_TRUE(be.embed(model.weights().embedding, prompt, c.embed_scale, x.data()).ok());
+    for (const PromptEmbeddings& e : images)
+      std::copy(e.values.begin(), e.values.end(), x.begin() + static_cast<int64_t>(e.offset) * c.hidden);
+    const std::vector<PositionSpan> first = {{0, 3}, {5, 8}}, rest = {{8, 11}, {13, 17}};
+    SequenceChunk a(cache->get(), {}, 0), b(cache->get(), {}, 1);
+    a.embeddings = std::span<const float>(x).first(8 * H);
+    a.bidirectional = first;
+    b.embeddings = std::span<const float>(x).subspan(8 * H);
+    b.bidirectional = rest;
+    ASSERT_TRUE(model.forward({&a, 1}, be, buf, cut).ok());
+    ASSERT_TRUE(model.forward({&b, 1}, be, buf, cut).ok());
+  }
+  float max_diff = 0;
+  for (size_t v = 0; v < V; ++v) max_diff = std::max(max_diff, std::abs(cut[v] - ref[v]));
+  EXPECT_GT(max_diff, 1e-3f);
+}
+
+TEST(Engine, RefusesEmbeddedRunsItCannotKeepWhole) {
+  auto m = Model::load(test::fixture("models/gemma3_tiny/model.q8_0.gguf"));
+  ASSERT_TRUE(m.ok());
+  const size_t H = static_cast<size_t>((*m)->config().hidden);
+  CpuBackend be(1);
+  EngineOptions o;
+  o.n_ctx = 64;
+  o.max_sequences = 3;
+  o.step_tokens = 8;  // a run may hold at most 8 - 2 tokens: the others' decode tokens must fit too
+  auto e = Engine::create(**m, be, o);
+  ASSERT_TRUE(e.ok());
+  std::map<std::string, Status> results;
+  auto submit = [&](const std::string& name, std::vector<PromptEmbeddings> runs,
+                    std::function<void(Request&)> edit = {}) {
+    Request r;
+    r.prompt = prompt_of(16, 3);
+    r.max_tokens = 2;
+    r.embeddings = std::move(runs);
+    r.keep = name == "kept";
+    if (edit) edit(r);
+    r.on_done = [&results, name](const RequestResult& res) { results[name] = res.status; };
+    return (*e)->submit(std::move(r));
+  };
+  auto rows = [&](int offset, int n) {
+    return PromptEmbeddings{offset, std::vector<float>(static_cast<size_t>(n) * H, 0.01f)};
+  };
+  const RequestId kept = submit("kept", {rows(4, 6)});
+  submit("too big", {rows(2, 7)});
+  submit("ragged", {PromptEmbeddings{2, std::vector<float>(H + 1, 0.f)}});
+  submit("overlap", {rows(2, 4), rows(5, 2)});
+  submit("outside", {rows(14, 4)});
+  ASSERT_TRUE((*e)->run_to_completion().ok());
+  submit("cut inside", {}, [&](Request& r) {
+    r.continue_from = kept;
+    r.truncate_to = 7;
+  });
+  submit("prefix inside", {}, [&](Request& r) {
+    r.prefix_from = kept;
+    r.prefix_len = 5;
+  });
+  ASSERT_TRUE((*e)->run_to_completion().ok());
+  ASSERT_EQ(results.size(), 7u);
+  EXPECT_TRUE(results["kept"].ok());
+  EXPECT_EQ(results["too big"].error().kind, ErrorKind::kResourceExhausted);
+  for (const char* name : {"ragged", "overlap", "outside", "cut inside", "prefix inside"})
+    EXPECT_EQ(results[name].error().kind, ErrorKind::kInvalidArgument) << name << ": " << results[name].error().message;
+  EXPECT_NE(results["cut inside"].error().message.find("inside the embedded run [4, 10)"), std::string::npos);
 }
 
 TEST(Engine, ContextFullEndsTheRequest) {
