@@ -18,6 +18,7 @@
 #include "model/loaders.h"
 #include "model/variants.h"
 #include "util/half.h"
+#include "util/mapped_file.h"
 
 namespace gemma {
 
@@ -477,6 +478,17 @@ Status convert_arrays(const OrbaxCheckpoint& ckpt, const ArrayMap& m, const Dims
   // Plain copies, not a structured binding: the lambdas below capture them (clang 14 cannot).
   const int64_t V = d.V, D = d.D, N = d.N, K = d.K, H = d.H, F = d.F;
   const bool gating_dff = d.gating_dff;
+  // Memory planned before any is touched: the converted tensors stay in memory, and one array at
+  // a time is read in full. Zarr arrays may leave chunks out (they read as the fill value), so a
+  // few bytes of metadata can declare arrays far larger than the files: refuse before allocating.
+  uint64_t total = 0, largest = 0;
+  for (const auto& entry : m.uses) {
+    total += entry.first->meta.nbytes();
+    largest = std::max(largest, entry.first->meta.nbytes());
+  }
+  if (const uint64_t avail = available_memory(); total + largest > avail)
+    return resource_exhausted("{}: converting the checkpoint needs {:.1f} GiB of memory, {:.1f} GiB are available", dir,
+                              static_cast<double>(total + largest) / (1 << 30), static_cast<double>(avail) / (1 << 30));
   Converter cv(dir, out);
   std::vector<uint8_t> raw;
   for (const auto& entry : m.uses) {

@@ -57,8 +57,8 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
   return std::pair<void*, size_t>{aligned, bytes};
 }
 
-// MemAvailable from /proc/meminfo (free memory plus what the kernel can reclaim, the page cache
-// included), or SIZE_MAX where it cannot be read.
+}  // namespace
+
 size_t available_memory() {
   std::ifstream in("/proc/meminfo");
   for (std::string line; std::getline(in, line);)
@@ -66,8 +66,6 @@ size_t available_memory() {
       return static_cast<size_t>(std::strtoull(line.c_str() + 13, nullptr, 10)) * 1024;
   return SIZE_MAX;
 }
-
-}  // namespace
 
 bool huge_pages_available() {
   static const bool available = [] {

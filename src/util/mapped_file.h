@@ -55,6 +55,10 @@ class MappedFile {
 // Whether Linux grants transparent huge pages to MADV_HUGEPAGE regions (THP not "never").
 bool huge_pages_available();
 
+// MemAvailable from /proc/meminfo (free memory plus what the kernel can reclaim, the page cache
+// included), or SIZE_MAX where it cannot be read: what a load may plan to occupy.
+size_t available_memory();
+
 // An open descriptor (the caller closes it) on a regular file, and the file's size.
 struct RegularFile {
   int fd;

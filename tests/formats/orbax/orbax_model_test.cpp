@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "model/loaders.h"
 #include "model/model.h"
 #include "support/test_support.h"
+#include "util/mapped_file.h"
 #include "util/zstd_file.h"
 
 namespace gemma {
@@ -210,6 +212,43 @@ TEST(OrbaxModel, Int4QatWeightsBecomeQ4_0F) {
   const Tensor* norm = ck->tensors.find("output_norm.weight");
   ASSERT_NE(norm, nullptr);
   EXPECT_EQ(reinterpret_cast<const float*>(norm->data)[0], 1.5f);
+}
+
+// Zarr arrays may leave chunks out (they read as the fill value), so a few bytes of metadata can
+// declare a checkpoint far larger than its files. The loader plans the memory first and refuses,
+// rather than allocating (and zero-filling) most of the machine's memory. The embedding is sized
+// from the memory this machine has: 0.6 of it, which a plain allocation would still be granted.
+TEST(OrbaxModel, CheckpointLargerThanMemoryIsRefusedBeforeAllocating) {
+  const fs::path root = fs::path(test::temp_dir()) / "orbax-declared-huge";
+  fs::remove_all(root);
+  const int64_t D = 4096, H = 32, F = 64;
+  const uint64_t avail = std::min<uint64_t>(available_memory(), uint64_t{1} << 40);
+  const int64_t V =
+      std::clamp<int64_t>(static_cast<int64_t>(avail * 6 / 10 / (D * 4)) / 1024 * 1024, 1024, int64_t{1} << 24);
+  auto declare = [&](const std::string& name, const std::vector<int64_t>& shape, const std::vector<int64_t>& chunks) {
+    fs::create_directories(root / name);
+    test::write_file((root / name / ".zarray").string(),
+                     fmt::format(R"({{"zarr_format":2,"shape":[{}],"chunks":[{}],"dtype":"<f4","compressor":null,)"
+                                 R"("fill_value":null,"order":"C"}})",
+                                 fmt::join(shape, ","), fmt::join(chunks, ",")));
+  };
+  declare("transformer/embedder.input_embedding", {V, D}, {1024, D});
+  declare("transformer/final_norm.scale", {D}, {D});
+  const std::string l = "transformer/layer_0/";
+  for (const char* n : {"pre_attention_norm", "post_attention_norm", "pre_ffw_norm", "post_ffw_norm"})
+    declare(l + n + ".scale", {D}, {D});
+  declare(l + "attn/_query_norm.scale", {H}, {H});
+  declare(l + "attn/_key_norm.scale", {H}, {H});
+  declare(l + "attn/q_einsum.w", {1, D, H}, {1, D, H});
+  declare(l + "attn/kv_einsum.w", {2, 1, D, H}, {2, 1, D, H});
+  declare(l + "attn/attn_vec_einsum.w", {1, H, D}, {1, H, D});
+  declare(l + "mlp/gating_einsum.w", {2, F, D}, {2, F, D});
+  declare(l + "mlp/linear.w", {F, D}, {F, D});
+  auto ck = load_orbax(root.string());
+  ASSERT_FALSE(ck.ok());
+  EXPECT_EQ(ck.error().kind, ErrorKind::kResourceExhausted) << ck.error().message;
+  EXPECT_NE(ck.error().message.find("GiB of memory"), std::string::npos) << ck.error().message;
+  fs::remove_all(root);
 }
 
 TEST(OrbaxModel, StackedLayoutEqualsFlat) {
