@@ -9,8 +9,8 @@ int main(int argc, char** argv) {
   CLI::App app{"gemma: run Google's Gemma models on the CPU"};
   app.require_subcommand(1);
   std::map<CLI::App*, Command> commands;
-  for (auto add :
-       {add_run, add_chat, add_tokenize, add_detokenize, add_inspect, add_perplexity, add_bench, add_convert}) {
+  for (auto add : {add_run, add_chat, add_serve, add_tokenize, add_detokenize, add_inspect, add_perplexity, add_bench,
+                   add_convert}) {
     const size_t before = app.get_subcommands({}).size();
     Command c = add(app);
     commands[app.get_subcommands({})[before]] = std::move(c);

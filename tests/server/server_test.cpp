@@ -1,0 +1,372 @@
+// The HTTP server end to end on the real Gemma 3 270M: replies equal the engine's own greedy
+// output, alone and with other requests in the same batches; streams concatenate to the same
+// text; stop strings never leak; bad requests, a full queue, a missing API key and a client that
+// hangs up each end that request only.
+#include "server/server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "runtime/prompt.h"
+#include "support/test_support.h"
+
+namespace gemma::server {
+namespace {
+
+using nlohmann::json;
+
+// One model for the whole suite (loading it per test would dominate).
+const Model* real_model() {
+  static std::unique_ptr<Model> m = [] {
+    std::unique_ptr<Model> out;
+    if (test::real_model_path().empty()) return out;
+    auto r = Model::load(test::real_model_path());
+    if (r.ok()) out = std::move(*r);
+    return out;
+  }();
+  return m.get();
+}
+
+// A server on a free port with its own engine.
+struct Running {
+  CpuBackend backend{2};
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Server> server;
+  std::thread thread;
+  int port = 0;
+
+  Running(const Model& m, int parallel, ServerOptions so = {}) {
+    EngineOptions eo;
+    eo.n_ctx = 512;
+    eo.max_sequences = parallel;
+    eo.step_tokens = 64;
+    auto e = Engine::create(m, backend, eo);
+    EXPECT_TRUE(e.ok());
+    engine = std::move(*e);
+    so.port = 0;
+    so.model_name = "gemma-test";
+    server = std::make_unique<Server>(so);
+    auto p = server->bind();
+    EXPECT_TRUE(p.ok());
+    port = *p;
+    thread = std::thread([this] { EXPECT_TRUE(server->serve().ok()); });
+    server->attach(m, *engine);
+  }
+  ~Running() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60);
+    return c;
+  }
+};
+
+// The engine's own greedy continuation of `prompt`, as text: the reference for the server.
+std::string engine_alone(const Model& m, const std::vector<int32_t>& prompt, int max_tokens,
+                         std::vector<std::string> stop = {}) {
+  CpuBackend be(2);
+  EngineOptions eo;
+  eo.n_ctx = 512;
+  eo.step_tokens = 64;
+  auto e = Engine::create(m, be, eo);
+  EXPECT_TRUE(e.ok());
+  std::string text;
+  Request r;
+  r.prompt = prompt;
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  r.stop_ids = default_stop_ids(*m.tokenizer());
+  r.stop_strings = std::move(stop);
+  r.on_token = [&](const TokenEvent& ev) {
+    text += ev.text;
+    return true;
+  };
+  r.on_done = [&](const RequestResult& res) { text += res.tail; };
+  (*e)->submit(std::move(r));
+  EXPECT_TRUE((*e)->run_to_completion().ok());
+  return text;
+}
+
+// POSTs body and hands each piece of the response body to `receive` (false: hang up). httplib
+// 0.11's client takes a receiver only through a prepared Request.
+httplib::Result post_streaming(httplib::Client& c, const std::string& path, const json& body,
+                               std::function<bool(const char*, size_t)> receive) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [receive](const char* data, size_t n, uint64_t, uint64_t) { return receive(data, n); };
+  return c.send(req);
+}
+
+json post(httplib::Client& c, const std::string& path, const json& body, int expect_status = 200) {
+  auto res = c.Post(path.c_str(), body.dump(), "application/json");
+  EXPECT_TRUE(res) << path;
+  if (!res) return {};
+  EXPECT_EQ(res->status, expect_status) << res->body;
+  return json::parse(res->body, nullptr, false);
+}
+
+// Reads a stream's events; returns the parsed data objects (without [DONE]) and whether [DONE] came.
+std::vector<json> stream(httplib::Client& c, const std::string& path, const json& body, bool* done = nullptr) {
+  std::string buf;
+  std::vector<json> events;
+  bool got_done = false;
+  auto res = post_streaming(c, path, body, [&](const char* data, size_t n) {
+    buf.append(data, n);
+    for (size_t at; (at = buf.find("\n\n")) != std::string::npos;) {
+      std::string ev = buf.substr(0, at);
+      buf.erase(0, at + 2);
+      EXPECT_EQ(ev.rfind("data: ", 0), 0u) << ev;
+      if (ev == "data: [DONE]") got_done = true;
+      else events.push_back(json::parse(ev.substr(6)));
+    }
+    return true;
+  });
+  EXPECT_TRUE(res);
+  if (done) *done = got_done;
+  return events;
+}
+
+TEST(Server, ChatAndCompletionEqualTheEngineAloneStreamedOrNot) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  Running s(m, 2);
+  auto c = s.client();
+  const std::vector<ChatMessage> msgs = {{"system", "Answer briefly."}, {"user", "Name a colour."}};
+  auto ids = render_chat_tokens(*m.tokenizer(), msgs);
+  ASSERT_TRUE(ids.ok());
+  const std::string want = engine_alone(m, *ids, 12);
+  const json body = {
+      {"model", "gemma-test"},
+      {"messages",
+       {{{"role", "system"}, {"content", "Answer briefly."}}, {{"role", "user"}, {"content", "Name a colour."}}}},
+      {"max_tokens", 12},
+      {"temperature", 0}};
+  const json r = post(c, "/v1/chat/completions", body);
+  EXPECT_EQ(r["object"], "chat.completion");
+  EXPECT_EQ(r["model"], "gemma-test");
+  ASSERT_EQ(r["choices"].size(), 1u);
+  EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(r["choices"][0]["message"]["content"], want);
+  EXPECT_EQ(r["usage"]["prompt_tokens"], ids->size());
+  EXPECT_EQ(r["usage"]["total_tokens"],
+            r["usage"]["prompt_tokens"].get<int>() + r["usage"]["completion_tokens"].get<int>());
+
+  json sbody = body;
+  sbody["stream"] = true;
+  sbody["stream_options"] = {{"include_usage", true}};
+  bool done = false;
+  const std::vector<json> events = stream(c, "/v1/chat/completions", sbody, &done);
+  ASSERT_TRUE(done);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "chat.completion.chunk");
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    text += events[i]["choices"][0]["delta"].value("content", "");
+  }
+  EXPECT_EQ(text, want);
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], r["choices"][0]["finish_reason"]);
+  EXPECT_TRUE(events.back()["choices"].empty());
+  EXPECT_EQ(events.back()["usage"], r["usage"]);
+
+  auto text_ids = render_text(*m.tokenizer(), "The history of the bicycle begins in");
+  ASSERT_TRUE(text_ids.ok());
+  const std::string want2 = engine_alone(m, *text_ids, 16);
+  const json comp = post(
+      c, "/v1/completions",
+      {{"prompt", "The history of the bicycle begins in"}, {"max_tokens", 16}, {"temperature", 0}, {"echo", true}});
+  EXPECT_EQ(comp["object"], "text_completion");
+  EXPECT_EQ(comp["choices"][0]["text"], "The history of the bicycle begins in" + want2);
+  EXPECT_EQ(comp["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(comp["usage"]["completion_tokens"], 16);
+}
+
+TEST(Server, ConcurrentRequestsEqualEachAlone) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  const std::vector<std::string> prompts = {"The capital of France is",
+                                            "Water boils at",
+                                            "Once upon a time, there",
+                                            "The largest planet in the solar system",
+                                            "In 1492,",
+                                            "def fibonacci(n):"};
+  std::vector<std::string> want;
+  for (const std::string& p : prompts) want.push_back(engine_alone(m, *render_text(*m.tokenizer(), p), 20));
+  Running s(m, 3);  // six requests through three slots: some wait, all share batches
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    threads.emplace_back([&, i] {
+      auto c = s.client();
+      const json body = {{"prompt", prompts[i]}, {"max_tokens", 20}, {"temperature", 0}};
+      if (i % 2) {
+        got[i] = post(c, "/v1/completions", body)["choices"][0]["text"];
+      } else {
+        json sb = body;
+        sb["stream"] = true;
+        for (const json& ev : stream(c, "/v1/completions", sb))
+          if (!ev["choices"].empty()) got[i] += ev["choices"][0]["text"].get<std::string>();
+      }
+    });
+  for (auto& t : threads) t.join();
+  // Block-quantized weights in fast mode are batch-invariant (kernels), so equal means equal.
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], want[i]) << prompts[i];
+}
+
+TEST(Server, StopStringsEndTheReplyAndNeverLeak) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  auto ids = render_text(*m.tokenizer(), "The history of the bicycle begins in");
+  const std::string full = engine_alone(m, *ids, 24);  // " the 18th century. The first bicycle ..."
+  const size_t at = full.find("century");
+  ASSERT_NE(at, std::string::npos) << full;
+  Running s(m, 1);
+  auto c = s.client();
+  const json body = {{"prompt", "The history of the bicycle begins in"},
+                     {"max_tokens", 24},
+                     {"temperature", 0},
+                     {"stop", {"centu", "zzz"}}};
+  const json r = post(c, "/v1/completions", body);
+  EXPECT_EQ(r["choices"][0]["text"], full.substr(0, at));
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "stop");
+  json sb = body;
+  sb["stream"] = true;
+  std::string text;
+  for (const json& ev : stream(c, "/v1/completions", sb))
+    if (!ev["choices"].empty()) text += ev["choices"][0]["text"].get<std::string>();
+  EXPECT_EQ(text, full.substr(0, at));
+}
+
+TEST(Server, BadRequestsGetErrorsAndTheServerGoesOn) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  ServerOptions so;
+  so.api_key = "sekret";
+  Running s(m, 1, so);
+  auto c = s.client();
+  // /health needs no key; everything else does.
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto unauth = c.Get("/v1/models");
+  ASSERT_TRUE(unauth);
+  EXPECT_EQ(unauth->status, 401);
+  EXPECT_EQ(json::parse(unauth->body)["error"]["type"], "invalid_request_error");
+  c.set_bearer_token_auth("sekret");
+  const json models = json::parse(c.Get("/v1/models")->body);
+  EXPECT_EQ(models["object"], "list");
+  EXPECT_EQ(models["data"][0]["id"], "gemma-test");
+
+  auto garbage = c.Post("/v1/chat/completions", "{not json", "application/json");
+  ASSERT_TRUE(garbage);
+  EXPECT_EQ(garbage->status, 400);
+  EXPECT_NE(json::parse(garbage->body)["error"]["message"].get<std::string>().find("JSON"), std::string::npos);
+  post(c, "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"temperature", 9}}, 400);
+  post(c, "/v1/chat/completions", {{"messages", {{{"role", "assistant"}, {"content", "x"}}}}}, 400);
+  post(c, "/v1/chat/completions",
+       {{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", {{"url", "data:"}}}}}}}}}},
+       415);
+  std::string longp;
+  for (int i = 0; i < 600; ++i) longp += "word ";
+  const json over = post(c, "/v1/completions", {{"prompt", longp}}, 400);
+  EXPECT_NE(over["error"]["message"].get<std::string>().find("context"), std::string::npos);
+  // Invalid UTF-8 inside a JSON string is not JSON (RFC 8259): refused, not tokenized.
+  auto bad_utf8 = c.Post("/v1/completions", "{\"prompt\": \"\xff\xfe\", \"max_tokens\": 2}", "application/json");
+  ASSERT_TRUE(bad_utf8);
+  EXPECT_EQ(bad_utf8->status, 400);
+  auto missing = c.Get("/v1/nothing");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  const json tk = post(c, "/tokenize", {{"content", "Hello world"}});
+  EXPECT_EQ(tk["count"], tk["tokens"].size());
+  const json dt = post(c, "/detokenize", {{"tokens", tk["tokens"]}});
+  EXPECT_EQ(dt["content"], "Hello world");
+  post(c, "/detokenize", {{"tokens", {-1}}}, 400);
+
+  // After all that, a normal request still works, and /metrics counted the statuses.
+  const json ok = post(c, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 3}, {"temperature", 0}});
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 3);
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("gemma_requests_total{status=\"400\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("gemma_time_to_first_token_seconds_count"), std::string::npos);
+  EXPECT_NE(metrics.find("gemma_generation_tokens_total"), std::string::npos);
+}
+
+TEST(Server, FullQueueAnswers503AndAHangUpFreesTheSlot) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  ServerOptions so;
+  so.max_queue = 0;  // one slot, no waiting room
+  Running s(m, 1, so);
+  // A long stream that the client abandons after a few chunks.
+  std::atomic<int> chunks{0};
+  std::atomic<bool> hung_up{false};
+  std::thread reader([&] {
+    auto c = s.client();
+    const json body = {{"prompt", "Tell me a long story."}, {"max_tokens", 400}, {"temperature", 0}, {"stream", true}};
+    post_streaming(c, "/v1/completions", body, [&](const char*, size_t) {
+      if (++chunks < 4) return true;
+      hung_up = true;
+      return false;  // the client closes the connection mid-stream
+    });
+  });
+  while (chunks == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!hung_up) {  // the slot is busy: a second request is refused with Retry-After
+    auto c = s.client();
+    auto res = c.Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 503);
+    EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  }
+  reader.join();
+  // The abandoned sequence is cancelled: the slot frees long before 400 tokens could be generated.
+  auto c = s.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    auto res = c.Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    status = res->status;
+    if (status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST(Server, StopEndsInFlightStreamsPromptly) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  auto s = std::make_unique<Running>(m, 2);
+  std::atomic<int> chunks{0};
+  std::thread reader([&] {
+    auto c = s->client();
+    const json body = {{"prompt", "Count to a thousand:"}, {"max_tokens", 480}, {"stream", true}};
+    post_streaming(c, "/v1/completions", body, [&](const char*, size_t) {
+      ++chunks;
+      return true;
+    });
+  });
+  while (chunks < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto t0 = std::chrono::steady_clock::now();
+  s.reset();  // stop(): cancels the stream, which ends with a finish_reason, then [DONE]
+  reader.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_LT(chunks.load(), 400);
+}
+
+}  // namespace
+}  // namespace gemma::server
