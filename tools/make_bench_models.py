@@ -9,6 +9,8 @@ llama.cpp's own llama-quantize, as users make them.
 
 Usage: python3 tools/make_bench_models.py --llama-quantize $(tools/build_llamacpp.sh)/llama-quantize \
            [--out ~/.cache/gemma-engine/bench]
+Without --llama-quantize only the BF16 file is written (quantize it with `gemma convert --quant q4_0`
+where llama.cpp is not built).
 """
 import argparse
 import os
@@ -45,7 +47,7 @@ def copy_tokenizer(src: gguf.GGUFReader, w: gguf.GGUFWriter):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-quantize", required=True)
+    ap.add_argument("--llama-quantize", help="llama.cpp's llama-quantize; omitted: only the BF16 file")
     ap.add_argument("--out", default=os.path.expanduser("~/.cache/gemma-engine/bench"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -94,7 +96,7 @@ def main():
         w.write_tensors_to_file()
         w.close()
         print("wrote", bf16)
-    for q in ["Q8_0", "Q4_0", "Q4_K_M"]:
+    for q in ["Q8_0", "Q4_0", "Q4_K_M"] if a.llama_quantize else []:
         out = os.path.join(a.out, f"gemma3-1b-shape-{q.lower()}.gguf")
         if not os.path.exists(out):
             subprocess.run([a.llama_quantize, bf16, out, q], check=True, capture_output=True)
