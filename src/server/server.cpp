@@ -559,7 +559,7 @@ struct Server::Impl {
       s.set_content(metrics(), "text/plain; version=0.0.4");
     });
     // Unknown routes and handler exceptions answer with OpenAI's error envelope.
-    http.set_error_handler([this](const httplib::Request&, httplib::Response& s) {
+    http.set_error_handler([](const httplib::Request&, httplib::Response& s) {
       if (!s.body.empty()) return;
       if (s.status == 404) s.set_content(dump(error_body(not_found("no such route"))), "application/json");
     });
