@@ -29,12 +29,15 @@ struct ServeArgs {
   int max_queue = 64;
   std::string api_key, api_key_file;
   std::string alias;
+  bool no_prefix_cache = false;
+  int cache_rollback = 0;
 };
 
 int serve(const ServeArgs& a) {
   if (a.parallel < 1 || a.parallel > 256) return fail("--parallel must be between 1 and 256");
   if (a.port < 0 || a.port > 65535) return fail("--port must be between 0 and 65535");
   if (a.max_queue < 0) return fail("--max-queue must be >= 0");
+  if (a.cache_rollback < 0 || a.cache_rollback > 1 << 20) return fail("--cache-rollback must be between 0 and 2^20");
   if (a.ctx != 0)
     if (Status st = check_context(a.ctx); !st.ok()) return fail(st.error());
   server::ServerOptions so;
@@ -95,6 +98,8 @@ int serve(const ServeArgs& a) {
   eo.n_ctx = a.ctx > 0 ? static_cast<int>(a.ctx) : default_context(mdl.config());
   eo.max_sequences = a.parallel;
   eo.step_tokens = std::max(256, a.parallel);
+  eo.prefix_cache = !a.no_prefix_cache;
+  eo.max_rollback = a.cache_rollback;
   auto kv = kv_cache_type(a.compute);
   if (!kv.ok()) return finish(fail(kv.error()));
   eo.kv_type = *kv;
@@ -130,6 +135,11 @@ Command add_serve(CLI::App& app) {
       ->capture_default_str();
   auto* key = sub->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--api-key-file", a->api_key_file, "Read the API key from a file")->excludes(key);
+  sub->add_flag("--no-prefix-cache", a->no_prefix_cache,
+                "Prefill every prompt in full instead of reusing cached prefixes of earlier requests");
+  sub->add_option("--cache-rollback", a->cache_rollback,
+                  "Tokens a cached sequence may be cut back by for reuse on sliding-window layers "
+                  "(default: the step budget, 256; more costs KV memory, see the memory plan)");
   sub->add_option("--alias", a->alias, "Model name reported by /v1/models (default: the file name)");
   return [a] { return serve(*a); };
 }

@@ -59,10 +59,10 @@ int KvCache::rollback_limit() const { return rollback_limit_; }
 Status KvCache::truncate(int n) {
   if (n < 0) return invalid_argument("cannot truncate a sequence to {} tokens", n);
   if (n >= n_past_) return {};
-  if (n_past_ - n > rollback_limit_)
+  if (!can_truncate_to(n))
     return invalid_argument(
         "cannot roll a sequence back by {} tokens: its sliding-window layers keep only {} past their window",
-        n_past_ - n, rollback_limit_);
+        high_water_ - n, rollback_limit_);
   n_past_ = n;
   return {};
 }
@@ -73,7 +73,7 @@ Status KvCache::copy_prefix_from(const KvCache& src, int n) {
   if (n < 0 || n > src.n_past_ || n > n_ctx_)
     return invalid_argument("cannot copy {} positions from a sequence of {} into a context of {}", n, src.n_past_,
                             n_ctx_);
-  if (src.n_past_ - n > src.rollback_limit_)
+  if (!src.can_truncate_to(n))
     return invalid_argument(
         "cannot reuse {} of {} cached positions: the sliding-window layers keep only {} past their window", n,
         src.n_past_, src.rollback_limit_);
@@ -89,6 +89,7 @@ Status KvCache::copy_prefix_from(const KvCache& src, int n) {
     }
   }
   n_past_ = n;
+  high_water_ = std::max(n, src.high_water_);  // the slots copied from below src's window are stale
   return {};
 }
 

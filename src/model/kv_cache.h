@@ -7,6 +7,7 @@
 // so a 32K-context cache costs memory in proportion to what is used.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -38,8 +39,13 @@ class KvCache {
 
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }  // positions 0 .. n_past-1 are filled
-  void advance(int n) { n_past_ += n; }
-  void clear() { n_past_ = 0; }
+  void advance(int n) {
+    n_past_ += n;
+    high_water_ = std::max(high_water_, n_past_);
+  }
+  void clear() { n_past_ = high_water_ = 0; }
+  // Whether truncate(n) is allowed: ring layers still hold the window before n.
+  bool can_truncate_to(int n) const { return n >= n_past_ || high_water_ - n <= rollback_limit_; }
   // Forgets positions >= n, keeping the prefix. Ring layers hold only their last positions, so a
   // cut deeper than rollback_limit() tokens cannot be extended correctly and is refused.
   Status truncate(int n);
@@ -66,6 +72,10 @@ class KvCache {
   uint64_t row_bytes_ = 0;  // one position of one layer's K (or V)
   int rollback_limit_ = 0;
   int n_past_ = 0;
+  // One past the highest position written since clear() (or held by the cache a prefix was copied
+  // from): ring slots below high_water_ - capacity were overwritten, so rollbacks count from here,
+  // not from n_past_ (a cache cut back and extended again has lost what the deeper positions had).
+  int high_water_ = 0;
   std::vector<Layer> layers_;
   std::vector<DeviceBuffer> buffers_;
   uint64_t reserved_ = 0;

@@ -86,6 +86,9 @@ struct Engine::Sequence {
   StopStringMatcher stops;
   RequestResult result;
   bool started = false;
+  bool cache_entry = false;  // finished; held only as a prefix-cache entry
+  bool cache_hit = false;    // its prompt starts with a prefix taken from the cache
+  uint64_t last_used = 0;    // step of its last cache hit or its finish
   Clock::time_point t_submit, t_start, t_first, t_last;
 
   Sequence(RequestId i, Request r)
@@ -144,6 +147,9 @@ int Engine::n_waiting() const {
   return static_cast<int>(waiting_.size() + incoming_.size());
 }
 int Engine::n_free_slots() const { return static_cast<int>(std::count(slot_used_.begin(), slot_used_.end(), false)); }
+int Engine::n_cached() const {
+  return static_cast<int>(std::count_if(kept_.begin(), kept_.end(), [](const auto& k) { return k->cache_entry; }));
+}
 
 std::vector<int32_t> Engine::sequence_tokens(RequestId id) const {
   for (const auto& s : kept_)
@@ -166,6 +172,71 @@ void Engine::finish(Sequence& s, FinishReason reason, Status status) {
     st.prefill_seconds = seconds_between(s.t_start, Clock::now());
   }
   if (s.req.on_done) s.req.on_done(s.result);
+}
+
+void Engine::retire(std::unique_ptr<Sequence> s) {
+  const bool ok = s->result.reason != FinishReason::kError;
+  if (s->req.keep && ok) {
+    kept_.push_back(std::move(s));
+  } else if (opt_.prefix_cache && ok && !s->tokens.empty()) {
+    s->cache_entry = true;
+    s->last_used = tick_;
+    s->req = Request{};  // the request is over: drop its sinks (they may hold a client's state)
+    s->runs.clear();
+    kept_.push_back(std::move(s));
+  } else {
+    slot_used_[static_cast<size_t>(s->slot)] = false;
+  }
+}
+
+bool Engine::evict_cached() {
+  auto lru = kept_.end();
+  for (auto it = kept_.begin(); it != kept_.end(); ++it)
+    if ((*it)->cache_entry && (lru == kept_.end() || (*it)->last_used < (*lru)->last_used)) lru = it;
+  if (lru == kept_.end()) return false;
+  slot_used_[static_cast<size_t>((*lru)->slot)] = false;
+  kept_.erase(lru);
+  return true;
+}
+
+void Engine::reuse_cached_prefix(Sequence& s) {
+  // How much of the prompt may come from the cache: not an embedded run (another image could have
+  // the same placeholder ids), not a position whose logits the request scores.
+  std::vector<int32_t>& prompt = s.req.prompt;
+  if (prompt.empty()) return;
+  size_t limit = prompt.size() - 1;  // at least the last token is fed, for fresh logits
+  if (!s.req.embeddings.empty()) limit = std::min(limit, static_cast<size_t>(std::max(0, s.req.embeddings[0].offset)));
+  if (s.req.score_from >= 0) limit = std::min(limit, static_cast<size_t>(s.req.score_from));
+  Sequence* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& k : kept_) {
+    if (!k->cache_entry) continue;
+    size_t cap = std::min(limit, k->tokens.size());
+    if (!k->spans.empty()) cap = std::min(cap, static_cast<size_t>(k->spans[0].begin));
+    size_t n = 0;
+    while (n < cap && k->tokens[n] == prompt[n]) ++n;
+    if (n == 0 || !slots_[static_cast<size_t>(k->slot)]->can_truncate_to(static_cast<int>(n)))
+      continue;  // the rings no longer hold the window before that cut
+    if (n > best_len || (n == best_len && k->last_used > best->last_used)) {
+      best = k.get();
+      best_len = n;
+    }
+  }
+  if (!best) return;
+  // Moving costs nothing; copying keeps the cached tail for its own conversation. Move when that
+  // tail is short (the same conversation resent, its last tokens re-tokenized) or no slot is free.
+  constexpr size_t kMoveCut = 32;
+  best->last_used = tick_;
+  if (best->tokens.size() - best_len <= kMoveCut || n_free_slots() == 0) {
+    s.req.continue_from = best->id;
+    s.req.truncate_to = static_cast<int>(best_len);
+  } else {
+    s.req.prefix_from = best->id;
+    s.req.prefix_len = static_cast<int>(best_len);
+  }
+  prompt.erase(prompt.begin(), prompt.begin() + static_cast<int64_t>(best_len));
+  for (PromptEmbeddings& e : s.req.embeddings) e.offset -= static_cast<int>(best_len);
+  s.cache_hit = true;
 }
 
 // Moves what other threads handed in into the engine's own lists, applies cancellations and
@@ -201,11 +272,7 @@ void Engine::admit() {
         Sequence& s = *running_[i];
         s.unfed.reset();
         finish(s, FinishReason::kCancelled);
-        if (s.req.keep) {
-          kept_.push_back(std::move(running_[i]));
-        } else {
-          free_slot(s.slot);
-        }
+        retire(std::move(running_[i]));
         running_.erase(running_.begin() + static_cast<int64_t>(i));
         break;
       }
@@ -239,6 +306,7 @@ void Engine::admit() {
       refuse(std::move(st).error());
       continue;
     }
+    if (opt_.prefix_cache && !s.cache_hit && !s.req.continue_from && !s.req.prefix_from) reuse_cached_prefix(s);
     // A continuation takes over the kept sequence's slot and tokens.
     std::unique_ptr<Sequence> prev;
     if (s.req.continue_from) {
@@ -271,6 +339,7 @@ void Engine::admit() {
       if (prev->unfed) s.input.push_back(*prev->unfed);
     } else {
       auto it = std::find(slot_used_.begin(), slot_used_.end(), false);
+      if (it == slot_used_.end() && evict_cached()) it = std::find(slot_used_.begin(), slot_used_.end(), false);
       if (it == slot_used_.end()) {
         ++i;  // waits for a slot
         continue;
@@ -331,6 +400,7 @@ void Engine::admit() {
       continue;
     }
     s.result.stats.n_prompt = static_cast<int>(s.input.size());
+    if (s.cache_hit) s.result.stats.n_cached = static_cast<int>(s.tokens.size());
     running_.push_back(std::move(waiting_[i]));
     waiting_.erase(waiting_.begin() + static_cast<int64_t>(i));
   }
@@ -368,6 +438,7 @@ bool Engine::emit_token(Sequence& s, int32_t id, std::span<const float> logits) 
 }
 
 Result<bool> Engine::step() {
+  ++tick_;
   admit();
   if (running_.empty()) return false;
   const int V = model_.config().vocab_size;
@@ -485,11 +556,7 @@ Result<bool> Engine::step() {
   for (Sequence* d : done) {
     auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == d; });
     if (it == running_.end()) continue;
-    if (d->req.keep && d->result.reason != FinishReason::kError) {
-      kept_.push_back(std::move(*it));
-    } else {
-      slot_used_[static_cast<size_t>(d->slot)] = false;
-    }
+    retire(std::move(*it));
     running_.erase(it);
   }
   return true;

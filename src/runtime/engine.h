@@ -40,6 +40,16 @@ struct EngineOptions {
   // layers keep window - 1 + max(step_tokens, max_rollback) positions, so rollbacks up to the step
   // budget cost nothing extra; memory_plan.h reports what a larger value costs.
   int max_rollback = 0;
+  // Prefix cache: a finished request's sequence (not asked to be kept) stays in its KV slot, and a
+  // later request whose prompt starts with the same tokens reuses the longest such prefix, so only
+  // the rest is prefilled (a chat client resending its history prefills just the new turn). A
+  // cached sequence is moved into the new request when little of it would be cut away (the same
+  // conversation, rolled back a few re-tokenized tokens) or no slot is free, copied otherwise
+  // (another conversation sharing a system prompt); least recently used ones are freed when a
+  // request needs a slot. On models with sliding-window layers a reuse may cut at most
+  // max(step_tokens, max_rollback) tokens off a cached sequence (what the rings keep).
+  // Output is the same as without the cache: the reused rows are the ones a cold run computes.
+  bool prefix_cache = false;
 };
 
 enum class FinishReason {
@@ -63,6 +73,7 @@ struct TokenEvent {
 
 struct RequestStats {
   int n_prompt = 0;            // tokens prefilled for this request (not counting a reused prefix)
+  int n_cached = 0;            // prompt tokens taken from the prefix cache instead (prefix_cache)
   int n_generated = 0;         // tokens sampled and emitted
   double queue_seconds = 0;    // submit -> first prefill step
   double prefill_seconds = 0;  // first prefill step -> first token sampled
@@ -146,6 +157,7 @@ class Engine {
   int n_running() const;
   int n_waiting() const;
   int n_free_slots() const;
+  int n_cached() const;  // slots holding prefix-cache entries (evictable; counted as not free)
   const EngineOptions& options() const { return opt_; }
   const Model& model() const { return model_; }
   ~Engine();
@@ -160,6 +172,13 @@ class Engine {
   void finish(Sequence& s, FinishReason reason, Status status = {});
   // Delivers a sampled token; false when the sequence finished (stop, length, context, cancel).
   bool emit_token(Sequence& s, int32_t id, std::span<const float> logits);
+  // A sequence leaving the running list: kept for a continuation, held as a prefix-cache entry,
+  // or its slot freed.
+  void retire(std::unique_ptr<Sequence> s);
+  // Prefix cache: points a fresh request at the cached sequence sharing its longest prefix.
+  void reuse_cached_prefix(Sequence& s);
+  // Frees the least recently used prefix-cache entry's slot; false when there is none.
+  bool evict_cached();
 
   const Model& model_;
   Backend& backend_;
@@ -174,6 +193,7 @@ class Engine {
   std::vector<RequestId> cancelled_;
   std::vector<RequestId> released_;
   RequestId next_id_ = 1;
+  uint64_t tick_ = 0;  // step count, for the prefix cache's least-recently-used order
 
   std::deque<std::unique_ptr<Sequence>> waiting_;   // admitted order; not yet holding a slot
   std::vector<std::unique_ptr<Sequence>> running_;  // holding a slot: prefilling or decoding

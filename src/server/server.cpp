@@ -98,8 +98,8 @@ struct Server::Impl {
   // Metrics. Gauges the engine thread writes after each step.
   std::mutex status_mu;
   std::map<int, uint64_t> requests_by_status;
-  std::atomic<uint64_t> prompt_tokens{0}, generated_tokens{0};
-  std::atomic<int> running{0}, waiting{0}, slots_used{0};
+  std::atomic<uint64_t> prompt_tokens{0}, generated_tokens{0}, cached_tokens{0}, cache_hits{0};
+  std::atomic<int> running{0}, waiting{0}, slots_used{0}, slots_cached{0};
   Histogram ttft{{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   Histogram token_latency{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
 
@@ -133,7 +133,8 @@ struct Server::Impl {
       auto did = engine->step();
       running = engine->n_running();
       waiting = engine->n_waiting();
-      slots_used = engine->options().max_sequences - engine->n_free_slots();
+      slots_cached = engine->n_cached();
+      slots_used = engine->options().max_sequences - engine->n_free_slots() - slots_cached;
       if (!did.ok()) {
         fmt::print(stderr, "gemma serve: engine step failed: {}\n", did.error().message);
       } else if (*did) {
@@ -219,6 +220,8 @@ struct Server::Impl {
       };
       q.on_done = [this, ex, c](const RequestResult& res) {
         prompt_tokens += static_cast<uint64_t>(res.stats.n_prompt);
+        cached_tokens += static_cast<uint64_t>(res.stats.n_cached);
+        if (res.stats.n_cached > 0) ++cache_hits;
         {
           std::lock_guard<std::mutex> lock(ex->mu);
           c->text += res.tail;
@@ -267,9 +270,17 @@ struct Server::Impl {
   }
 
   json usage_of(Exchange& ex, int n_prompt_total) {
-    int gen = 0;
-    for (const auto& c : ex.choices) gen += c->result.stats.n_generated;
-    return json{{"prompt_tokens", n_prompt_total}, {"completion_tokens", gen}, {"total_tokens", n_prompt_total + gen}};
+    int gen = 0, cached = 0;
+    for (const auto& c : ex.choices) {
+      gen += c->result.stats.n_generated;
+      cached += c->result.stats.n_cached;
+    }
+    // prompt_tokens counts the whole prompt, as OpenAI does; the part reused from the prefix cache
+    // is reported in prompt_tokens_details.cached_tokens.
+    return json{{"prompt_tokens", n_prompt_total},
+                {"completion_tokens", gen},
+                {"total_tokens", n_prompt_total + gen},
+                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
   }
 
   // The first error among finished choices (a refused request), if any.
@@ -526,10 +537,21 @@ struct Server::Impl {
         "gemma_queue_depth {}\n"
         "# HELP gemma_active_sequences Sequences prefilling or decoding.\n# TYPE gemma_active_sequences gauge\n"
         "gemma_active_sequences {}\n"
-        "# HELP gemma_kv_cache_usage_ratio Share of the KV slots in use.\n# TYPE gemma_kv_cache_usage_ratio gauge\n"
-        "gemma_kv_cache_usage_ratio {}\n",
+        "# HELP gemma_kv_cache_usage_ratio Share of the KV slots held by active sequences.\n"
+        "# TYPE gemma_kv_cache_usage_ratio gauge\n"
+        "gemma_kv_cache_usage_ratio {}\n"
+        "# HELP gemma_prefix_cache_sequences KV slots holding finished sequences for reuse (freed on demand).\n"
+        "# TYPE gemma_prefix_cache_sequences gauge\n"
+        "gemma_prefix_cache_sequences {}\n"
+        "# HELP gemma_prefix_cache_hits_total Requests that reused a cached prefix.\n"
+        "# TYPE gemma_prefix_cache_hits_total counter\n"
+        "gemma_prefix_cache_hits_total {}\n"
+        "# HELP gemma_prompt_tokens_cached_total Prompt tokens taken from the prefix cache instead of prefilled.\n"
+        "# TYPE gemma_prompt_tokens_cached_total counter\n"
+        "gemma_prompt_tokens_cached_total {}\n",
         prompt_tokens.load(), generated_tokens.load(), waiting.load(), running.load(),
-        slots ? static_cast<double>(slots_used.load()) / slots : 0.0);
+        slots ? static_cast<double>(slots_used.load()) / slots : 0.0, slots_cached.load(), cache_hits.load(),
+        cached_tokens.load());
     ttft.write(out, "gemma_time_to_first_token_seconds", "Time from request to first token.");
     token_latency.write(out, "gemma_time_per_output_token_seconds", "Time between consecutive tokens of a sequence.");
     return out;

@@ -221,6 +221,90 @@ TEST_P(EngineTest, ContinuedSequenceEqualsColdRun) {
   EXPECT_NE(refused.error().message.find("roll a sequence back"), std::string::npos) << refused.error().message;
 }
 
+TEST_P(EngineTest, PrefixCacheHitsEqualColdRuns) {
+  // The prefix cache: finished sequences stay in their slots and a request sharing a prefix with
+  // one reuses it. Every hit must give exactly what a cold run of the same prompt gives.
+  CpuBackend be(2, cpu());
+  EngineOptions o;
+  o.kv_type = kv();
+  o.n_ctx = 128;
+  o.max_sequences = 2;
+  o.step_tokens = 8;
+  o.max_rollback = 40;  // lets a reuse cut up to 40 tokens off on the 16-position sliding layer
+  o.prefix_cache = true;
+  auto e = Engine::create(*model_, be, o);
+  ASSERT_TRUE(e.ok());
+  // Runs a request through the caching engine; returns its trace and how many prompt tokens
+  // came from the cache.
+  auto run = [&](const std::vector<int32_t>& prompt, int n, RequestId* id = nullptr) {
+    auto t = std::make_unique<Trace>();
+    Request r = traced(prompt, n, *t);
+    int cached = -1;
+    auto done = r.on_done;
+    r.on_done = [&cached, done](const RequestResult& res) {
+      cached = res.stats.n_cached;
+      done(res);
+    };
+    const RequestId rid = (*e)->submit(std::move(r));
+    if (id) *id = rid;
+    EXPECT_TRUE((*e)->run_to_completion().ok());
+    return std::make_pair(std::move(t), cached);
+  };
+
+  RequestId id1 = 0, id2 = 0, id3 = 0;
+  const std::vector<int32_t> p1 = prompt_of(30, 7);
+  auto [t1, c1] = run(p1, 10, &id1);
+  EXPECT_EQ(c1, 0);
+  EXPECT_EQ((*e)->n_cached(), 1);
+  const std::vector<int32_t> h1 = (*e)->sequence_tokens(id1);  // prompt + 9 fed tokens
+  ASSERT_EQ(h1.size(), 39u);
+
+  // Turn 2 of a chat: the client resends everything plus a new turn. Only the new part is fed.
+  std::vector<int32_t> p2 = p1;
+  p2.insert(p2.end(), t1->ids.begin(), t1->ids.end());
+  for (int32_t x : {40, 41, 42}) p2.push_back(x);
+  auto [t2, c2] = run(p2, 12, &id2);
+  EXPECT_EQ(c2, 39);
+  expect_same(alone(p2, 12), *t2, "turn 2");
+  EXPECT_TRUE((*e)->sequence_tokens(id1).empty());  // moved into turn 2's sequence
+
+  // The last 5 tokens re-tokenized differently: the cached sequence is rolled back 5 tokens.
+  const std::vector<int32_t> h2 = (*e)->sequence_tokens(id2);
+  std::vector<int32_t> p3(h2.begin(), h2.end() - 5);
+  for (int32_t x : {50, 51}) p3.push_back(x);
+  auto [t3, c3] = run(p3, 8, &id3);
+  EXPECT_EQ(c3, static_cast<int>(h2.size()) - 5);
+  expect_same(alone(p3, 8), *t3, "rolled back");
+
+  // Another conversation sharing only the first 20 tokens: the prefix is copied (a long tail
+  // would be cut away) and the cached sequence stays whole for its own conversation.
+  const std::vector<int32_t> h3 = (*e)->sequence_tokens(id3);
+  ASSERT_GT(h3.size(), 20u + 32u);
+  ASSERT_LE(h3.size(), 20u + 40u);
+  std::vector<int32_t> p4(h3.begin(), h3.begin() + 20);
+  for (int32_t x : {60, 61, 62, 63}) p4.push_back(x);
+  auto [t4, c4] = run(p4, 8);
+  EXPECT_EQ(c4, 20);
+  expect_same(alone(p4, 8), *t4, "copied prefix");
+  EXPECT_EQ((*e)->sequence_tokens(id3), h3);
+  EXPECT_EQ((*e)->n_cached(), 2);
+
+  // Sharing only <bos> and a few tokens with sequences much longer than the rings can roll back:
+  // no reuse, and both slots are cache entries, so the least recently used one is freed for it.
+  const std::vector<int32_t> p5 = prompt_of(12, 99);
+  auto [t5, c5] = run(p5, 6);
+  EXPECT_EQ(c5, 0);
+  expect_same(alone(p5, 6), *t5, "evicting");
+  EXPECT_EQ((*e)->n_cached(), 2);
+  EXPECT_EQ((*e)->n_free_slots(), 0);
+
+  // A prompt that is wholly cached still gets fresh logits: its last token is fed again.
+  const std::vector<int32_t> h5(p5.begin(), p5.end());
+  auto [t6, c6] = run(h5, 6);
+  EXPECT_EQ(c6, 11);
+  expect_same(alone(h5, 6), *t6, "whole prompt cached");
+}
+
 INSTANTIATE_TEST_SUITE_P(Weights, EngineTest,
                          ::testing::Values(Mode{"model.q8_0.gguf", true}, Mode{"model.f32.gguf", true},
                                            Mode{"model.q8_0.gguf", false}, Mode{"model.f32.gguf", false}),

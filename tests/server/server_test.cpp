@@ -42,11 +42,12 @@ struct Running {
   std::thread thread;
   int port = 0;
 
-  Running(const Model& m, int parallel, ServerOptions so = {}) {
+  Running(const Model& m, int parallel, ServerOptions so = {}, bool prefix_cache = false) {
     EngineOptions eo;
     eo.n_ctx = 512;
     eo.max_sequences = parallel;
     eo.step_tokens = 64;
+    eo.prefix_cache = prefix_cache;
     auto e = Engine::create(m, backend, eo);
     EXPECT_TRUE(e.ok());
     engine = std::move(*e);
@@ -224,6 +225,40 @@ TEST(Server, ConcurrentRequestsEqualEachAlone) {
   for (auto& t : threads) t.join();
   // Block-quantized weights in fast mode are batch-invariant (kernels), so equal means equal.
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], want[i]) << prompts[i];
+}
+
+// A chat whose client resends the whole history each turn: with the prefix cache on, every turn
+// after the first takes most of its prompt from the cache (usage.prompt_tokens_details says how
+// much) and still replies exactly what a cold engine replies to the same history.
+TEST(Server, MultiTurnChatReusesThePrefixAndEqualsColdRuns) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  Running s(m, 2, {}, /*prefix_cache=*/true);
+  auto c = s.client();
+  std::vector<ChatMessage> history = {{"system", "Answer briefly."}};
+  json messages = json::array({{{"role", "system"}, {"content", "Answer briefly."}}});
+  const std::vector<std::string> questions = {"Name a colour.", "Name a fruit of that colour.", "How do you eat it?"};
+  for (size_t turn = 0; turn < questions.size(); ++turn) {
+    history.push_back({"user", questions[turn]});
+    messages.push_back({{"role", "user"}, {"content", questions[turn]}});
+    auto ids = render_chat_tokens(*m.tokenizer(), history);
+    ASSERT_TRUE(ids.ok());
+    const std::string want = engine_alone(m, *ids, 10);
+    const json r = post(c, "/v1/chat/completions", {{"messages", messages}, {"max_tokens", 10}, {"temperature", 0}});
+    const std::string got = r["choices"][0]["message"]["content"];
+    EXPECT_EQ(got, want) << "turn " << turn;
+    const int cached = r["usage"]["prompt_tokens_details"]["cached_tokens"];
+    if (turn == 0) {
+      EXPECT_EQ(cached, 0);
+    } else {  // everything up to the previous reply (the template re-renders its end) is reused
+      EXPECT_GT(cached, r["usage"]["prompt_tokens"].get<int>() / 2) << r["usage"].dump();
+      EXPECT_LT(cached, r["usage"]["prompt_tokens"].get<int>());
+    }
+    history.push_back({"assistant", got});
+    messages.push_back({{"role", "assistant"}, {"content", got}});
+  }
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("gemma_prefix_cache_hits_total 2"), std::string::npos) << metrics;
 }
 
 TEST(Server, StopStringsEndTheReplyAndNeverLeak) {
