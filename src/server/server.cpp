@@ -24,6 +24,23 @@ using Clock = std::chrono::steady_clock;
 // nlohmann::json would throw otherwise.
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// The legacy completions logprobs object (tokens, token_logprobs, top_logprobs as {token: logprob},
+// text_offset) from per-token entries; `offset` is the text offset of the first entry's token and
+// is advanced past the last (a stream continues it in its next chunk).
+json completion_logprobs(const json& entries, size_t& offset) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const json& e : entries) {
+    tokens.push_back(e["token"]);
+    lps.push_back(e["logprob"]);
+    json t = json::object();
+    for (const json& x : e["top_logprobs"]) t[x["token"].get<std::string>()] = x["logprob"];
+    tops.push_back(std::move(t));
+    offsets.push_back(offset);
+    offset += e["token"].get<std::string>().size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
 // A latency histogram in Prometheus' cumulative form.
 class Histogram {
  public:
@@ -352,19 +369,8 @@ struct Server::Impl {
           ch["text"] = prefix + c->text;
           ch["logprobs"] = nullptr;
           if (r.logprobs) {
-            json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
             size_t off = prefix.size();
-            for (const json& e : c->logprobs) {
-              tokens.push_back(e["token"]);
-              lps.push_back(e["logprob"]);
-              json t = json::object();
-              for (const json& x : e["top_logprobs"]) t[x["token"].get<std::string>()] = x["logprob"];
-              tops.push_back(std::move(t));
-              offsets.push_back(off);
-              off += e["token"].get<std::string>().size();
-            }
-            ch["logprobs"] = {
-                {"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+            ch["logprobs"] = completion_logprobs(c->logprobs, off);
           }
         }
         choices.push_back(std::move(ch));
@@ -383,11 +389,12 @@ struct Server::Impl {
     const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
     auto started = std::make_shared<std::vector<bool>>(ex->choices.size(), false);
     auto finished = std::make_shared<std::vector<bool>>(ex->choices.size(), false);
+    auto offsets = std::make_shared<std::vector<size_t>>(ex->choices.size(), 0);  // completions' text_offset
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, ex, r, id, created, model_name, chunk_object, chat, started, finished, echo_texts, n_prompt_total](
-            size_t, httplib::DataSink& sink) {
+        [this, ex, r, id, created, model_name, chunk_object, chat, started, finished, offsets, echo_texts,
+         n_prompt_total](size_t, httplib::DataSink& sink) {
           auto event = [&](const json& j) {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
@@ -422,20 +429,28 @@ struct Server::Impl {
               c.logprobs = json::array();
               const bool first = !(*started)[i];
               (*started)[i] = true;
-              if (!chat && r.echo && first) text = echo_texts[static_cast<size_t>(c.index / r.n)] + text;
+              if (!chat && r.echo && first) {  // the echoed prompt comes before the first token
+                text = echo_texts[static_cast<size_t>(c.index / r.n)] + text;
+                (*offsets)[i] = echo_texts[static_cast<size_t>(c.index / r.n)].size();
+              }
+              // A piece of text may come without its tokens' entries and the reverse (text held back
+              // while it might start a stop string): a chunk goes out when either is new.
+              const bool news = first || !text.empty() || !lps.empty();
               if (chat) {
                 json delta = json::object();
                 if (first) delta["role"] = "assistant";  // the first chunk of a choice names the role
                 if (first || !text.empty()) delta["content"] = text;
-                if (first || !text.empty())
+                if (news)
                   out.push_back(
                       chunk({{"index", c.index},
                              {"delta", delta},
                              {"logprobs", r.logprobs && !lps.empty() ? json{{"content", lps}} : json(nullptr)},
                              {"finish_reason", nullptr}}));
-              } else if (!text.empty()) {
-                out.push_back(
-                    chunk({{"index", c.index}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}}));
+              } else if (!text.empty() || !lps.empty()) {
+                out.push_back(chunk({{"index", c.index},
+                                     {"text", text},
+                                     {"logprobs", r.logprobs ? completion_logprobs(lps, (*offsets)[i]) : json(nullptr)},
+                                     {"finish_reason", nullptr}}));
               }
               if (c.done) {
                 (*finished)[i] = true;

@@ -142,6 +142,15 @@ def run(base):
     check(roles == ["assistant"], f"role once: {roles}")
     check(finish == chat.choices[0].finish_reason, "stream finish_reason")
     check(usage is not None and usage.completion_tokens == chat.usage.completion_tokens, "stream usage")
+    # Streamed logprobs: the entries of all chunks together equal the non-streamed reply's.
+    streamed_lp = []
+    for c in client.chat.completions.create(model="gemma-test", messages=messages, max_tokens=8, temperature=0,
+                                            stream=True, logprobs=True, top_logprobs=2):
+        for ch in c.choices:
+            if ch.logprobs and ch.logprobs.content:
+                streamed_lp += [t.model_dump() for t in ch.logprobs.content]
+    if lp:
+        check(streamed_lp == [t.model_dump() for t in lp.content], "streamed chat logprobs equal non-streamed")
     # The client's own stream iterator parses the same chunks.
     got = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
         model="gemma-test", messages=messages, max_tokens=8, temperature=0, stream=True) if c.choices)
@@ -184,6 +193,17 @@ def run(base):
                 streamed += c.choices[0].text
     check(finishes and all(f is None for f in finishes[:-1]) and finishes[-1] in ("stop", "length"),
           f"completion stream finish reasons {finishes}")
+    # Streamed completion logprobs continue text_offset across chunks and equal the non-streamed.
+    tokens, offsets = [], []
+    for c in client.completions.create(model="gemma-test", prompt="The capital of France is", max_tokens=6,
+                                       temperature=0, stream=True, logprobs=2, echo=True):
+        for ch in c.choices:
+            if ch.logprobs:
+                tokens += ch.logprobs.tokens
+                offsets += ch.logprobs.text_offset
+    if comp and comp.choices[0].logprobs:
+        check(tokens == comp.choices[0].logprobs.tokens, f"streamed completion tokens {tokens}")
+        check(offsets == comp.choices[0].logprobs.text_offset, f"streamed text_offset {offsets}")
     streamed2 = "".join(c.choices[0].text for c in client.completions.create(
         model="gemma-test", prompt="The capital of France is", max_tokens=6, temperature=0, stream=True) if c.choices)
     check(streamed2 == streamed, "client completion stream iterator")
