@@ -1,12 +1,18 @@
 #include "server/server.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -39,6 +45,48 @@ json completion_logprobs(const json& entries, size_t& offset) {
     offset += e["token"].get<std::string>().size();
   }
   return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+// httplib 0.11 tells a handler nothing about its client hanging up (a streamed reply notices at its
+// next write, a non-streamed one only at its final write, after the whole generation) and does not
+// hand it the connection's socket. The socket is found among the process's descriptors by the
+// connection's two ends (what httplib reports as remote and local address and port), once per
+// non-streamed request; -1 if none matches.
+std::string numeric_host(const sockaddr_storage& a, socklen_t len, int& port) {
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return {};
+  port = std::atoi(serv);
+  return host;
+}
+
+int find_client_socket(const httplib::Request& q) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage peer{}, self{};
+    socklen_t peer_len = sizeof peer, self_len = sizeof self;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &self_len) != 0)
+      continue;
+    int peer_port = -1, self_port = -1;
+    if (numeric_host(peer, peer_len, peer_port) == q.remote_addr && peer_port == q.remote_port &&
+        numeric_host(self, self_len, self_port) == q.local_addr && self_port == q.local_port)
+      return fd;
+  }
+  return -1;
+}
+
+// Whether the peer of a connected socket has closed it: a peek that reads 0 bytes (or fails for
+// a reason other than "nothing yet") says so. Bytes waiting (a pipelined request) are left alone.
+bool client_gone(int fd) {
+  if (fd < 0) return false;
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 // A latency histogram in Prometheus' cumulative form.
@@ -281,9 +329,19 @@ struct Server::Impl {
   }
 
   // Waits until every choice is done (non-streaming replies).
-  void wait_all(Exchange& ex) {
+  // Waits for every choice of a non-streamed request; false when the client on socket `fd` hung up
+  // meanwhile (checked every 50 ms), in which case its sequences are cancelled, freed at the next step.
+  bool wait_all(Exchange& ex, int fd) {
     std::unique_lock<std::mutex> lock(ex.mu);
-    ex.cv.wait(lock, [&] { return ex.all_done(); });
+    while (!ex.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return ex.all_done(); })) {
+      if (!client_gone(fd)) continue;
+      lock.unlock();
+      cancel(ex);
+      lock.lock();
+      ex.cv.wait(lock, [&] { return ex.all_done(); });
+      return false;
+    }
+    return true;
   }
 
   json usage_of(Exchange& ex, int n_prompt_total) {
@@ -356,7 +414,11 @@ struct Server::Impl {
     const std::string model_name = opt.model_name;
 
     if (!r.stream) {
-      wait_all(*ex);
+      if (!wait_all(*ex,
+                    find_client_socket(req))) {  // nobody to reply to; 499 as nginx logs a client that closed first
+        count_status(499);
+        return;
+      }
       if (auto e = failure(*ex)) return reply_error(res, *e);
       json choices = json::array();
       for (const auto& c : ex->choices) {

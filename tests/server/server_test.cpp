@@ -382,6 +382,35 @@ TEST(Server, FullQueueAnswers503AndAHangUpFreesTheSlot) {
   EXPECT_EQ(status, 200);
 }
 
+// A client that gives up on a non-streamed reply (its read times out, it closes the connection)
+// has its sequence cancelled within a few engine steps, not after the whole generation: the
+// server counts it as 499 and the only slot serves the next request.
+TEST(Server, NonStreamedHangUpIsNoticedAndFreesTheSlot) {
+  GEMMA_REQUIRE_REAL_MODEL();
+  const Model& m = *real_model();
+  ServerOptions so;
+  so.max_queue = 0;
+  Running s(m, 1, so);
+  {
+    httplib::Client c("127.0.0.1", s.port);
+    c.set_read_timeout(1);  // gives up long before 480 tokens (end tokens banned) are generated
+    const json body = {
+        {"prompt", "Count to a thousand:"}, {"max_tokens", 480}, {"logit_bias", {{"1", -100}, {"106", -100}}}};
+    auto res = c.Post("/v1/completions", body.dump(), "application/json");
+    EXPECT_FALSE(res);  // timed out
+  }
+  auto c = s.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  bool counted = false;
+  while (!counted && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3)) {
+    counted = c.Get("/metrics")->body.find("gemma_requests_total{status=\"499\"} 1") != std::string::npos;
+    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(counted);
+  const json ok = post(c, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}, {"temperature", 0}});
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 2);
+}
+
 TEST(Server, StopEndsInFlightStreamsPromptly) {
   GEMMA_REQUIRE_REAL_MODEL();
   const Model& m = *real_model();
