@@ -81,11 +81,11 @@ Result<Preprocessed> preprocess(const Image& image, const ProcessorConfig& confi
   Preprocessed out;
   std::vector<CropBox> boxes;
   if (pas.enabled) { GE_ASSIGN(boxes, pan_and_scan_boxes(image.width, image.height, pas)); }
-  GE_ASSIGN(Image full, resize_bilinear(image, config.image_size, config.image_size));
+  GE_ASSIGN(Image full, resize_bilinear(image, config.image_size, config.image_size, config.pillow));
   out.pixel_values.push_back(pixel_values(full, config));
   for (const CropBox& b : boxes) {
     GE_ASSIGN(Image part, crop(image, b));
-    GE_ASSIGN(Image resized, resize_bilinear(part, config.image_size, config.image_size));
+    GE_ASSIGN(Image resized, resize_bilinear(part, config.image_size, config.image_size, config.pillow));
     out.pixel_values.push_back(pixel_values(resized, config));
   }
   out.num_crops = static_cast<int>(boxes.size());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "image/image.h"
+#include "image/resize.h"
 #include "util/result.h"
 
 namespace gemma::image {
@@ -18,6 +19,7 @@ struct ProcessorConfig {
   double rescale_factor = 1.0 / 255.0;
   float mean[3] = {0.5f, 0.5f, 0.5f};
   float std[3] = {0.5f, 0.5f, 0.5f};
+  PillowVersion pillow = kDefaultPillow;  // whose resize to reproduce (resize.h)
 };
 
 // HF's pan_and_scan parameters and defaults (Gemma3Processor's images_kwargs).

@@ -105,7 +105,7 @@ void vertical(const uint8_t* in, int w, const Coeffs& c, int row_offset, int out
 
 }  // namespace
 
-Result<Image> resize_bilinear(const Image& in, int width, int height) {
+Result<Image> resize_bilinear(const Image& in, int width, int height, PillowVersion pillow) {
   if (width < 1 || height < 1) return invalid_argument("resize to {}x{}: sizes must be positive", width, height);
   if (in.width < 1 || in.height < 1 || in.rgb.size() != in.pixels() * 3)
     return invalid_argument("resize of an empty or inconsistent {}x{} image", in.width, in.height);
@@ -113,28 +113,47 @@ Result<Image> resize_bilinear(const Image& in, int width, int height) {
   const bool need_h = width != in.width;
   const bool need_v = height != in.height;
   if (!need_h && !need_v) return in;  // PIL returns a copy
-  const Coeffs cv = precompute(in.height, height);
-  // Rows the vertical pass reads: only those are resampled horizontally.
-  const int first = cv.bounds[0];
-  const int last = cv.bounds[2 * (height - 1)] + cv.bounds[2 * (height - 1) + 1];
-  Image tmp;
-  const Image* src = &in;
-  int row_offset = 0;
-  if (need_h) {
-    const Coeffs ch = precompute(in.width, width);
-    tmp.width = width;
-    tmp.height = last - first;
-    tmp.rgb.resize(tmp.pixels() * 3);
-    horizontal(in.rgb.data(), in.width, first, tmp.height, ch, width, tmp.rgb.data());
-    src = &tmp;
-    row_offset = first;
-    if (!need_v) return tmp;  // first == 0 and last == height: all rows
-  }
+  // Pillow 13's ImagingResampleInner: vertical first when the height shrinks much more.
+  const int64_t shrink_v = int64_t{in.height} - height, shrink_h = int64_t{in.width} - width;
+  const bool horizontal_first = pillow == PillowVersion::kPillow12 || !(shrink_v > 0 && shrink_v > shrink_h * 2);
   Image out;
-  out.width = src->width;
+  if (horizontal_first) {
+    const Coeffs cv = precompute(in.height, height);
+    // Rows the vertical pass reads: only those are resampled horizontally.
+    const int first = cv.bounds[0];
+    const int last = cv.bounds[2 * (height - 1)] + cv.bounds[2 * (height - 1) + 1];
+    Image tmp;
+    const Image* src = &in;
+    int row_offset = 0;
+    if (need_h) {
+      const Coeffs ch = precompute(in.width, width);
+      tmp.width = width;
+      tmp.height = last - first;
+      tmp.rgb.resize(tmp.pixels() * 3);
+      horizontal(in.rgb.data(), in.width, first, tmp.height, ch, width, tmp.rgb.data());
+      if (!need_v) return tmp;  // first == 0 and last == height: all rows
+      src = &tmp;
+      row_offset = first;
+    }
+    out.width = src->width;
+    out.height = height;
+    out.rgb.resize(out.pixels() * 3);
+    vertical(src->rgb.data(), src->width, cv, row_offset, height, out.rgb.data());
+    return out;
+  }
+  // Vertical first (need_v holds here: the height shrinks).
+  const Coeffs cv = precompute(in.height, height);
+  Image tmp;
+  tmp.width = in.width;
+  tmp.height = height;
+  tmp.rgb.resize(tmp.pixels() * 3);
+  vertical(in.rgb.data(), in.width, cv, 0, height, tmp.rgb.data());
+  if (!need_h) return tmp;
+  const Coeffs ch = precompute(in.width, width);
+  out.width = width;
   out.height = height;
   out.rgb.resize(out.pixels() * 3);
-  vertical(src->rgb.data(), src->width, cv, row_offset, height, out.rgb.data());
+  horizontal(tmp.rgb.data(), tmp.width, 0, height, ch, width, out.rgb.data());
   return out;
 }
 

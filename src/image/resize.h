@@ -5,6 +5,10 @@
 // then rounded to 22-bit fixed point; a horizontal pass (only over the rows the vertical pass will
 // read) then a vertical one, each rounding and clipping to 8 bits; a pass whose size does not
 // change is skipped (so is the whole resize when nothing changes).
+// The pass order depends on Pillow's version, and the results differ in the last bit: Pillow 13.0
+// runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+// width does ((in_h - h) > 0 and (in_h - h) > 2 (in_w - w)); Pillow 12 and older always run the
+// horizontal pass first.
 #pragma once
 
 #include "image/image.h"
@@ -12,7 +16,12 @@
 
 namespace gemma::image {
 
+enum class PillowVersion { kPillow12, kPillow13 };
+// The Pillow whose output the engine reproduces by default: the version HF's processors run with
+// today (13.0, checked with transformers 5.25).
+constexpr PillowVersion kDefaultPillow = PillowVersion::kPillow13;
+
 // width, height >= 1; the input must hold at least one pixel.
-Result<Image> resize_bilinear(const Image& in, int width, int height);
+Result<Image> resize_bilinear(const Image& in, int width, int height, PillowVersion pillow = kDefaultPillow);
 
 }  // namespace gemma::image
