@@ -3,7 +3,10 @@
 
 Usage (from the repository root; CPU only, a few seconds):
 
-    python3 tools/fixtures_image.py
+    pip install --target build/pillow12 pillow==12.2.0   # once: the older resize, see below
+    python3 tools/fixtures_image.py --pillow12 build/pillow12
+
+Without --pillow12 the Pillow 12 fixtures (pre12/) are left as they are.
 
 Needs: pillow, numpy, transformers (5.x; only its PIL-backed Gemma3ImageProcessorPil and
 load_image / convert_to_rgb helpers, no torch model). Deterministic (fixed seeds); rerunning it
@@ -25,7 +28,10 @@ Writes tests/fixtures/images/:
   pre/lut.f32                HF's pixel value for each uint8 0..255 (mean = std = 0.5), raw float32;
   pre/<name>.pv.f32          for one small case the full float32 pixel_values, for a plain memcmp;
   preprocess.json            [{file, image_size, pan_and_scan {...}, num_crops, boxes, images}];
-  prompt.json                Gemma3Processor.replace_image_token's text for a few crop counts.
+  prompt.json                Gemma3Processor.replace_image_token's text for a few crop counts;
+  pre12/<name>.png           Pillow 12.2's Image.resize(BILINEAR) of pre/<name>.png (run in a
+                             subprocess on the --pillow12 copy): Pillow 13 changed the pass order,
+                             which changes the last bit of many pixels; pre12.json lists them.
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ def decode_fixtures() -> list[dict]:
         save(f"baseline{tag}.jpg", Image.fromarray(smooth), quality=90, subsampling=sub)
     save("progressive.jpg", Image.fromarray(smooth), quality=85, progressive=True)
     save("gray.jpg", Image.fromarray(smooth[..., 1]), quality=90)
+    save("cmyk.jpg", Image.fromarray(smooth).convert("CMYK"), quality=90)
     for o in range(1, 9):
         save(f"exif{o}.jpg", Image.fromarray(smooth), quality=95, exif=exif_bytes(o))
     # WebP: lossless and lossy, with and without alpha.
@@ -288,7 +295,35 @@ def prompt_fixtures() -> list[dict]:
     return out
 
 
+PILLOW12_CASES = [("tall_9x150", 64), ("pas_tall_60x170", 64), ("down_200x120", 64), ("mixed_97x13", 64)]
+
+
+def pillow12_fixtures(pillow12: str) -> list[dict]:
+    import os
+    import subprocess
+    import sys
+
+    d = OUT / "pre12"
+    d.mkdir(parents=True, exist_ok=True)
+    code = (
+        "import sys, PIL; from PIL import Image; assert PIL.__version__.startswith('12.'), PIL.__version__\n"
+        "for src, dst, n in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):\n"
+        "    Image.open(src).convert('RGB').resize((int(n), int(n)), Image.BILINEAR).save(dst)\n")
+    args, cases = [], []
+    for name, size in PILLOW12_CASES:
+        args += [str(OUT / "pre" / f"{name}.png"), str(d / f"{name}.png"), str(size)]
+        cases.append({"file": f"images/pre/{name}.png", "size": size, "pillow12": f"images/pre12/{name}.png"})
+    env = dict(os.environ, PYTHONPATH=str(Path(pillow12).resolve()))
+    subprocess.run([sys.executable, "-c", code, *args], check=True, env=env)
+    return cases
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pillow12", help="a directory holding Pillow 12.x (pip install --target DIR pillow==12.2.0)")
+    args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     decode = decode_fixtures()
     broken = broken_fixtures()
@@ -296,6 +331,10 @@ def main() -> None:
     pre = preprocess_fixtures(pixel_lut())
     (OUT / "preprocess.json").write_text(json.dumps(pre, indent=1) + "\n")
     (OUT / "prompt.json").write_text(json.dumps(prompt_fixtures(), indent=1) + "\n")
+    if args.pillow12:
+        (OUT / "pre12.json").write_text(json.dumps(pillow12_fixtures(args.pillow12), indent=1) + "\n")
+    else:
+        print("no --pillow12: left pre12/ as it is")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total} bytes)")
 

@@ -62,6 +62,26 @@ void on_progress(j_common_ptr cinfo) {
   }
 }
 
+// PIL reads 4-channel JPEGs as "CMYK;I" (Adobe's inverted convention: every sample inverted) and
+// converts to RGB with libImaging's cmyk2rgb: nk = 255 - k, channel = nk - round(c * nk / 255).
+void cmyk_to_rgb(RawImage* img) {
+  const size_t n = img->pixels_count();
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = &img->data[4 * i];
+    const int k = 255 - p[3];  // CMYK;I
+    const int nk = 255 - k;
+    uint8_t rgb[3];
+    for (int c = 0; c < 3; ++c) {
+      const int t = (255 - p[c]) * nk + 128;
+      const int v = nk - (((t >> 8) + t) >> 8);
+      rgb[c] = static_cast<uint8_t>(v < 0 ? 0 : v);
+    }
+    std::memcpy(&img->data[3 * i], rgb, 3);  // in place: pixel i's RGB ends before pixel i's CMYK starts
+  }
+  img->data.resize(n * 3);
+  img->channels = 3;
+}
+
 // All state lives in *ctx, so the longjmp skips no destructor.
 bool decode(JpegCtx* ctx) {
   if (setjmp(ctx->jump)) return false;
@@ -87,14 +107,16 @@ bool decode(JpegCtx* ctx) {
     case JCS_GRAYSCALE: ctx->cinfo.out_color_space = JCS_GRAYSCALE; break;
     case JCS_YCbCr:
     case JCS_RGB: ctx->cinfo.out_color_space = JCS_RGB; break;
+    case JCS_CMYK:
+    case JCS_YCCK: ctx->cinfo.out_color_space = JCS_CMYK; break;  // converted to RGB below, as PIL does
     default:
-      ctx->error = "CMYK/YCCK JPEG is not supported";
+      ctx->error = "JPEG colour space is not supported";
       ctx->unsupported = true;
       return false;
   }
   jpeg_start_decompress(&ctx->cinfo);
   const int channels = ctx->cinfo.output_components;
-  if ((channels != 1 && channels != 3) || ctx->cinfo.output_width != ctx->cinfo.image_width ||
+  if ((channels != 1 && channels != 3 && channels != 4) || ctx->cinfo.output_width != ctx->cinfo.image_width ||
       ctx->cinfo.output_height != ctx->cinfo.image_height) {
     ctx->error = "unexpected JPEG output layout";
     return false;
@@ -112,6 +134,7 @@ bool decode(JpegCtx* ctx) {
     }
   }
   jpeg_finish_decompress(&ctx->cinfo);
+  if (channels == 4) cmyk_to_rgb(&ctx->out);
   return true;
 }
 

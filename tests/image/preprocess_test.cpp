@@ -142,3 +142,33 @@ TEST(ImagePreprocess, ResizeEdgeCases) {
 
 }  // namespace
 }  // namespace gemma::image
+
+namespace gemma::image {
+namespace {
+
+// Pillow 12.2's resize (tests/fixtures/images/pre12): kPillow12 reproduces it exactly; where Pillow 13
+// runs the vertical pass first the two differ, so the version choice is real.
+TEST(ImagePreprocess, Pillow12PassOrder) {
+  const auto cases = test::read_json("images/pre12.json");
+  ASSERT_EQ(cases.size(), 4u);
+  int differing = 0;
+  for (const auto& c : cases) {
+    const std::string file = c["file"];
+    SCOPED_TRACE(file);
+    auto img = load_image_file(test::fixture(file));
+    auto want = load_image_file(test::fixture(c["pillow12"].get<std::string>()));
+    ASSERT_TRUE(img.ok() && want.ok());
+    const int n = c["size"];
+    auto old_order = resize_bilinear(*img, n, n, PillowVersion::kPillow12);
+    auto new_order = resize_bilinear(*img, n, n, PillowVersion::kPillow13);
+    ASSERT_TRUE(old_order.ok() && new_order.ok());
+    EXPECT_EQ(old_order->rgb, want->rgb);
+    const bool vertical_first = img->height - n > 0 && img->height - n > 2 * (img->width - n);
+    EXPECT_EQ(new_order->rgb != want->rgb, vertical_first);
+    differing += vertical_first;
+  }
+  EXPECT_EQ(differing, 2);
+}
+
+}  // namespace
+}  // namespace gemma::image
