@@ -14,8 +14,8 @@ rewrites tests/fixtures/images/ byte for byte, given the same pillow/libjpeg/lib
 
 Writes tests/fixtures/images/:
   decode/<name>.<ext>        small files in every format and mode the decoder handles, written by
-                             PIL (or, for 16-bit colour PNG, which PIL cannot write, by write_png16
-                             below), and a few broken ones (truncated, zero-size and huge headers);
+                             PIL (or, for 16-bit colour and interlaced PNG, which PIL cannot write,
+                             by write_png below), and a few broken ones (truncated, zero-size and huge headers);
   decode/<name>.drop.rgb     what HF's load_image gives: exif_transpose, then convert("RGB");
   decode/<name>.white.rgb    what the processor's convert_to_rgb gives after exif_transpose:
                              alpha composited on white (HWC uint8, raw);
@@ -77,12 +77,21 @@ def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def write_png16(path: Path, arr: np.ndarray, color_type: int) -> None:
-    """A 16-bit PNG (colour type 0, 2, 4 or 6) by hand: PIL writes 16-bit only for grayscale."""
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def write_png(path: Path, arr: np.ndarray, color_type: int, depth: int = 16, interlace: bool = False) -> None:
+    """A PNG by hand (filter 0 rows), for what PIL cannot write: 16-bit colour, Adam7 interlacing."""
     h, w = arr.shape[:2]
-    raw = b"".join(b"\x00" + arr[r].astype(">u2").tobytes() for r in range(h))
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    dtype = ">u2" if depth == 16 else np.uint8
+    passes = ADAM7 if interlace else ((0, 0, 1, 1),)
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = arr[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\x00" + sub[r].astype(dtype).tobytes() for r in range(sub.shape[0]))
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 1 if interlace else 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
     path.write_bytes(data)
 
 
@@ -131,8 +140,10 @@ def decode_fixtures() -> list[dict]:
     save("i16.png", Image.fromarray(g16))
     rng = np.random.default_rng(4)
     for name, ct, ch in (("rgb16.png", 2, 3), ("la16.png", 4, 2), ("rgba16.png", 6, 4)):
-        write_png16(d / name, rng.integers(0, 65536, (h, w, ch)).astype(np.uint16), ct)
+        write_png(d / name, rng.integers(0, 65536, (h, w, ch)).astype(np.uint16), ct)
         files.append((name, True))
+    write_png(d / "adam7.png", rgba, 6, depth=8, interlace=True)
+    files.append(("adam7.png", True))
     save("exif6.png", Image.fromarray(rgb), exif=exif_bytes(6))
     # JPEG: baseline at three subsamplings, progressive, grayscale, every EXIF orientation.
     smooth = pattern(w, h, 5, noise=0.2)
