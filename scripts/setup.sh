@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip zstd
   libfmt-dev nlohmann-json3-dev libcli11-dev libzstd-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev clang clang-format libclang-rt-14-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev clang clang-format libclang-rt-14-dev
+  libpng-dev libjpeg-dev libwebp-dev libstb-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
