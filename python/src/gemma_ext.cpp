@@ -9,6 +9,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -94,8 +95,9 @@ struct ScoreBuffer {
 
 class Core {
  public:
-  Core(const std::string& path, const std::string& tokenizer_path, int n_ctx, int n_threads, bool logits_all, bool mmap)
-      : logits_all_(logits_all) {
+  Core(const std::string& path, const std::string& tokenizer_path, int n_ctx, int n_threads, bool logits_all, bool mmap,
+       bool precise)
+      : logits_all_(logits_all), kv_type_(precise ? gemma::DType::F32 : gemma::DType::F16) {
     if (n_ctx != 0) check(gemma::check_context(n_ctx));
     if (n_threads < 0 || n_threads > gemma::kMaxThreads)
       raise(gemma::invalid_argument("n_threads must be between 1 and {} (got {})", gemma::kMaxThreads, n_threads));
@@ -109,6 +111,7 @@ class Core {
       model = gemma::Model::load(path, lo);
       gemma::BackendOptions bo;
       bo.threads = n_threads;
+      bo.precise = precise;  // gemma run --precise: float32 products and a float32 KV cache
       if (model.ok()) backend = gemma::create_backend(bo);
     }
     model_ = take(std::move(model));
@@ -118,6 +121,7 @@ class Core {
     gemma::EngineOptions eo;
     eo.n_ctx = n_ctx_;
     eo.max_sequences = 1;
+    eo.kv_type = kv_type_;
     engine_ = take(gemma::Engine::create(*model_, *backend_, eo));
   }
 
@@ -157,10 +161,13 @@ class Core {
     return out;
   }
 
-  nb::bytes detokenize(const std::vector<int32_t>& ids) const {
+  // special=False leaves control tokens (<bos>, <end_of_turn>) out, as llama.cpp's detokenizer
+  // does; special=True writes their text.
+  nb::bytes detokenize(const std::vector<int32_t>& ids, bool special) const {
     std::string out;
     for (int32_t id : ids) {
       if (id < 0 || id >= tok().vocab_size()) raise(gemma::invalid_argument("token id {} is out of range", id));
+      if (!special && tok().kind(id) == gemma::TokenKind::Control) continue;
       out += tok().token_bytes(id);
     }
     return to_bytes(out);
@@ -393,7 +400,7 @@ class Core {
         r = ids.error();
       } else {
         n_tokens = ids->size();
-        r = gemma::perplexity(*model_, *backend_, *ids, ctx, gemma::DType::F16);  // gemma perplexity's default
+        r = gemma::perplexity(*model_, *backend_, *ids, ctx, kv_type_);  // as gemma perplexity
       }
     }
     gemma::PerplexityResult p = take(std::move(*r));
@@ -481,6 +488,7 @@ class Core {
   std::mutex mu_;
   int n_ctx_ = 0;
   bool logits_all_ = false;
+  gemma::DType kv_type_ = gemma::DType::F16;
   std::optional<gemma::RequestId> active_;
   bool done_ = false;
   bool cancel_ = false;
@@ -526,15 +534,15 @@ NB_MODULE(_core, m) {
   m.def("file_exists", [](const std::string& p) { return gemma::file_exists(p); });
 
   nb::class_<Core>(m, "Core")
-      .def(nb::init<const std::string&, const std::string&, int, int, bool, bool>(), "model_path"_a, "tokenizer_path"_a,
-           "n_ctx"_a, "n_threads"_a, "logits_all"_a, "mmap"_a)
+      .def(nb::init<const std::string&, const std::string&, int, int, bool, bool, bool>(), "model_path"_a,
+           "tokenizer_path"_a, "n_ctx"_a, "n_threads"_a, "logits_all"_a, "mmap"_a, "precise"_a)
       .def("n_ctx", &Core::n_ctx)
       .def("n_vocab", &Core::n_vocab)
       .def("n_threads", &Core::n_threads)
       .def("backend_name", &Core::backend_name)
       .def("instruction_tuned", &Core::instruction_tuned)
       .def("tokenize", &Core::tokenize, "text"_a, "add_bos"_a, "special"_a)
-      .def("detokenize", &Core::detokenize, "tokens"_a)
+      .def("detokenize", &Core::detokenize, "tokens"_a, "special"_a = false)
       .def("render_chat", &Core::render_chat, "messages"_a)
       .def("stop_ids", &Core::stop_ids)
       .def("submit", &Core::submit, "prompt"_a, "max_tokens"_a, "temperature"_a, "top_k"_a, "top_p"_a, "min_p"_a,
