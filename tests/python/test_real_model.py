@@ -41,8 +41,8 @@ def test_precise_greedy_ids_match_hf(real_path, real_ref):
     # README: precise mode reproduces HF's greedy tokens on the reference prompts.
     g = Gemma(real_path, n_threads=2, precise=True, n_ctx=512)
     for case in real_ref["prompts"][:2]:
-        ids = eval(case["prompt_ids"])  # the fixture stores lists as their repr
-        hf = eval(case["greedy_ids_hf"])
+        ids = case["prompt_ids"]
+        hf = case["greedy_ids_hf"]
         assert g.tokenize(case["text"].encode()) == ids
         out = []
         for t in g.generate(ids, temp=0):
@@ -57,7 +57,7 @@ def test_chat_template_matches_hf(llm, real_ref):
     chats = [c for c in real_ref["prompts"] if c["chat"] == "True"]
     assert chats
     for c in chats:
-        assert llm._c().render_chat([("user", c["text"])]) == eval(c["prompt_ids"])
+        assert llm._c().render_chat([("user", c["text"])]) == c["prompt_ids"]
 
 
 def test_chat_equals_gemma_run_chat(llm, cli, real_path):
