@@ -54,7 +54,7 @@ def test_precise_greedy_ids_match_hf(real_path, real_ref):
 
 
 def test_chat_template_matches_hf(llm, real_ref):
-    chats = [c for c in real_ref["prompts"] if c["chat"] == "True"]
+    chats = [c for c in real_ref["prompts"] if c["chat"] in (True, "True")]
     assert chats
     for c in chats:
         assert llm._c().render_chat([("user", c["text"])]) == c["prompt_ids"]
@@ -144,17 +144,20 @@ def test_keyboard_interrupt_stops_within_a_token(llm):
     fired = []
 
     def fire():
-        time.sleep(0.5)
+        time.sleep(0.3)
         fired.append(time.perf_counter())
         _thread.interrupt_main()
 
-    threading.Thread(target=fire).start()
-    got = 0
+    after = 0
     with pytest.raises(KeyboardInterrupt):
-        for _ in llm("The history of the bicycle begins in", max_tokens=2000, temperature=0, stream=True):
-            got += 1
+        for i, _ in enumerate(llm("The history of the bicycle begins in", max_tokens=2000, temperature=0, stream=True)):
+            if i == 0:  # interrupt mid-decode
+                threading.Thread(target=fire).start()
+            if fired:
+                after += 1
     latency = time.perf_counter() - fired[0]
-    assert got > 0 and latency < max(0.2, 5 * per_token), (latency, per_token)
+    # The step running when the signal came finishes (at most one token), then it raises.
+    assert after <= 1 and latency < max(0.5, 3 * per_token), (after, latency, per_token)
     r = llm("The capital of France is", max_tokens=4, temperature=0)  # the engine is usable again
     assert r["usage"]["completion_tokens"] == 4
     # Non-streaming too.
