@@ -12,15 +12,18 @@ bash scripts/check_format.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEMMA_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" >/dev/null
 cmake --build build -j"$JOBS"
 (cd build && ctest --output-on-failure -j"$JOBS")
-# The Python package's suite on the extension just built (the package's .py files from python/,
-# the extension from build/python); GEMMA_TEST_WHEEL=1 also builds the wheel, installs it into a
-# scratch folder and runs the suite on that (a whole second build: minutes).
-PYTHONPATH="$PWD/python:$PWD/build/python" python3 -m pytest -q tests/python
-if [ "${GEMMA_TEST_WHEEL:-0}" = "1" ]; then
+# The Python package's suite (tests/python) on the extension just built: the package's .py files
+# from python/, the extension from build/python. Then the wheel as `pip wheel .` makes it (a second
+# build of the library with fmt compiled in: ~3 min on 2 cores the first time, seconds with ccache
+# after; GEMMA_TEST_WHEEL=0 skips it), installed into a scratch folder: the package tests (stubs,
+# ldd: only system libraries), the tiny-model tests and the README's one-liner run on that.
+PYTHONPATH="$PWD/python:$PWD/build/python" python3 -m pytest -q -p no:cacheprovider tests/python
+if [ "${GEMMA_TEST_WHEEL:-1}" = "1" ]; then
   rm -rf build-python/dist build-python/site
   python3 -m pip wheel . --no-deps -w build-python/dist
   python3 -m pip install -q --no-deps --target build-python/site build-python/dist/gemma_engine-*.whl
-  (cd tests/python && PYTHONPATH="$PWD/../../build-python/site" python3 -m pytest -q -p no:cacheprovider .)
+  (cd tests/python && PYTHONPATH="$PWD/../../build-python/site" python3 -m pytest -q -p no:cacheprovider \
+    test_package.py test_tiny.py test_real_model.py::test_readme_one_liner)
 fi
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEMMA_SANITIZE=ON -DGEMMA_BUILD_BENCH=OFF \
