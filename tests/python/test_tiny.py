@@ -36,6 +36,29 @@ def test_eval_scores_match_hf_reference(tiny, tiny_ref):
     assert tiny.input_ids.tolist() == ids
 
 
+@pytest.mark.parametrize("ref_name", ["safetensors_f32", "torch_f32", "gguf_q8_0"])
+def test_every_checkpoint_format(tiny_path, ref_name):
+    # The CLI's formats through the same loader: safetensors and gemma_pytorch .ckpt carry no
+    # tokenizer here, so the GGUF's is given (tokenizer_path), as `--tokenizer` would.
+    import json
+    import subprocess
+
+    from conftest import TINY
+
+    meta = json.loads((TINY / "ref" / f"{ref_name}.json").read_text())
+    raw = subprocess.run(["zstd", "-dc", str(TINY / "ref" / meta["logits"])], check=True, capture_output=True).stdout
+    ref = np.frombuffer(raw, dtype="<f4").reshape(meta["logits_shape"])
+    g = Gemma(str(TINY / meta["checkpoint"]), tokenizer_path=tiny_path, n_ctx=128, n_threads=1, precise=True, logits_all=True)
+    g.eval(meta["prompt_ids"])
+    # Same bound as the GGUF f32 test; the Q8_0 reference is HF on the dequantized Q8_0 weights.
+    assert np.abs(g.scores - ref).max() / np.abs(ref).max() < 1e-4
+    assert list(g.generate(meta["prompt_ids"][:8], temp=0))  # and it generates
+    g.close()
+    if ref_name != "gguf_q8_0":
+        with pytest.raises(ValueError, match="tokenizer_path"):
+            Gemma(str(TINY / meta["checkpoint"]))
+
+
 def test_greedy_matches_hf_reference(tiny, tiny_ref):
     # HF's 32 argmax steps (each a full re-forward without cache) against the engine's decode.
     out = list(tiny.generate(tiny_ref["prompt_ids"], temp=0.0))
@@ -288,6 +311,8 @@ def test_bad_arguments(tiny, tiny_path, tmp_path):
         Gemma(tiny_path, mmproj="mmproj.gguf")
     with pytest.raises(TypeError):
         Gemma(42)
+    with pytest.raises(gemma_engine.NotFoundError):
+        Gemma(tiny_path, tokenizer_path=str(tmp_path / "no_tokenizer.json"))
     # Load failures: RuntimeError subclasses with the engine's message.
     missing = str(tmp_path / "missing.gguf")
     with pytest.raises(gemma_engine.NotFoundError, match="missing.gguf") as e:
