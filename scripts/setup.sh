@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
-APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip zstd
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip python3-dev zstd
   libfmt-dev nlohmann-json3-dev libcli11-dev libzstd-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang clang-format libclang-rt-14-dev)
 missing=()

@@ -17,6 +17,10 @@ cmake --build build -j"$JOBS"
 # build of the library with fmt compiled in: ~3 min on 2 cores the first time, seconds with ccache
 # after; GEMMA_TEST_WHEEL=0 skips it), installed into a scratch folder: the package tests (stubs,
 # ldd: only system libraries), the tiny-model tests and the README's one-liner run on that.
+if ! ls build/python/gemma_engine/_core*.so >/dev/null 2>&1; then
+  echo "test: the Python extension was not built (cmake's GEMMA_PYTHON warning says why)"
+  exit 1
+fi
 PYTHONPATH="$PWD/python:$PWD/build/python" python3 -m pytest -q -p no:cacheprovider tests/python
 if [ "${GEMMA_TEST_WHEEL:-1}" = "1" ]; then
   rm -rf build-python/dist build-python/site
