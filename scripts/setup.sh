@@ -45,6 +45,13 @@ if ! python3 -c "import nanobind, scikit_build_core, numpy, pytest" 2>/dev/null;
   pip_install nanobind scikit-build-core numpy pytest
 fi
 
+# Ray Serve and httpx for gemma_engine.ray_serve and its test (tests/python/test_ray_serve.py,
+# which starts a two-node Ray cluster on this machine).
+if ! python3 -c "import ray.serve, httpx" 2>/dev/null; then
+  echo "setup: installing Ray Serve and httpx (pip: ray[serve] httpx)"
+  pip_install "ray[serve]" httpx
+fi
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEMMA_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" >/dev/null
 cmake --build build -j"${JOBS:-2}"
 echo "setup: built build/gemma"

@@ -96,3 +96,7 @@ def cli() -> str:
             pytest.fail("the gemma CLI is not built (build/gemma); set GEMMA_CLI")
         pytest.skip("the gemma CLI is not built (build/gemma)")
     return p
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: needs Ray Serve and starts a local two-node Ray cluster (test_ray_serve.py)")
