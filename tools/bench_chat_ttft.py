@@ -50,6 +50,8 @@ QUESTIONS = [
 
 
 class Server:
+    prefix = ""  # a route prefix in front of /v1 (tools/bench_ray_ttft.py's Ray Serve apps)
+
     def __init__(self, name, argv, port):
         self.name, self.port = name, port
         self.proc = bench_servers.start(argv)
@@ -63,7 +65,7 @@ class Server:
                            "stream_options": {"include_usage": True}})
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
         t0 = time.perf_counter()
-        c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        c.request("POST", self.prefix + "/v1/chat/completions", body, {"Content-Type": "application/json"})
         r = c.getresponse()
         if r.status != 200:
             raise RuntimeError(f"{self.name}: HTTP {r.status}: {r.read()[:200]}")
