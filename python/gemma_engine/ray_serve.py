@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import time
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
@@ -394,6 +395,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         max_replicas_per_node=a.max_replicas_per_node,
     )
     ray.init(address=a.address)
+
+    def _term(signum, frame):  # SIGTERM (kill, Kubernetes) shuts down as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
     serve.start(http_options={"host": a.host, "port": a.port})
     serve.run(app, name=a.name, route_prefix="/")
     print(f"gemma ray_serve: {a.replicas} replica(s) of {model}; OpenAI API at http://{a.host}:{a.port}/v1", flush=True)

@@ -10,6 +10,7 @@ Ray (scripts/setup.sh), so it runs there.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import socket
@@ -33,7 +34,7 @@ except ImportError as e:  # pragma: no cover
     pytest.skip(f"gemma_engine._server is not built ({e})", allow_module_level=True)
 
 from gemma_engine import Gemma  # noqa: E402
-from gemma_engine.ray_serve import REPLICA_HEADER, build_app  # noqa: E402
+from gemma_engine.ray_serve import REPLICA_HEADER, app_builder, build_app, session_key  # noqa: E402
 
 from conftest import REPO, TINY, real_model_path, real_model_required  # noqa: E402
 
@@ -100,6 +101,13 @@ def cluster():
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.pop("RAY_ADDRESS", None)
+    # Ray turns token auth on by itself when ~/.ray/auth_token exists (a local ray.init() writes
+    # one), and this process may have cached "no token" already: state the mode for the nodes and
+    # the driver alike. The nodes advertise 127.0.0.1 only; the test's cluster lives a minute.
+    auth = {"RAY_AUTH_MODE": "disabled"}
+    env.update(auth)
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
     p = _free_ports(16)
     sessions = []
 
@@ -146,6 +154,11 @@ def cluster():
         yield f"http://127.0.0.1:{p[14]}"
     finally:
         os.environ.pop("RAY_ADDRESS", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         try:
             from ray import serve
 
@@ -158,6 +171,33 @@ def cluster():
             pass
         for sid in sessions:
             _kill_session(sid)
+
+
+def test_session_key():
+    chat = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"}]}
+    later = {"messages": chat["messages"] + [{"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}]}
+    other = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "another"}]}
+    k = session_key({}, json.dumps(chat).encode())
+    # Every turn of one chat has the same key; another chat has another one.
+    assert k and k == session_key({}, json.dumps(later).encode()) != session_key({}, json.dumps(other).encode())
+    assert session_key({"x-session-id": "abc"}, json.dumps(chat).encode()) == "s:abc"
+    assert session_key({}, json.dumps({**chat, "user": "u1"}).encode()) == "u:u1"
+    long_prompt = "x" * 300
+    assert session_key({}, json.dumps({"prompt": long_prompt}).encode()) == session_key(
+        {}, json.dumps({"prompt": long_prompt + " more"}).encode()
+    )
+    assert session_key({}, b"not json") is None and session_key({}, b"[]") is None and session_key({}, b"") is None
+
+
+def test_build_app_options():
+    with pytest.raises(ValueError):
+        build_app("m", replicas=0)
+    with pytest.raises(ValueError):
+        build_app("m", min_replicas=3, max_replicas=2)
+    from ray.serve import Application
+
+    assert isinstance(app_builder({"model": str(TINY / "model.f32.gguf"), "replicas": 1}), Application)
+    assert isinstance(build_app("m", replicas=2, min_replicas=1, max_replicas=4), Application)
 
 
 def _deploy(name, model, **kw):
