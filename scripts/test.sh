@@ -27,7 +27,7 @@ if [ "${GEMMA_TEST_WHEEL:-1}" = "1" ]; then
   python3 -m pip wheel . --no-deps -w build-python/dist
   python3 -m pip install -q --no-deps --target build-python/site build-python/dist/gemma_engine-*.whl
   (cd tests/python && PYTHONPATH="$PWD/../../build-python/site" python3 -m pytest -q -p no:cacheprovider \
-    test_package.py test_tiny.py test_real_model.py::test_readme_one_liner)
+    test_package.py test_tiny.py test_server_ext.py test_real_model.py::test_readme_one_liner)
 fi
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGEMMA_SANITIZE=ON -DGEMMA_BUILD_BENCH=OFF \
