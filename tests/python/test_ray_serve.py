@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,6 +172,7 @@ def cluster():
             pass
         for sid in sessions:
             _kill_session(sid)
+        shutil.rmtree(tmp, ignore_errors=True)  # the head's logs and sockets (start errors were shown)
 
 
 def test_session_key():
