@@ -61,7 +61,11 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     weights_.clear();
     vectors_.clear();
+    cudaDeviceSynchronize();  // the staging ring may still be read by a copy in flight
     for (DeviceBuffer& s : scratch_) s.reset();
+    for (cudaEvent_t e : ring_events_)
+      if (e) cudaEventDestroy(e);
+    if (ring_host_) cudaFreeHost(ring_host_);
     cublasDestroy(blas_);
   }
 
@@ -244,6 +248,8 @@ class CudaBackend final : public Backend {
   };
   // Grow-only scratch buffers, one per use so one op's two uses never share one.
   enum Slot { kIndex, kItems, kTile, kInput, kCopy, kSlots };
+  static constexpr int kRingSlots = 64;
+  static constexpr uint64_t kRingSlotBytes = 64 << 10;  // a 512-token prefill's attention items: 24 KiB
 
   Result<void*> scratch(Slot slot, uint64_t bytes) {
     DeviceBuffer& b = scratch_[slot];
@@ -253,12 +259,39 @@ class CudaBackend final : public Backend {
     }
     return b.data();
   }
-  // Host bytes into a scratch buffer. A synchronous copy on the legacy default stream, where every
-  // kernel runs: it waits for the kernels still reading the buffer's previous contents.
+  // Host bytes (ids, positions, descriptors) into device memory for the next kernel. Small ones
+  // go through a ring of pinned staging slots, each with its own device region and an event:
+  // the copy is asynchronous (no stall of the GPU per op), and a slot is refilled only after its
+  // previous copy has completed (its event); the device region is rewritten only by a copy that
+  // the stream orders after the kernels that read it. Larger ones take a synchronous copy into a
+  // scratch buffer, which the legacy default stream orders the same way.
   Result<void*> upload(Slot slot, const void* host, uint64_t bytes) {
+    if (bytes <= kRingSlotBytes) {
+      if (!ring_host_) GE_TRY(make_ring());
+      const int i = ring_next_;
+      ring_next_ = (ring_next_ + 1) % kRingSlots;
+      GE_TRY(cuda_check(cudaEventSynchronize(ring_events_[i]), "upload"));
+      uint8_t* h = ring_host_ + static_cast<uint64_t>(i) * kRingSlotBytes;
+      uint8_t* d = ring_device_.as<uint8_t>() + static_cast<uint64_t>(i) * kRingSlotBytes;
+      std::memcpy(h, host, bytes);
+      GE_TRY(cuda_check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, nullptr), "upload"));
+      GE_TRY(cuda_check(cudaEventRecord(ring_events_[i], nullptr), "upload"));
+      return d;
+    }
     GE_ASSIGN(void* d, scratch(slot, bytes));
     GE_TRY(to_device(d, host, bytes));
     return d;
+  }
+  Status make_ring() {
+    GE_ASSIGN(ring_device_, allocate(kRingSlots * kRingSlotBytes, BufferUse::kActivations));
+    void* h = nullptr;
+    GE_TRY(cuda_check(cudaMallocHost(&h, kRingSlots * kRingSlotBytes), "pinned staging"));
+    ring_host_ = static_cast<uint8_t*>(h);
+    for (cudaEvent_t& e : ring_events_) {
+      GE_TRY(cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event"));
+      GE_TRY(cuda_check(cudaEventRecord(e, nullptr), "event"));
+    }
+    return {};
   }
 
   // The device copy of a weight matrix, keyed by its host bytes; made on first use (prepare()
@@ -346,6 +379,10 @@ class CudaBackend final : public Backend {
   std::unordered_map<const float*, DeviceBuffer> vectors_;
   DeviceBuffer scratch_[kSlots];
   std::vector<uint8_t> staging_;
+  DeviceBuffer ring_device_;
+  uint8_t* ring_host_ = nullptr;  // pinned, kRingSlots * kRingSlotBytes
+  cudaEvent_t ring_events_[kRingSlots] = {};
+  int ring_next_ = 0;
 };
 
 }  // namespace
