@@ -32,6 +32,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/dequant.h"
 #include "random_blocks.h"
 #include "runtime/engine.h"
@@ -82,6 +83,10 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_NEAR(got[i], want[i], abs + rel * std::fabs(want[i])) << what << " at " << i;
 }
+
+// The CPU reference for the op tests: precise mode on the portable kernel table (exact libm tanh
+// and exp, sequential float32 sums), which the SIMD tables are themselves tested against.
+CpuOptions reference() { return CpuOptions{true, &cpu::isa_generic()}; }
 
 double norm(const float* v, int64_t n) {
   double s = 0;
@@ -163,7 +168,7 @@ RandomMatrix random_matrix(DType type, int64_t rows, int64_t cols, std::mt19937&
 TEST(CudaBackend, MatmulMatchesTheCpuForEveryWeightType) {
   for (bool precise : {true, false}) {
     GEMMA_CUDA_OR_SKIP(be, precise);
-    CpuBackend cpu(2, CpuOptions{true});
+    CpuBackend cpu(2, reference());
     std::mt19937 rng(7);
     for (DType type : kWeightTypes) {
       const int64_t rows = 70, cols = 512;  // rows not a multiple of the 8 rows a block takes
@@ -192,7 +197,7 @@ TEST(CudaBackend, MatmulMatchesTheCpuForEveryWeightType) {
 
 TEST(CudaBackend, MatmulManyAndTypeChecks) {
   GEMMA_CUDA_OR_SKIP(be, true);
-  CpuBackend cpu(2, CpuOptions{true});
+  CpuBackend cpu(2, reference());
   std::mt19937 rng(3);
   RandomMatrix a = random_matrix(DType::Q4_K, 40, 256, rng), b = random_matrix(DType::Q8_0, 24, 256, rng);
   const std::vector<float> x = randn(2 * 256, rng);
@@ -212,7 +217,7 @@ TEST(CudaBackend, MatmulManyAndTypeChecks) {
 
 TEST(CudaBackend, EmbedMatchesTheCpuForEveryType) {
   GEMMA_CUDA_OR_SKIP(be, false);
-  CpuBackend cpu(1, CpuOptions{true});
+  CpuBackend cpu(1, reference());
   std::mt19937 rng(11);
   for (DType type : kWeightTypes) {
     RandomMatrix m = random_matrix(type, 50, 256, rng);
@@ -230,7 +235,7 @@ TEST(CudaBackend, EmbedMatchesTheCpuForEveryType) {
 
 TEST(CudaBackend, ElementwiseOpsMatchTheCpu) {
   GEMMA_CUDA_OR_SKIP(be, false);
-  CpuBackend cpu(1, CpuOptions{true});
+  CpuBackend cpu(1, reference());
   std::mt19937 rng(5);
   const int64_t rows = 5, dim = 1152;
   const std::vector<float> x = randn(static_cast<size_t>(rows * dim), rng, 3.0f), y = randn(x.size(), rng);
@@ -271,7 +276,7 @@ TEST(CudaBackend, ElementwiseOpsMatchTheCpu) {
 
 TEST(CudaBackend, NormRopeMatchesTheCpu) {
   GEMMA_CUDA_OR_SKIP(be, false);
-  CpuBackend cpu(1, CpuOptions{true});
+  CpuBackend cpu(1, reference());
   std::mt19937 rng(9);
   for (int head_dim : {16, 128, 256})
     for (bool qk_norm : {true, false}) {
@@ -297,7 +302,7 @@ TEST(CudaBackend, NormRopeMatchesTheCpu) {
 // span: store_kv writes the CPU's bytes, attention gives the CPU's outputs.
 TEST(CudaBackend, StoreKvAndAttentionMatchTheCpu) {
   GEMMA_CUDA_OR_SKIP(be, false);
-  CpuBackend cpu(2, CpuOptions{true});
+  CpuBackend cpu(2, reference());
   std::mt19937 rng(13);
   const int n_heads = 4, n_kv = 2, hd = 64;
   const int64_t kvw = n_kv * hd;

@@ -297,7 +297,8 @@ class CudaBackend final : public Backend {
   // The device copy of a weight matrix, keyed by its host bytes; made on first use (prepare()
   // makes them all up front).
   Result<const DevWeight*> device_weight(const WeightMatrix& w) {
-    auto it = weights_.find(w.data);
+    const WeightKey key{w.data, w.type, w.rows, w.row_bytes};
+    auto it = weights_.find(key);
     if (it != weights_.end()) return &it->second;
     DevWeight dw;
     const uint64_t bytes = static_cast<uint64_t>(w.rows) * w.row_bytes;
@@ -307,7 +308,7 @@ class CudaBackend final : public Backend {
       GE_ASSIGN(dw.scales, allocate(static_cast<uint64_t>(w.rows) * sizeof(float), BufferUse::kActivations));
       GE_TRY(to_device(dw.scales.data(), w.row_scales, static_cast<uint64_t>(w.rows) * sizeof(float)));
     }
-    return &weights_.emplace(w.data, std::move(dw)).first->second;
+    return &weights_.emplace(key, std::move(dw)).first->second;
   }
 
   // A float vector an op names: device memory as is, host memory (the model's norm weights, which
@@ -375,7 +376,23 @@ class CudaBackend final : public Backend {
   int device_;
   bool precise_;
   cublasHandle_t blas_;
-  std::unordered_map<const uint8_t*, DevWeight> weights_;
+  // A matrix is its host bytes' address with its type and shape: host memory freed and reused for
+  // another matrix (tests do that) never finds the old one's device copy. The bytes at an address
+  // must not change while the backend lives, as a loaded model's do not.
+  struct WeightKey {
+    const uint8_t* data;
+    DType type;
+    int64_t rows;
+    uint64_t row_bytes;
+    bool operator==(const WeightKey&) const = default;
+  };
+  struct WeightKeyHash {
+    size_t operator()(const WeightKey& k) const {
+      return std::hash<const void*>()(k.data) ^ (static_cast<size_t>(k.rows) * 0x9E3779B97F4A7C15ull) ^
+             (static_cast<size_t>(k.type) << 56) ^ k.row_bytes;
+    }
+  };
+  std::unordered_map<WeightKey, DevWeight, WeightKeyHash> weights_;
   std::unordered_map<const float*, DeviceBuffer> vectors_;
   DeviceBuffer scratch_[kSlots];
   std::vector<uint8_t> staging_;
