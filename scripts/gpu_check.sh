@@ -35,10 +35,11 @@ run_step() {
 
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || log "nvidia-smi failed"
 CUBLAS_PY=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$PWD/$C/lib:/usr/local/cuda/lib64:${CUBLAS_PY}:${LD_LIBRARY_PATH:-}"
+# Only our binaries see the carried libraries (python3 keeps the machine's own).
+GEMMA_LD="$PWD/$C/lib:/usr/local/cuda/lib64:${CUBLAS_PY}:${LD_LIBRARY_PATH:-}"
 BIN="$C/bin"
-if ! "$BIN/gemma" --help >/dev/null 2>&1; then
-  log "carried binaries do not run here ($("$BIN/gemma" --help 2>&1 | head -1)); building with nvcc"
+if ! LD_LIBRARY_PATH="$GEMMA_LD" "$BIN/gemma" --help >/dev/null 2>&1; then
+  log "carried binaries do not run here ($(LD_LIBRARY_PATH="$GEMMA_LD" "$BIN/gemma" --help 2>&1 | head -1)); building with nvcc"
   cmake -S . -B build-gpu-local -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEMMA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DGEMMA_BUILD_BENCH=OFF >>"$LOG" 2>&1 && cmake --build build-gpu-local -j16 --target gemma cuda_backend_tests >>"$LOG" 2>&1 &&
     BIN=build-gpu-local/bin && mkdir -p "$BIN" && cp build-gpu-local/gemma build-gpu-local/tests/kernels/cuda_backend_tests "$BIN/" ||
@@ -46,7 +47,11 @@ if ! "$BIN/gemma" --help >/dev/null 2>&1; then
 fi
 
 log "1. CUDA tests"
-run_step 240 "$BIN/cuda_backend_tests" --gtest_brief=0 >"$OUT/cuda_tests.log" 2>&1
+FIX=$(cat "$C/fixtures_dir" 2>/dev/null || true)
+if [ -n "$FIX" ] && [ ! -e "$FIX" ]; then
+  mkdir -p "$(dirname "$FIX")" && ln -s "$PWD/tests/fixtures" "$FIX" || log "   cannot link $FIX: fixture tests will fail"
+fi
+run_step 240 env LD_LIBRARY_PATH="$GEMMA_LD" "$BIN/cuda_backend_tests" --gtest_brief=0 >"$OUT/cuda_tests.log" 2>&1
 log "   exit $? ($(grep -c '^\[       OK' "$OUT/cuda_tests.log") ok, $(grep -c '^\[  FAILED  \]' "$OUT/cuda_tests.log") failed lines)"
 
 log "2. HBM probe"
@@ -61,16 +66,17 @@ log "3. benchmarks"
 MODELS=/tmp/gemma-gpu-models
 mkdir -p "$MODELS"
 LLAMA="$C/llama/llama-bench"
-for spec in 270m:q4_0 270m:q8_0 270m:bf16 4b:q4_0 4b:q8_0 4b:bf16 1b:q4_0 1b:q8_0 1b:bf16; do
+# GPU_CHECK_MODELS overrides the list (e.g. "12b:q4_0 27b:q4_0"), in order of priority.
+for spec in ${GPU_CHECK_MODELS:-270m:q4_0 270m:q8_0 270m:bf16 4b:q4_0 4b:q8_0 4b:bf16 1b:q4_0 1b:q8_0 1b:bf16}; do
   shape=${spec%%:*} type=${spec##*:}
   f="$MODELS/gemma3-$shape-shape-$type.gguf"
   [ -f "$f" ] || run_step 150 env PYTHONPATH="$C/py" python3 scripts/gpu_models.py make --shape "$shape" --type "$type" \
     --tokenizer "$C/tok.npz" --out "$MODELS" >>"$LOG" 2>&1 || { log "   $spec: no model"; continue; }
   log "   $spec: gemma bench --device cuda"
-  run_step 120 "$BIN/gemma" bench --device cuda -m "$f" -p 512 -n 128 -r 2 -o jsonl >>"$OUT/bench.jsonl" 2>>"$LOG" ||
+  run_step 120 env LD_LIBRARY_PATH="$GEMMA_LD" "$BIN/gemma" bench --device cuda -m "$f" -p 512 -n 128 -r 2 -o jsonl >>"$OUT/bench.jsonl" 2>>"$LOG" ||
     log "   $spec: gemma bench failed or skipped"
   if [ -x "$LLAMA" ]; then
-    LD_LIBRARY_PATH="$C/llama:$LD_LIBRARY_PATH" run_step 120 "$LLAMA" -m "$f" -p 512 -n 128 -r 2 -ngl 99 -o jsonl \
+    run_step 120 env LD_LIBRARY_PATH="$PWD/$C/llama:$GEMMA_LD" "$LLAMA" -m "$f" -p 512 -n 128 -r 2 -ngl 99 -o jsonl \
       >>"$OUT/llama_bench.jsonl" 2>>"$LOG" || log "   $spec: llama-bench failed or skipped"
   fi
   rm -f "$f"  # disk: the 4B BF16 file alone is 8 GB
@@ -83,8 +89,13 @@ out = sys.argv[1]
 def rows(name):
     p = os.path.join(out, name)
     if not os.path.exists(p): return []
-    return [json.loads(l) for l in open(p) if l.strip().startswith("{")]
-hbm = json.load(open(os.path.join(out, "hbm.json"))) if os.path.exists(os.path.join(out, "hbm.json")) else {}
+    rs = []
+    for l in open(p):
+        try: rs.append(json.loads(l))
+        except ValueError: pass
+    return rs
+try: hbm = json.load(open(os.path.join(out, "hbm.json")))
+except (OSError, ValueError): hbm = {}
 bw = hbm.get("read_only_reduction", {}).get("median_gb_s")
 print(f"HBM: {hbm.get('device', '?')}, read {bw} GB/s, copy {hbm.get('d2d_copy_read_plus_write', {}).get('median_gb_s')} GB/s\n")
 print("| source | model | test | tokens/s | share of read bandwidth |\n| --- | --- | --- | --- | --- |")

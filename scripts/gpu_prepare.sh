@@ -3,7 +3,8 @@
 # reaches no network and takes at most 64 MiB of carried files besides the working tree):
 #   build-gpu/carry/bin      gemma and cuda_backend_tests, built with -DGEMMA_CUDA=ON for sm_90
 #   build-gpu/carry/lib      the shared libraries they need that a CUDA image may lack (fmt, zstd,
-#                            png, jpeg, webp); cuBLAS and the CUDA runtime are the machine's own
+#                            cpp-httplib, brotli); glibc, libstdc++, zlib, OpenSSL, cuBLAS and the
+#                            CUDA runtime are the machine's own
 #   build-gpu/carry/py       the pure-Python `gguf` package, for scripts/gpu_models.py
 #   build-gpu/carry/tok.npz  Gemma 3's tokenizer (from the 270M GGUF), for the random-weight models
 #   build-gpu/carry/llama    llama.cpp's CUDA llama-bench, when LLAMACPP_CUDA_BIN names a built one
@@ -24,11 +25,14 @@ strip "$C/bin/"*
 # Libraries outside glibc, the C++ runtime and CUDA's own (the GPU image has those, newer).
 for b in "$C/bin/"*; do
   ldd "$b" | awk '/=> \//{print $3}'
-done | sort -u | grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libcublasLt)\.so' |
+done | sort -u | grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libz|libssl|libcrypto|libcuda|libcudart|libcublas[^/]*|libcublasLt)\.so' |
   while read -r lib; do cp -L "$lib" "$C/lib/"; done
 cp -r "$(python3 -c 'import gguf, os; print(os.path.dirname(gguf.__file__))')" "$C/py/gguf"
 find "$C/py" -name __pycache__ -prune -exec rm -rf {} +
 python3 scripts/gpu_models.py export-tokenizer "$C/tok.npz"
+# The tests find their fixtures at the absolute path they were built with: gpu_check.sh links it
+# to the fixtures of the copy it runs in.
+echo "$PWD/tests/fixtures" >"$C/fixtures_dir"
 if [ -n "${LLAMACPP_CUDA_BIN:-}" ] && [ -x "$LLAMACPP_CUDA_BIN/llama-bench" ]; then
   mkdir -p "$C/llama"
   cp -L "$LLAMACPP_CUDA_BIN/llama-bench" "$LLAMACPP_CUDA_BIN"/lib*.so* "$C/llama/" 2>/dev/null || true
