@@ -12,13 +12,13 @@
 
 #include <cuda_runtime.h>
 
-#define CHECK(x)                                                                       \
-  do {                                                                                 \
-    cudaError_t e_ = (x);                                                              \
-    if (e_ != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "hbm_probe: %s: %s\n", #x, cudaGetErrorString(e_));         \
-      std::exit(1);                                                                    \
-    }                                                                                  \
+#define CHECK(x)                                                               \
+  do {                                                                         \
+    cudaError_t e_ = (x);                                                      \
+    if (e_ != cudaSuccess) {                                                   \
+      std::fprintf(stderr, "hbm_probe: %s: %s\n", #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                            \
+    }                                                                          \
   } while (0)
 
 // Grid-stride read of n float4s with independent loads in flight; one partial sum per block so
