@@ -153,10 +153,12 @@ int bench(const BenchArgs& a) {
     const auto ts = t.ts();
     const std::string name = (t.n_prompt > 0 ? fmt::format("pp{}", t.n_prompt) : fmt::format("tg{}", t.n_gen)) +
                              (t.n_depth > 0 ? fmt::format(" @ d{}", t.n_depth) : "");
+    const bool cuda = std::string_view(be.name()) == "cuda";  // --device cuda: no CPU kernel table to name
     if (md) {
-      fmt::print("| {} | {} | {:.2f} M | CPU ({}) | {} | {} | {:.2f} ± {:.2f} | {} |\n", model_type(m),
-                 human_bytes(m.weights().bytes()), static_cast<double>(m.info().n_params) / 1e6, be.name(), t.threads,
-                 name, mean(ts), stdev(ts), human_bytes(peak_rss_bytes()));
+      fmt::print("| {} | {} | {:.2f} M | {} | {} | {} | {:.2f} ± {:.2f} | {} |\n", model_type(m),
+                 human_bytes(m.weights().bytes()), static_cast<double>(m.info().n_params) / 1e6,
+                 cuda ? std::string("CUDA") : fmt::format("CPU ({})", be.name()), t.threads, name, mean(ts), stdev(ts),
+                 human_bytes(peak_rss_bytes()));
       std::fflush(stdout);
       continue;
     }
@@ -167,7 +169,7 @@ int bench(const BenchArgs& a) {
     const std::time_t now = std::time(nullptr);
     std::strftime(time_buf, sizeof time_buf, "%FT%TZ", std::gmtime(&now));
     nlohmann::ordered_json j = {{"build_commit", "gemma-engine"},
-                                {"backends", "CPU"},
+                                {"backends", cuda ? "CUDA" : "CPU"},
                                 {"cpu_info", be.name()},
                                 {"model_filename", m.info().path},
                                 {"model_type", model_type(m)},

@@ -124,6 +124,9 @@ void add_compute_options(CLI::App* sub, ComputeArgs& c) {
                   "KV cache element type: f16 (default), f32 (default with --precise), bf16, or q8_0 (about half "
                   "of f16's memory)")
       ->check(::CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  sub->add_option("--device", c.device,
+                  "Where to compute: cpu (default) or cuda (a -DGEMMA_CUDA=ON build); default: $GEMMA_DEVICE, else cpu")
+      ->check(::CLI::IsMember({"cpu", "cuda"}));
 }
 
 void add_penalty_options(CLI::App* sub, SamplerParams& p) {
@@ -143,6 +146,8 @@ Result<std::unique_ptr<Backend>> make_backend(const ModelArgs& m, const ComputeA
   BackendOptions o;
   o.threads = m.threads;
   o.precise = c.precise;
+  const char* env = std::getenv("GEMMA_DEVICE");
+  o.device = !c.device.empty() ? c.device : env && *env ? env : "cpu";
   return create_backend(o);
 }
 

@@ -62,6 +62,7 @@ std::string human_bytes(uint64_t bytes);
 struct ComputeArgs {
   bool precise = false;  // float32 products and (unless --kv-type says otherwise) a float32 KV cache
   std::string kv_type;   // "f32" | "f16"; empty: f32 with --precise, else f16
+  std::string device;    // --device: "cpu" | "cuda"; empty: $GEMMA_DEVICE, else cpu
 };
 void add_compute_options(::CLI::App* sub, ComputeArgs& c);
 // --min-p, --repeat-penalty, --repeat-last-n, --frequency-penalty, --presence-penalty (llama.cpp's

@@ -17,6 +17,7 @@ struct InspectArgs {
   int ctx = 0;
   int parallel = 1;
   std::string kv_type = "f16";
+  std::string device;  // "cuda": also the plan on the GPU
 };
 
 std::string layer_pattern(const ModelConfig& c) {
@@ -81,6 +82,18 @@ int inspect(const InspectArgs& a) {
   fmt::print("  scratch        {} (step of {} tokens, logits {})\n", human_bytes(plan.scratch + plan.logits),
              eo.step_tokens, human_bytes(plan.logits));
   fmt::print("  total          {}\n", human_bytes(plan.total()));
+  if (a.device == "cuda") {
+    // The CUDA backend holds all of it in device memory (weights uploaded in their stored layout),
+    // plus its own scratch for many-token products.
+    auto dm = device_memory(a.device);
+    if (!dm.ok()) return fail(dm.error());
+    const uint64_t need = plan.total() + dm->backend_scratch;
+    fmt::print("GPU memory plan (cuda: {}):\n", dm->name);
+    fmt::print("  device memory  {} ({} + backend scratch {})\n", human_bytes(need), human_bytes(plan.total()),
+               human_bytes(dm->backend_scratch));
+    fmt::print("  available      {} free of {}: {}\n", human_bytes(dm->free_bytes), human_bytes(dm->total_bytes),
+               need <= dm->free_bytes ? "fits" : "does not fit");
+  }
   return 0;
 }
 
@@ -99,6 +112,8 @@ Command add_inspect(CLI::App& app) {
   sub->add_option("--kv-type", a->kv_type, "KV cache element type for the memory plan: f16, f32, bf16 or q8_0")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
       ->capture_default_str();
+  sub->add_option("--device", a->device, "cuda: also the plan in GPU memory (a -DGEMMA_CUDA=ON build, on a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   return [a] { return inspect(*a); };
 }
 

@@ -219,13 +219,24 @@ class Backend {
 // What a front end asks for; create_backend() makes it. Front ends never construct a backend by
 // its class, so a new device is one more name here.
 struct BackendOptions {
-  std::string device = "cpu";  // "cpu"
+  std::string device = "cpu";  // "cpu", or "cuda" in a -DGEMMA_CUDA=ON build
   int threads = 0;             // CPU worker threads; 0: default_thread_count()
   // Float32 products for every weight type (dequantized rows, as the reference implementations
   // compute) instead of int8-quantized activations: slower, closest to the references.
   bool precise = false;
 };
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
+// The memory of the device create_backend would compute on, for memory plans (`gemma inspect
+// --device cuda`): the GPU's name, free and total bytes. Only "cuda" is answered; an error for a
+// build or machine without it.
+struct DeviceMemory {
+  std::string name;
+  uint64_t free_bytes = 0, total_bytes = 0;
+  // Device memory a backend needs beyond the engine's own buffers (the CUDA backend's dequantized
+  // tile for many-token products, its f16 input copy and small index buffers).
+  uint64_t backend_scratch = 0;
+};
+Result<DeviceMemory> device_memory(std::string_view device);
 // What the reference (CPU) backend supports, for loads that name no backend.
 Status reference_supports(DType type, int64_t rows, int64_t cols);
 

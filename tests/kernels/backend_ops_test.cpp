@@ -76,6 +76,22 @@ TEST(BackendFactory, MakesTheCpuBackendByNameAndRefusesUnknownDevices) {
   EXPECT_FALSE(create_backend({.device = "cpu", .threads = -1}).ok());
 }
 
+// "cuda" is a known device name in every build: a build without the CUDA backend says how to get
+// it, a CUDA build without a GPU says there is none (cuda_backend_test.cpp tests the backend).
+TEST(BackendFactory, CudaIsRefusedWithTheReason) {
+  auto cuda = create_backend({.device = "cuda"});
+  if (cuda.ok()) {
+    EXPECT_STREQ((*cuda)->name(), "cuda");
+    return;
+  }
+  EXPECT_EQ(cuda.error().kind, ErrorKind::kUnsupported);
+  const std::string& m = cuda.error().message;
+  EXPECT_TRUE(m.find("this build has no CUDA backend; rebuild with -DGEMMA_CUDA=ON") != std::string::npos ||
+              m.find("no CUDA device") != std::string::npos)
+      << m;
+  EXPECT_FALSE(device_memory("cuda").ok());
+}
+
 TEST(BackendOps, MemoryIsZeroedAndCopiesRoundTrip) {
   for (auto& b : backends_under_test()) {
     Backend& be = *b.backend;
