@@ -118,8 +118,7 @@ Result<ImagePrompt> tokenize_image_prompt(const Tokenizer& tok, const ImageToken
 
 Status check_image_prompt_fits(const ImagePrompt& prompt, int already_used, int n_ctx) {
   const int64_t total = static_cast<int64_t>(already_used) + static_cast<int64_t>(prompt.ids.size());
-  // `>=`: the context must keep room for at least the first generated token.
-  if (total < n_ctx) return ok_status();
+  if (total <= n_ctx) return ok_status();  // as for text prompts: a full context just generates nothing
   const size_t runs = prompt.soft_offsets.size();
   return invalid_argument(
       "the prompt is {} tokens ({} of them for {} image{}{}), longer than the context of {} (raise --ctx)", total,
