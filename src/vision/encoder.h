@@ -72,4 +72,8 @@ struct LoadedVision {
 // unsupported. The projection width is checked against the model's hidden when both are known.
 Result<LoadedVision> load_vision(const std::string& model_path, const std::string& mmproj_path);
 
+// The mmproj reader on bytes in memory (the fuzz target, tests): `owner` keeps them alive.
+Result<LoadedVision> load_mmproj(std::span<const uint8_t> bytes, const std::string& name,
+                                 std::shared_ptr<const void> owner);
+
 }  // namespace gemma
