@@ -371,4 +371,129 @@ Status CpuBackend::softcap(float* x, int64_t n, float cap) {
   return {};
 }
 
+// ---- Encoder ops (vision tower). Generic C++, threaded over rows or (head, query block) units;
+// the loops are written so the compiler vectorises their innermost dimension.
+
+Status CpuBackend::layer_norm(const float* x, const float* w, const float* b, int64_t n_rows, int64_t dim, float eps,
+                              float* out) {
+  if (dim <= 0) return internal_error("layer_norm over {} values", dim);
+  parallel_for(n_rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) {
+      const float* xt = x + t * dim;
+      float* ot = out + t * dim;
+      // Two passes in double: the mean and the biased variance (torch's), free of the
+      // cancellation a one-pass E[x^2] - E[x]^2 has on rows with a large mean.
+      double mean = 0;
+      for (int64_t c = 0; c < dim; ++c) mean += xt[c];
+      mean /= static_cast<double>(dim);
+      double var = 0;
+      for (int64_t c = 0; c < dim; ++c) {
+        const double d = xt[c] - mean;
+        var += d * d;
+      }
+      var /= static_cast<double>(dim);
+      const float m = static_cast<float>(mean);
+      const float r = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+      for (int64_t c = 0; c < dim; ++c) ot[c] = (xt[c] - m) * r * w[c] + b[c];
+    }
+  });
+  return {};
+}
+
+Status CpuBackend::add_bias(float* x, const float* b, int64_t n_rows, int64_t dim) {
+  parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) {
+      float* xt = x + t * dim;
+      for (int64_t c = 0; c < dim; ++c) xt[c] += b[c];
+    }
+  });
+  return {};
+}
+
+Status CpuBackend::gelu(float* x, int64_t n) {
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi), as torch's tanh approximation
+    for (int64_t i = b; i < e; ++i) {
+      const float z = x[i];
+      x[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z)));
+    }
+  });
+  return {};
+}
+
+Status CpuBackend::full_attention(const float* q, const float* k, const float* v, int64_t n, int n_heads, int head_dim,
+                                  float scale, float* out) {
+  if (n <= 0) return {};
+  if (n_heads <= 0 || head_dim <= 0) return internal_error("full_attention with {} heads of {}", n_heads, head_dim);
+  const int64_t width = static_cast<int64_t>(n_heads) * head_dim;
+  // Keys transposed per head ([head, c, j]) so a query block's scores are axpy passes along j.
+  kt_.resize(static_cast<size_t>(width * n));
+  float* kt = kt_.data();
+  parallel_for(width, 8, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t j = 0; j < n; ++j) kt[c * n + j] = k[j * width + c];
+  });
+  constexpr int64_t kBlock = 16;  // queries per unit: their score rows stay in L2 beside one key row
+  const int64_t blocks = (n + kBlock - 1) / kBlock, units = blocks * n_heads;
+  pool_.run([&](int ti, int nt) {
+    auto [u0, u1] = ThreadPool::split(units, ti, nt);
+    if (u0 >= u1) return;
+    std::vector<float> scores(static_cast<size_t>(kBlock * n));
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t h = u / blocks, i0 = (u % blocks) * kBlock, i1 = std::min(n, i0 + kBlock);
+      const float* kth = kt + h * head_dim * n;
+      std::fill(scores.begin(), scores.begin() + (i1 - i0) * n, 0.0f);
+      for (int c = 0; c < head_dim; ++c) {
+        const float* krow = kth + c * n;
+        for (int64_t i = i0; i < i1; ++i) {
+          const float qc = q[i * width + h * head_dim + c] * scale;
+          float* s = scores.data() + (i - i0) * n;
+          for (int64_t j = 0; j < n; ++j) s[j] += qc * krow[j];
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        float* s = scores.data() + (i - i0) * n;
+        float mx = s[0];
+        for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+        float sum = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          s[j] = std::exp(s[j] - mx);
+          sum += s[j];
+        }
+        float* o = out + i * width + h * head_dim;
+        std::fill(o, o + head_dim, 0.0f);
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = s[j];
+          const float* vj = v + j * width + h * head_dim;
+          for (int c = 0; c < head_dim; ++c) o[c] += p * vj[c];
+        }
+        const float inv = 1.0f / sum;
+        for (int c = 0; c < head_dim; ++c) o[c] *= inv;
+      }
+    }
+  });
+  return {};
+}
+
+Status CpuBackend::avg_pool(const float* x, int side, int64_t dim, int kernel, float* out) {
+  if (side <= 0 || kernel <= 0 || side % kernel != 0)
+    return internal_error("avg_pool of a {}-wide grid with a kernel of {}", side, kernel);
+  const int out_side = side / kernel;
+  const float inv = 1.0f / static_cast<float>(kernel * kernel);
+  parallel_for(static_cast<int64_t>(out_side) * out_side, 2, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t oy = t / out_side, ox = t % out_side;
+      float* o = out + t * dim;
+      std::fill(o, o + dim, 0.0f);
+      for (int ky = 0; ky < kernel; ++ky)
+        for (int kx = 0; kx < kernel; ++kx) {
+          const float* xi = x + ((oy * kernel + ky) * side + ox * kernel + kx) * dim;
+          for (int64_t c = 0; c < dim; ++c) o[c] += xi[c];
+        }
+      for (int64_t c = 0; c < dim; ++c) o[c] *= inv;
+    }
+  });
+  return {};
+}
+
 }  // namespace gemma
