@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include "image/decode.h"
-#if GEMMA_CLI_VISION
 #include "vision/encoder.h"
-#endif
 
 namespace gemma::cli {
 
@@ -51,16 +49,10 @@ Result<std::vector<image::Image>> load_images(std::span<const std::string> paths
   return out;
 }
 
-#if GEMMA_CLI_VISION
 struct Vision::Impl {
-  LoadedVision loaded;
+  LoadedVision loaded;  // the encoder reads its tensors: declared first, destroyed last
   std::unique_ptr<VisionEncoder> encoder;
 };
-#else
-struct Vision::Impl {
-  VisionConfig config;
-};
-#endif
 
 Vision::Vision(const Model& model, std::string model_path, std::string mmproj)
     : model_(model), model_path_(std::move(model_path)), mmproj_(std::move(mmproj)) {}
@@ -75,7 +67,6 @@ std::optional<VisionConfig> Vision::known_config() const {
 
 Status Vision::load(Backend& backend) {
   if (impl_) return ok_status();
-#if GEMMA_CLI_VISION
   auto loaded = load_vision(model_path_, mmproj_);
   if (!loaded.ok()) {
     if (mmproj_.empty() && loaded.error().kind != ErrorKind::kCorruptInput)
@@ -93,34 +84,17 @@ Status Vision::load(Backend& backend) {
             VisionEncoder::create(impl->loaded.config, model_.config().hidden, impl->loaded.tensors, backend));
   impl_ = std::move(impl);
   return ok_status();
-#else
-  (void)backend;
-  return unsupported("this build has no vision tower code (gemma_vision); images cannot be used");
-#endif
 }
 
-const VisionConfig& Vision::config() const {
-#if GEMMA_CLI_VISION
-  return impl_->encoder->config();
-#else
-  return impl_->config;
-#endif
-}
+const VisionConfig& Vision::config() const { return impl_->encoder->config(); }
 
-Result<std::vector<float>> Vision::encode(std::span<const float> pixels) {
-#if GEMMA_CLI_VISION
-  return impl_->encoder->encode(pixels);
-#else
-  (void)pixels;
-  return unsupported("this build has no vision tower code");
-#endif
-}
+Result<std::vector<float>> Vision::encode(std::span<const float> pixels) { return impl_->encoder->encode(pixels); }
 
 Status build_image_request(Vision& vision, Backend& backend, const Tokenizer& tok, const std::string& text,
                            std::span<const image::Image> images, const image::PanAndScanOptions& pan_and_scan,
                            bool add_bos, int already_used, int n_ctx, Request& req) {
   const std::optional<VisionConfig> known = vision.known_config();
-  auto token_ids = image_token_ids(tok);
+  auto token_ids = image_token_ids(tok, known ? &*known : nullptr);
   if (!token_ids.ok()) {
     // A text-only checkpoint: its tokenizer has no image tokens and its config no tower.
     if (!known && !vision.has_mmproj())

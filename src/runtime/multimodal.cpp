@@ -16,20 +16,19 @@ size_t count_of(std::string_view text, std::string_view needle) {
 
 }  // namespace
 
-Result<ImageTokenIds> image_token_ids(const Tokenizer& tok, int32_t soft_id) {
+Result<ImageTokenIds> image_token_ids(const Tokenizer& tok, const VisionConfig* config) {
+  auto pick = [&](std::string_view piece, int config_id) -> Result<int32_t> {
+    if (auto id = tok.find(piece)) return *id;
+    if (config_id >= 0) return static_cast<int32_t>(config_id);
+    return invalid_argument(
+        "the tokenizer has no {} token and the checkpoint names none: not a Gemma 3 vision "
+        "tokenizer",
+        piece);
+  };
   ImageTokenIds ids;
-  auto boi = tok.find(kImageMarker), eoi = tok.find(kEndOfImage), soft = tok.find(kImageSoftToken);
-  if (!boi || !eoi)
-    return invalid_argument("the tokenizer has no {} / {} tokens: not a Gemma 3 vision tokenizer", kImageMarker,
-                            kEndOfImage);
-  ids.boi = *boi, ids.eoi = *eoi;
-  if (soft) {
-    ids.soft = *soft;
-  } else if (soft_id >= 0) {
-    ids.soft = soft_id;
-  } else {
-    return invalid_argument("the tokenizer has no {} token and the checkpoint names none", kImageSoftToken);
-  }
+  GE_ASSIGN(ids.boi, pick(kImageMarker, config ? config->boi_token : -1));
+  GE_ASSIGN(ids.eoi, pick(kEndOfImage, config ? config->eoi_token : -1));
+  GE_ASSIGN(ids.soft, pick(kImageSoftToken, config ? config->image_token : -1));
   return ids;
 }
 
@@ -76,24 +75,40 @@ Result<ImagePrompt> tokenize_image_prompt(const Tokenizer& tok, const ImageToken
   ImagePrompt out;
   out.tokens_per_image = tokens_per_image;
   out.n_images = markers;
-  const auto soft_piece = tok.find(kImageSoftToken);
-  if (soft_piece && *soft_piece == ids.soft) {
+  // The image pieces are special tokens, which split the text in HF's tokenizer; so tokenizing
+  // the text between them piece by piece and putting their ids in gives the same ids as one call.
+  // That is done where the tokenizer does not hold a piece under the id used (a tiny test
+  // vocabulary); otherwise the whole text goes through the tokenizer at once, as in HF.
+  struct Special {
+    std::string_view text;
+    int32_t id;
+  };
+  std::vector<Special> by_id;
+  for (Special sp : {Special{kImageMarker, ids.boi}, Special{kEndOfImage, ids.eoi}, Special{kImageSoftToken, ids.soft}})
+    if (tok.find(sp.text) != std::optional<int32_t>(sp.id)) by_id.push_back(sp);
+  if (by_id.empty()) {
     GE_ASSIGN(out.ids, tok.encode(expanded, add_bos));
   } else {
-    // The soft token is not in this tokenizer (a tiny test vocabulary): as an added special token
-    // it splits the text in HF, so tokenizing the pieces between soft tokens one by one gives the
-    // same ids. (Gemma's tokenizers add no dummy prefix, so a piece's start is not changed.)
     if (add_bos) out.ids.push_back(tok.bos_id());
+    const std::string_view all(expanded);
     size_t seg = 0;
-    for (size_t p = expanded.find(kImageSoftToken); p != std::string::npos; p = expanded.find(kImageSoftToken, seg)) {
-      if (p > seg) {
-        GE_ASSIGN(auto part, tok.encode(std::string_view(expanded).substr(seg, p - seg), false));
+    for (size_t pos = 0; pos < all.size();) {
+      const Special* hit = nullptr;
+      for (const Special& sp : by_id)
+        if (all.compare(pos, sp.text.size(), sp.text) == 0) hit = &sp;
+      if (!hit) {
+        ++pos;
+        continue;
+      }
+      if (pos > seg) {
+        GE_ASSIGN(auto part, tok.encode(all.substr(seg, pos - seg), false));
         out.ids.insert(out.ids.end(), part.begin(), part.end());
       }
-      out.ids.push_back(ids.soft);
-      seg = p + kImageSoftToken.size();
+      out.ids.push_back(hit->id);
+      pos += hit->text.size();
+      seg = pos;
     }
-    GE_ASSIGN(auto rest, tok.encode(std::string_view(expanded).substr(seg), false));
+    GE_ASSIGN(auto rest, tok.encode(all.substr(seg), false));
     out.ids.insert(out.ids.end(), rest.begin(), rest.end());
   }
   // Runs: maximal stretches of soft ids, each exactly tokens_per_image long (boi/eoi between).

@@ -24,6 +24,7 @@
 
 #include "image/image.h"
 #include "image/preprocess.h"
+#include "model/config.h"
 #include "runtime/engine.h"
 #include "tokenizer/tokenizer.h"
 #include "util/result.h"
@@ -38,9 +39,10 @@ inline constexpr std::string_view kEndOfImage = "<end_of_image>";
 struct ImageTokenIds {
   int32_t boi = -1, eoi = -1, soft = -1;
 };
-// From the tokenizer's pieces. soft_id >= 0 (a checkpoint's image_token_index) is used when the
-// tokenizer has no <image_soft_token> piece (HF's tiny test models put it past the tokenizer).
-Result<ImageTokenIds> image_token_ids(const Tokenizer& tok, int32_t soft_id = -1);
+// From the tokenizer's pieces (as HF's processor takes them); a piece the tokenizer lacks is taken
+// from the checkpoint's config (boi_token_index, eoi_token_index, image_token_index; -1: none),
+// as tiny test models whose small vocabulary has no such pieces need.
+Result<ImageTokenIds> image_token_ids(const Tokenizer& tok, const VisionConfig* config = nullptr);
 
 // Occurrences of <start_of_image> in text.
 int count_image_markers(std::string_view text);
