@@ -1,5 +1,7 @@
 #include "cli/images.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "image/decode.h"
@@ -69,9 +71,12 @@ Status Vision::load(Backend& backend) {
   if (impl_) return ok_status();
   auto loaded = load_vision(model_path_, mmproj_);
   if (!loaded.ok()) {
-    if (mmproj_.empty() && loaded.error().kind != ErrorKind::kCorruptInput)
-      return invalid_argument("this model has no vision tower ({}); pass --mmproj PATH with its mmproj GGUF",
-                              loaded.error().message);
+    if (mmproj_.empty() && loaded.error().kind != ErrorKind::kCorruptInput) {
+      const std::string& why = loaded.error().message;
+      return invalid_argument(
+          "this model has no vision tower ({}){}", why,
+          why.find("mmproj") == std::string::npos ? "; pass --mmproj PATH with its mmproj GGUF" : "");
+    }
     return loaded.error();
   }
   auto impl = std::make_unique<Impl>();
@@ -94,7 +99,13 @@ Status build_image_request(Vision& vision, Backend& backend, const Tokenizer& to
                            std::span<const image::Image> images, const image::PanAndScanOptions& pan_and_scan,
                            bool add_bos, int already_used, int n_ctx, Request& req) {
   const std::optional<VisionConfig> known = vision.known_config();
-  auto token_ids = image_token_ids(tok, known ? &*known : nullptr);
+  VisionConfig hint = known ? *known : VisionConfig{};
+  // A GGUF vocabulary (llama.cpp's) stops before <image_soft_token> and an mmproj names no ids: the
+  // soft id is then only a placeholder the engine never embeds (its run replaces it), so Gemma's
+  // own 262144 where the embedding has that row, else <pad>.
+  if (hint.image_token < 0 && !tok.find(kImageSoftToken))
+    hint.image_token = vision.vocab_rows() > 262144 ? 262144 : std::max(0, tok.pad_id());
+  auto token_ids = image_token_ids(tok, &hint);
   if (!token_ids.ok()) {
     // A text-only checkpoint: its tokenizer has no image tokens and its config no tower.
     if (!known && !vision.has_mmproj())

@@ -54,6 +54,7 @@ class Vision {
   Result<std::vector<float>> encode(std::span<const float> pixels);
   int text_hidden() const { return model_.config().hidden; }
   bool has_mmproj() const { return !mmproj_.empty(); }
+  int vocab_rows() const { return model_.config().vocab_size; }
 
  private:
   struct Impl;

@@ -395,6 +395,11 @@ TEST_F(CliImages, PromptAndModelProblemsAreRefusedWithOneLine) {
   expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-max-crops 0" + a), "--pan-and-scan-max-crops");
   expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-min-ratio 0.5" + a), "--pan-and-scan-min-ratio");
   expect_clean_error(gemma("run " + mm() + " --fim-prefix a --fim-suffix b" + a), "fill-in-the-middle");
+  // A text-only GGUF with Gemma 3's real tokenizer (which has the image pieces): the tower lookup says so.
+  GEMMA_REQUIRE_REAL_MODEL();
+  const CliRun r = gemma("run -m " + test::real_model_path() + " -p hi" + a);
+  expect_clean_error(r, "this model has no vision tower");
+  EXPECT_EQ(r.err.find("; pass --mmproj"), std::string::npos) << "the loader's advice, not ours twice: " << r.err;
 }
 
 }  // namespace
