@@ -41,7 +41,8 @@ deterministic PNGs (24x10 RGB and 7x13 RGBA, i.e. down- and upscaled, the second
 by HF's Gemma3ImageProcessor (PIL backend, size 16x16: what the tower sees) from PIL-opened, RGB-converted
 images; their pixel_values and the projected image features of model.get_image_features (pooler_output,
 float32, eager attention) [4, 32] each, and the same with the projection rounded to f16 (what the
-mmproj holds: the converter forces mm.input_projection to F16); plus the per-stage absolute maxima (the scale the tolerances are
+mmproj holds: the converter forces mm.input_projection to F16) and with every tower and projector
+weight rounded to bf16 (the test writes such a checkpoint, sharded); plus the per-stage absolute maxima (the scale the tolerances are
 relative to).  mmproj/mmproj.gguf is llama.cpp's own `convert_hf_to_gguf.py --mmproj --outtype f32` of
 old/ (its filter keeps only the hub spelling vision_tower.* / multi_modal_projector.*; new/ converts to no tensors) (with a preprocessor_config.json saying image_seq_length 4, as the converter reads the pooling from
 it), found at $LLAMA_CPP or ~/.cache/gemma-engine/llama.cpp/src (its gguf-py on PYTHONPATH).
@@ -196,12 +197,22 @@ def vision_refs(d: Path, model) -> None:
             proj.data = proj.data.half().float()
             feats16 = model.get_image_features(pv).pooler_output
             proj.data = saved
+            # A bf16 copy of the tower (the test writes one, sharded): HF computing in float32 on
+            # the tower and projector weights rounded to bf16 (round to nearest even, as torch).
+            tower = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
+            saved_all = [p.data.clone() for p in tower]
+            for p in tower:
+                p.data = p.data.to(torch.bfloat16).float()
+            feats_bf16 = model.get_image_features(pv).pooler_output
+            for p, sv in zip(tower, saved_all):
+                p.data = sv
         assert tuple(feats.shape) == (1, MM["mm_tokens_per_image"], M["hidden"]), feats.shape
         out["images"].append({
             "file": name,
             "pixel_values": [float(x) for x in pv[0].numpy().reshape(-1)],
             "features": [float(x) for x in feats[0].numpy().reshape(-1)],
             "features_f16_projection": [float(x) for x in feats16[0].numpy().reshape(-1)],
+            "features_bf16_weights": [float(x) for x in feats_bf16[0].numpy().reshape(-1)],
             "tower_output_absmax": float(vo.abs().max()),
             "features_absmax": float(feats.abs().max())})
     (ref / "features.json").write_text(json.dumps(out) + "\n")

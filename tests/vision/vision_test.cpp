@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -17,11 +18,14 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include "formats/safetensors.h"
+#include "formats/safetensors_writer.h"
 #include "image/decode.h"
 #include "image/preprocess.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "support/gguf_builder.h"
 #include "support/test_support.h"
+#include "util/half.h"
 #include "vision/encoder.h"
 
 namespace gemma {
@@ -74,7 +78,8 @@ void report(const std::vector<Measured>& rows) {
       "[4, 32] per image) of the tiny\nrandom `Gemma3ForConditionalGeneration` (`gemma3_mm_tiny`) for two PNGs, "
       "decoded and preprocessed by the engine\n(pixel tensors compared with HF's Gemma3ImageProcessor), against HF "
       "transformers in float32. The mmproj row is compared\nwith HF computing on the projection rounded to f16, "
-      "as llama.cpp's converter stores it. Tolerance relative to the\nlargest |feature| (scale).\n\n"
+      "as llama.cpp's converter stores it; the bf16 row with HF on the\nbf16-rounded weights. Tolerance relative to "
+      "the\nlargest |feature| (scale).\n\n"
       "| fixture | checkpoint | max abs Δpixel | max abs Δfeature | feature scale | relative | tolerance |\n"
       "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const Measured& m : rows)
@@ -90,17 +95,54 @@ void report(const std::vector<Measured>& rows) {
   ::close(fd);
 }
 
+// The tiny tower rewritten as bf16 (round to nearest even) in two shards with an index, new
+// spelling, in a fresh directory; "" on failure.
+std::string write_bf16_sharded() {
+  TensorSet raw;
+  if (!read_safetensors(test::fixture(kDir + "new/model.safetensors"), raw).ok()) return "";
+  const std::string dir = test::temp_dir() + "/bf16";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(test::fixture(kDir + "new/config.json"), dir + "/config.json");
+  SafetensorsWriter shards[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  int i = 0;
+  for (const auto& [name, t] : raw.all()) {
+    if (name.find("vision_tower") == std::string::npos && name.find("multi_modal_projector") == std::string::npos)
+      continue;
+    const int shard = i++ % 2;
+    const Tensor* src = &t;
+    Status added = shards[shard].add_tensor(name, DType::BF16, t.shape, [src](uint8_t* dst) -> Status {
+      const float* f = reinterpret_cast<const float*>(src->data);
+      for (int64_t e = 0; e < src->numel(); ++e) {
+        const uint16_t b = f32_to_bf16(f[e]);
+        std::memcpy(dst + 2 * e, &b, 2);
+      }
+      return {};
+    });
+    if (!added.ok()) return "";
+    index["weight_map"][name] = fmt::format("model-0000{}-of-00002.safetensors", shard + 1);
+  }
+  for (int s = 0; s < 2; ++s)
+    if (!shards[s].write(fmt::format("{}/model-0000{}-of-00002.safetensors", dir, s + 1)).ok()) return "";
+  test::write_file(dir + "/model.safetensors.index.json", index.dump());
+
+  return i > 30 ? dir : "";
+}
+
 TEST(VisionParity, HfSpellingsAndMmprojMatchHfFeatures) {
   const nlohmann::json ref = features_ref();
   ASSERT_EQ(ref["images"].size(), 2u);
   struct Source {
-    std::string name, model, mmproj, features_key;
+    std::string name, model, mmproj, features_key, checkpoint;
+    bool precise = false;  // float activations for bf16 weights (fast mode may round them to bf16)
   };
   const std::vector<Source> sources = {
-      {"safetensors_f32_new", test::fixture(kDir + "new"), "", "features"},
-      {"safetensors_f32_old", test::fixture(kDir + "old/model.safetensors"), "", "features"},
-      {"mmproj_f32", test::fixture(kDir + "new"), test::fixture(kDir + "mmproj/mmproj.gguf"),
-       "features_f16_projection"},
+      {"safetensors_f32_new", test::fixture(kDir + "new"), "", "features", "new/"},
+      {"safetensors_f32_old", test::fixture(kDir + "old/model.safetensors"), "", "features", "old/model.safetensors"},
+      {"mmproj", test::fixture(kDir + "new"), test::fixture(kDir + "mmproj/mmproj.gguf"), "features_f16_projection",
+       "mmproj/mmproj.gguf (f32, f16 projection) + new/"},
+      {"safetensors_bf16_sharded", write_bf16_sharded(), "", "features_bf16_weights",
+       "new/ as bf16, 2 shards + index (written by the test); precise", true},
   };
   std::vector<Measured> rows;
   for (const Source& s : sources) {
@@ -117,11 +159,12 @@ TEST(VisionParity, HfSpellingsAndMmprojMatchHfFeatures) {
     EXPECT_EQ(c.tokens_per_image, 4);
     EXPECT_FLOAT_EQ(c.layer_norm_eps, 1e-6f);
     EXPECT_EQ(loaded->text_hidden, ref["text_hidden"].get<int>());
-    CpuBackend backend(2, CpuOptions{});
+    CpuOptions options;
+    options.precise = s.precise;
+    CpuBackend backend(2, options);
     auto enc = VisionEncoder::create(c, loaded->text_hidden, loaded->tensors, backend);
     ASSERT_TRUE(enc.ok()) << enc.error().message;
-    Measured m{s.name, s.mmproj.empty() ? (s.name.find("old") != std::string::npos ? "old/model.safetensors" : "new/")
-                                        : "mmproj/mmproj.gguf (+ new/)"};
+    Measured m{s.name, s.checkpoint};
     std::vector<std::vector<float>> outputs;
     for (const auto& img : ref["images"]) {
       SCOPED_TRACE(img["file"].get<std::string>());
@@ -155,6 +198,32 @@ TEST(VisionParity, HfSpellingsAndMmprojMatchHfFeatures) {
     rows.push_back(m);
   }
   report(rows);
+}
+
+TEST(VisionParity, ShardedBf16TowerMatchesHfOnBf16Weights) {
+  // The tiny tower rewritten as bf16 in two shards with an index (as large hub checkpoints are),
+  // new spelling; the reference is HF in float32 on the same bf16-rounded weights. Precise mode:
+  // float activations (the fast mode may round them to bf16 on CPUs with AVX512_BF16).
+  const nlohmann::json ref = features_ref();
+  const std::string dir = write_bf16_sharded();
+  ASSERT_FALSE(dir.empty());
+  auto loaded = load_vision(dir, "");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ(loaded->tensors.find("v.blk.0.attn_q.weight")->dtype, DType::BF16);
+  CpuOptions precise;
+  precise.precise = true;
+  CpuBackend backend(2, precise);
+  auto enc = VisionEncoder::create(loaded->config, loaded->text_hidden, loaded->tensors, backend);
+  ASSERT_TRUE(enc.ok()) << enc.error().message;
+  for (const auto& img : ref["images"]) {
+    auto got = (*enc)->encode(floats(img["pixel_values"]));
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    const double scale = img["features_absmax"].get<double>();
+    const double err = max_abs_diff(*got, floats(img["features_bf16_weights"]));
+    EXPECT_LE(err, kTolerance * scale) << err;
+    // ... and the bf16 rounding itself is visible: far from the float32 weights' features.
+    EXPECT_GT(max_abs_diff(*got, floats(img["features"])), 10 * kTolerance * scale);
+  }
 }
 
 TEST(VisionParity, Mmproj32fFeaturesDifferFromF32OnlyByTheF16Projection) {
