@@ -204,10 +204,10 @@ Result<LoadedVision> load_vision(const std::string& model_path, const std::strin
   }
   if (model_path.empty()) return invalid_argument("load_vision: no model or mmproj path");
   std::error_code ec;
-  if (fs::exists(hf_paths(model_path).config, ec)) return load_hf_vision(model_path);
   if (ends_with(model_path, ".gguf"))
     return invalid_argument(
         "{}: a GGUF language model holds no vision tower; give the matching mmproj GGUF (--mmproj PATH)", model_path);
+  if (fs::exists(hf_paths(model_path).config, ec)) return load_hf_vision(model_path);
   if (!fs::exists(model_path, ec)) return not_found("{}: no such file or directory", model_path);
   return unsupported(
       "{}: reading the vision tower of this checkpoint format is not supported yet (HF safetensors "

@@ -425,53 +425,51 @@ Status CpuBackend::full_attention(const float* q, const float* k, const float* v
                                   float scale, float* out) {
   if (n <= 0) return {};
   if (n_heads <= 0 || head_dim <= 0) return internal_error("full_attention with {} heads of {}", n_heads, head_dim);
-  const int64_t width = static_cast<int64_t>(n_heads) * head_dim;
-  // Keys transposed per head ([head, c, j]) so a query block's scores are axpy passes along j.
-  kt_.resize(static_cast<size_t>(width * n));
-  float* kt = kt_.data();
-  parallel_for(width, 8, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t j = 0; j < n; ++j) kt[c * n + j] = k[j * width + c];
-  });
-  constexpr int64_t kBlock = 16;  // queries per unit: their score rows stay in L2 beside one key row
-  const int64_t blocks = (n + kBlock - 1) / kBlock, units = blocks * n_heads;
-  pool_.run([&](int ti, int nt) {
-    auto [u0, u1] = ThreadPool::split(units, ti, nt);
-    if (u0 >= u1) return;
-    std::vector<float> scores(static_cast<size_t>(kBlock * n));
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t h = u / blocks, i0 = (u % blocks) * kBlock, i1 = std::min(n, i0 + kBlock);
-      const float* kth = kt + h * head_dim * n;
-      std::fill(scores.begin(), scores.begin() + (i1 - i0) * n, 0.0f);
-      for (int c = 0; c < head_dim; ++c) {
-        const float* krow = kth + c * n;
-        for (int64_t i = i0; i < i1; ++i) {
-          const float qc = q[i * width + h * head_dim + c] * scale;
-          float* s = scores.data() + (i - i0) * n;
-          for (int64_t j = 0; j < n; ++j) s[j] += qc * krow[j];
+  // Per head, both products go through the matmul kernels (the float GEMM on long inputs): the
+  // head's keys, read in place as a [n, head_dim] matrix with the row stride of the full width,
+  // times a block of scaled queries gives the scores; the head's values transposed to
+  // [head_dim, n] times the exponentiated scores gives the unnormalised outputs.
+  const int64_t width = static_cast<int64_t>(n_heads) * head_dim, hd = head_dim;
+  const int64_t block = std::min<int64_t>(n, 512);  // queries per pass: scores of 512 x n floats
+  attn_vt_.resize(static_cast<size_t>(hd * n));
+  attn_q_.resize(static_cast<size_t>(block * hd));
+  attn_s_.resize(static_cast<size_t>(block * n));
+  attn_o_.resize(static_cast<size_t>(block * hd));
+  attn_inv_.resize(static_cast<size_t>(block));
+  float *vt = attn_vt_.data(), *qh = attn_q_.data(), *sc = attn_s_.data(), *oh = attn_o_.data(),
+        *inv = attn_inv_.data();
+  for (int h = 0; h < n_heads; ++h) {
+    parallel_for(hd, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t j = 0; j < n; ++j) vt[c * n + j] = v[j * width + h * hd + c];
+    });
+    WeightMatrix keys{DType::F32, n, hd, reinterpret_cast<const uint8_t*>(k + h * hd),
+                      static_cast<uint64_t>(width) * sizeof(float)};
+    WeightMatrix values{DType::F32, hd, n, reinterpret_cast<const uint8_t*>(vt),
+                        static_cast<uint64_t>(n) * sizeof(float)};
+    for (int64_t i0 = 0; i0 < n; i0 += block) {
+      const int64_t nb = std::min(block, n - i0);
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t c = 0; c < hd; ++c) qh[i * hd + c] = q[(i0 + i) * width + h * hd + c] * scale;
+      GE_TRY(matmul(keys, qh, nb, sc));  // sc[i][j] = scale * q_i . k_j
+      parallel_for(nb, 4, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) {
+          float* s = sc + i * n;
+          float mx = s[0];
+          for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+          float sum = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            s[j] = std::exp(s[j] - mx);
+            sum += s[j];
+          }
+          inv[i] = 1.0f / sum;
         }
-      }
-      for (int64_t i = i0; i < i1; ++i) {
-        float* s = scores.data() + (i - i0) * n;
-        float mx = s[0];
-        for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
-        float sum = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          s[j] = std::exp(s[j] - mx);
-          sum += s[j];
-        }
-        float* o = out + i * width + h * head_dim;
-        std::fill(o, o + head_dim, 0.0f);
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = s[j];
-          const float* vj = v + j * width + h * head_dim;
-          for (int c = 0; c < head_dim; ++c) o[c] += p * vj[c];
-        }
-        const float inv = 1.0f / sum;
-        for (int c = 0; c < head_dim; ++c) o[c] *= inv;
-      }
+      });
+      GE_TRY(matmul(values, sc, nb, oh));  // oh[i][c] = sum_j e_ij v_jc
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t c = 0; c < hd; ++c) out[(i0 + i) * width + h * hd + c] = oh[i * hd + c] * inv[i];
     }
-  });
+  }
   return {};
 }
 

@@ -70,7 +70,8 @@ class CpuBackend final : public Backend {
   const cpu::IsaKernels* isa_;
   CpuOptions options_;
   std::vector<cpu::BlockQ8A> q8a_;  // quantized copy of the current matmul input
-  std::vector<float> kt_;           // full_attention: the keys transposed, [n_heads, head_dim, n]
+  // full_attention's scratch: one head's values transposed, a block of queries, scores, outputs.
+  std::vector<float> attn_vt_, attn_q_, attn_s_, attn_o_, attn_inv_;
 };
 
 }  // namespace gemma
