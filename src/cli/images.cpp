@@ -99,7 +99,9 @@ Status build_image_request(Vision& vision, Backend& backend, const Tokenizer& to
                            std::span<const image::Image> images, const image::PanAndScanOptions& pan_and_scan,
                            bool add_bos, int already_used, int n_ctx, Request& req) {
   const std::optional<VisionConfig> known = vision.known_config();
-  VisionConfig hint = known ? *known : VisionConfig{};
+  // The image token ids belong to the language model (its config.json), whichever file the tower
+  // comes from.
+  VisionConfig hint = known ? *known : vision.model_vision().value_or(VisionConfig{});
   // A GGUF vocabulary (llama.cpp's) stops before <image_soft_token> and an mmproj names no ids: the
   // soft id is then only a placeholder the engine never embeds (its run replaces it), so Gemma's
   // own 262144 where the embedding has that row, else <pad>.

@@ -55,6 +55,7 @@ class Vision {
   int text_hidden() const { return model_.config().hidden; }
   bool has_mmproj() const { return !mmproj_.empty(); }
   int vocab_rows() const { return model_.config().vocab_size; }
+  const std::optional<VisionConfig>& model_vision() const { return model_.config().vision; }
 
  private:
   struct Impl;

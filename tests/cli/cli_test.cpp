@@ -395,11 +395,20 @@ TEST_F(CliImages, PromptAndModelProblemsAreRefusedWithOneLine) {
   expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-max-crops 0" + a), "--pan-and-scan-max-crops");
   expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-min-ratio 0.5" + a), "--pan-and-scan-min-ratio");
   expect_clean_error(gemma("run " + mm() + " --fim-prefix a --fim-suffix b" + a), "fill-in-the-middle");
+  // llama.cpp's mmproj of the same tower gives the same run (a tower projecting to another width
+  // than the model's is refused: below, on the real model).
+  const std::string mmproj = " --mmproj " + test::fixture("models/gemma3_mm_tiny/mmproj/mmproj.gguf");
+  const CliRun with = gemma("run " + mm() + mmproj + " --raw -n 4 --temperature 0 -p ' a b'" + a);
+  const CliRun without = gemma("run " + mm() + " --raw -n 4 --temperature 0 -p ' a b'" + a);
+  ASSERT_EQ(with.status, 0) << with.err;
+  EXPECT_EQ(with.out, without.out);
   // A text-only GGUF with Gemma 3's real tokenizer (which has the image pieces): the tower lookup says so.
   GEMMA_REQUIRE_REAL_MODEL();
   const CliRun r = gemma("run -m " + test::real_model_path() + " -p hi" + a);
   expect_clean_error(r, "this model has no vision tower");
   EXPECT_EQ(r.err.find("; pass --mmproj"), std::string::npos) << "the loader's advice, not ours twice: " << r.err;
+  // The tiny tower projects to 32 wide, the 270M model is 640 wide.
+  expect_clean_error(gemma("run -m " + test::real_model_path() + mmproj + " -p hi" + a), "640");
 }
 
 }  // namespace
