@@ -1,6 +1,7 @@
 #include "kernels/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -411,13 +412,8 @@ Status CpuBackend::add_bias(float* x, const float* b, int64_t n_rows, int64_t di
 }
 
 Status CpuBackend::gelu(float* x, int64_t n) {
-  parallel_for(n, 4096, [&](int64_t b, int64_t e) {
-    constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi), as torch's tanh approximation
-    for (int64_t i = b; i < e; ++i) {
-      const float z = x[i];
-      x[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z)));
-    }
-  });
+  const auto kernel = isa_->gelu ? isa_->gelu : cpu::isa_generic().gelu;
+  parallel_for(n, 4096, [&](int64_t b, int64_t e) { kernel(x + b, e - b); });
   return {};
 }
 
@@ -425,51 +421,54 @@ Status CpuBackend::full_attention(const float* q, const float* k, const float* v
                                   float scale, float* out) {
   if (n <= 0) return {};
   if (n_heads <= 0 || head_dim <= 0) return internal_error("full_attention with {} heads of {}", n_heads, head_dim);
-  // Per head, both products go through the matmul kernels (the float GEMM on long inputs): the
-  // head's keys, read in place as a [n, head_dim] matrix with the row stride of the full width,
-  // times a block of scaled queries gives the scores; the head's values transposed to
-  // [head_dim, n] times the exponentiated scores gives the unnormalised outputs.
+  GE_TRY(supports(DType::F32, n, head_dim));
+  GE_TRY(supports(DType::F32, head_dim, n));
+  // Flash-style blocks: a thread takes a (head, block of queries) unit, computes the block's
+  // scores against all keys with the float32 GEMM (the head's keys read in place as a [n,
+  // head_dim] matrix with the row stride of the full width), exponentiates each row (vectorized
+  // exp), and multiplies by the head's values transposed to [head_dim, n]. Units, not the 72
+  // output rows of one product, are what the threads share: 16 heads x 32 blocks at 4096 patches.
+  // 128 queries a block: the keys' and values' packing is shared by more queries than with 64,
+  // and the scores (2 MiB at 4096 keys) still mostly stay in L2 between the exp and the product.
+  constexpr int64_t kAttnBlock = 128;
   const int64_t width = static_cast<int64_t>(n_heads) * head_dim, hd = head_dim;
-  const int64_t block = std::min<int64_t>(n, 512);  // queries per pass: scores of 512 x n floats
-  attn_vt_.resize(static_cast<size_t>(hd * n));
-  attn_q_.resize(static_cast<size_t>(block * hd));
-  attn_s_.resize(static_cast<size_t>(block * n));
-  attn_o_.resize(static_cast<size_t>(block * hd));
-  attn_inv_.resize(static_cast<size_t>(block));
-  float *vt = attn_vt_.data(), *qh = attn_q_.data(), *sc = attn_s_.data(), *oh = attn_o_.data(),
-        *inv = attn_inv_.data();
-  for (int h = 0; h < n_heads; ++h) {
-    parallel_for(hd, 1, [&](int64_t c0, int64_t c1) {
+  const int64_t block = std::min<int64_t>(n, kAttnBlock);
+  const int64_t n_blocks = (n + block - 1) / block, units = n_heads * n_blocks;
+  const auto nt = static_cast<size_t>(pool_.size());
+  cpu::RowsKernel gemm = isa_->rows[static_cast<int>(DType::F32)];
+  if (!gemm) gemm = cpu::isa_generic().rows[static_cast<int>(DType::F32)];
+  const auto exp_max_sum = isa_->exp_max_sum ? isa_->exp_max_sum : cpu::isa_generic().exp_max_sum;
+  attn_vt_.resize(static_cast<size_t>(width * n));
+  attn_q_.resize(nt * static_cast<size_t>(block * hd));
+  attn_s_.resize(nt * static_cast<size_t>(block * n));
+  attn_o_.resize(nt * static_cast<size_t>(block * hd));
+  float* vt = attn_vt_.data();
+  // vt[(h * hd + c) * n + j] = v[j * width + h * hd + c], 64 tokens at a time per column range.
+  parallel_for(width, 8, [&](int64_t c0, int64_t c1) {
+    for (int64_t j0 = 0; j0 < n; j0 += 64)
       for (int64_t c = c0; c < c1; ++c)
-        for (int64_t j = 0; j < n; ++j) vt[c * n + j] = v[j * width + h * hd + c];
-    });
-    WeightMatrix keys{DType::F32, n, hd, reinterpret_cast<const uint8_t*>(k + h * hd),
-                      static_cast<uint64_t>(width) * sizeof(float)};
-    WeightMatrix values{DType::F32, hd, n, reinterpret_cast<const uint8_t*>(vt),
-                        static_cast<uint64_t>(n) * sizeof(float)};
-    for (int64_t i0 = 0; i0 < n; i0 += block) {
-      const int64_t nb = std::min(block, n - i0);
+        for (int64_t j = j0; j < std::min(n, j0 + 64); ++j) vt[c * n + j] = v[j * width + c];
+  });
+  std::atomic<int64_t> next{0};
+  pool_.run([&](int ti, int) {
+    float* qh = attn_q_.data() + static_cast<size_t>(ti) * static_cast<size_t>(block * hd);
+    float* sc = attn_s_.data() + static_cast<size_t>(ti) * static_cast<size_t>(block * n);
+    float* oh = attn_o_.data() + static_cast<size_t>(ti) * static_cast<size_t>(block * hd);
+    for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) {
+      const int64_t h = u / n_blocks, i0 = u % n_blocks * block, nb = std::min(block, n - i0);
       for (int64_t i = 0; i < nb; ++i)
         for (int64_t c = 0; c < hd; ++c) qh[i * hd + c] = q[(i0 + i) * width + h * hd + c] * scale;
-      GE_TRY(matmul(keys, qh, nb, sc));  // sc[i][j] = scale * q_i . k_j
-      parallel_for(nb, 4, [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0; i < b1; ++i) {
-          float* s = sc + i * n;
-          float mx = s[0];
-          for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
-          float sum = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            s[j] = std::exp(s[j] - mx);
-            sum += s[j];
-          }
-          inv[i] = 1.0f / sum;
-        }
-      });
-      GE_TRY(matmul(values, sc, nb, oh));  // oh[i][c] = sum_j e_ij v_jc
+      const WeightMatrix keys{DType::F32, n, hd, reinterpret_cast<const uint8_t*>(k + h * hd),
+                              static_cast<uint64_t>(width) * sizeof(float)};
+      gemm(keys, 0, n, qh, nb, sc, n);                                             // sc[i][j] = scale * q_i . k_j
+      for (int64_t i = 0; i < nb; ++i) qh[i] = 1.0f / exp_max_sum(sc + i * n, n);  // qh is free now
+      const WeightMatrix values{DType::F32, hd, n, reinterpret_cast<const uint8_t*>(vt + h * hd * n),
+                                static_cast<uint64_t>(n) * sizeof(float)};
+      gemm(values, 0, hd, sc, nb, oh, hd);  // oh[i][c] = sum_j e_ij v_jc
       for (int64_t i = 0; i < nb; ++i)
-        for (int64_t c = 0; c < hd; ++c) out[(i0 + i) * width + h * hd + c] = oh[i * hd + c] * inv[i];
+        for (int64_t c = 0; c < hd; ++c) out[(i0 + i) * width + h * hd + c] = oh[i * hd + c] * qh[i];
     }
-  }
+  });
   return {};
 }
 

@@ -70,8 +70,9 @@ class CpuBackend final : public Backend {
   const cpu::IsaKernels* isa_;
   CpuOptions options_;
   std::vector<cpu::BlockQ8A> q8a_;  // quantized copy of the current matmul input
-  // full_attention's scratch: one head's values transposed, a block of queries, scores, outputs.
-  std::vector<float> attn_vt_, attn_q_, attn_s_, attn_o_, attn_inv_;
+  // full_attention's scratch: every head's values transposed; per thread a block of queries (then
+  // the rows' 1 / sum), its scores and outputs.
+  std::vector<float> attn_vt_, attn_q_, attn_s_, attn_o_;
 };
 
 }  // namespace gemma
