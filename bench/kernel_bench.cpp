@@ -61,6 +61,37 @@ void register_all() {
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
   }
+  // The vision tower's fc1 (SigLIP, 1152 -> 4304) over 1024 of an image's 4096 patch tokens, and
+  // its bidirectional attention over all 4096 (16 heads of 72): the encoder's two hot spots.
+  for (DType t : {DType::F32, DType::F16, DType::BF16})
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(
+          ("matmul_vision/" + std::string(gemma::dtype_name(t)) + "/4304x1152x1024/t" + std::to_string(threads))
+              .c_str(),
+          [=](benchmark::State& s) { run(s, t, 4304, 1152, 1024, threads); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(
+        ("full_attention_vision/4096x16x72/t" + std::to_string(threads)).c_str(),
+        [=](benchmark::State& state) {
+          const int64_t n = 4096, width = 16 * 72;
+          std::mt19937 rng(2);
+          std::normal_distribution<float> nd(0.0f, 1.0f);
+          std::vector<float> q(static_cast<size_t>(n * width)), k(q.size()), v(q.size()), o(q.size());
+          for (auto* a : {&q, &k, &v})
+            for (float& f : *a) f = nd(rng);
+          gemma::CpuBackend be(threads);
+          for (auto _ : state) {
+            if (!be.full_attention(q.data(), k.data(), v.data(), n, 16, 72, 0.11785f, o.data()).ok())
+              state.SkipWithError("full_attention failed");
+            benchmark::ClobberMemory();
+          }
+          state.counters["GFLOP/s"] = benchmark::Counter(4.0 * n * n * width * static_cast<double>(state.iterations()),
+                                                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+        })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   // The tied output projection of Gemma 3 (262144 x 640 for 270M): far larger than the L3 cache, so
   // this is the one that measures streaming from DRAM.
   for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K}) {

@@ -36,6 +36,17 @@ mean of the real rows and 1e-9 times their covariance, i.e. essentially the mean
 Vision tower: SigLIP, hidden 32, intermediate 64, 2 layers, 2 heads, image 16, patch 4 (16 patches),
 mm_tokens_per_image 4 (2x2 average pooling), weights random; the engine ignores them for now.
 
+Vision references (vision/features.json, vision/{a,b}.png, mmproj/mmproj.gguf): two small
+deterministic PNGs (24x10 RGB and 7x13 RGBA, i.e. down- and upscaled, the second with alpha) preprocessed
+by HF's Gemma3ImageProcessor (PIL backend, size 16x16: what the tower sees) from PIL-opened, RGB-converted
+images; their pixel_values and the projected image features of model.get_image_features (pooler_output,
+float32, eager attention) [4, 32] each, and the same with the projection rounded to f16 (what the
+mmproj holds: the converter forces mm.input_projection to F16) and with every tower and projector
+weight rounded to bf16 (the test writes such a checkpoint, sharded); plus the per-stage absolute maxima (the scale the tolerances are
+relative to).  mmproj/mmproj.gguf is llama.cpp's own `convert_hf_to_gguf.py --mmproj --outtype f32` of
+old/ (its filter keeps only the hub spelling vision_tower.* / multi_modal_projector.*; new/ converts to no tensors) (with a preprocessor_config.json saying image_seq_length 4, as the converter reads the pooling from
+it), found at $LLAMA_CPP or ~/.cache/gemma-engine/llama.cpp/src (its gguf-py on PYTHONPATH).
+
 Reference: HF transformers Gemma3ForConditionalGeneration (float32, eager attention), loaded with
 from_pretrained from new/ (and from old/: bit-identical logits), text-only forward (input_ids, no
 pixel values): logits over all 352 rows, including the 64 padding rows, at the 64 prompt positions
@@ -158,6 +169,76 @@ def load_hf(path: Path, state: dict[str, np.ndarray]):
     return model
 
 
+def vision_refs(d: Path, model) -> None:
+    """vision/features.json: pixel tensors and projected features of two test images, from HF."""
+    import json
+    import torch
+    from PIL import Image
+    from transformers import Gemma3ImageProcessor
+    rng = np.random.default_rng(77)
+    ref = d / "vision"  # not ref/: every ref/*.json there is a text parity case
+    ref.mkdir(exist_ok=True)
+    imgs = {"a.png": rng.integers(0, 256, (10, 24, 3), dtype=np.uint8),
+            "b.png": rng.integers(0, 256, (13, 7, 4), dtype=np.uint8)}
+    proc = Gemma3ImageProcessor(size={"height": VISION["image_size"], "width": VISION["image_size"]})
+    out = {"image_size": VISION["image_size"], "tokens_per_image": MM["mm_tokens_per_image"],
+           "text_hidden": M["hidden"], "images": []}
+    for name, arr in imgs.items():
+        Image.fromarray(arr).save(ref / name)
+        im = Image.open(ref / name).convert("RGB")
+        pv = proc(images=im, return_tensors="pt")["pixel_values"].float()
+        proj = model.model.multi_modal_projector.mm_input_projection_weight
+        with torch.no_grad():
+            vo = model.model.vision_tower(pixel_values=pv).last_hidden_state
+            feats = model.get_image_features(pv).pooler_output
+            # llama.cpp's converter stores the projection as F16 whatever --outtype says: the
+            # reference for the mmproj is HF with that rounding applied to the projection.
+            saved = proj.data.clone()
+            proj.data = proj.data.half().float()
+            feats16 = model.get_image_features(pv).pooler_output
+            proj.data = saved
+            # A bf16 copy of the tower (the test writes one, sharded): HF computing in float32 on
+            # the tower and projector weights rounded to bf16 (round to nearest even, as torch).
+            tower = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
+            saved_all = [p.data.clone() for p in tower]
+            for p in tower:
+                p.data = p.data.to(torch.bfloat16).float()
+            feats_bf16 = model.get_image_features(pv).pooler_output
+            for p, sv in zip(tower, saved_all):
+                p.data = sv
+        assert tuple(feats.shape) == (1, MM["mm_tokens_per_image"], M["hidden"]), feats.shape
+        out["images"].append({
+            "file": name,
+            "pixel_values": [float(x) for x in pv[0].numpy().reshape(-1)],
+            "features": [float(x) for x in feats[0].numpy().reshape(-1)],
+            "features_f16_projection": [float(x) for x in feats16[0].numpy().reshape(-1)],
+            "features_bf16_weights": [float(x) for x in feats_bf16[0].numpy().reshape(-1)],
+            "tower_output_absmax": float(vo.abs().max()),
+            "features_absmax": float(feats.abs().max())})
+    (ref / "features.json").write_text(json.dumps(out) + "\n")
+
+
+def convert_mmproj(d: Path) -> None:
+    """mmproj/mmproj.gguf with llama.cpp's converter, from a copy of new/ with a preprocessor config."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from transformers import Gemma3ImageProcessor
+    root = Path(os.environ.get("LLAMA_CPP", Path.home() / ".cache/gemma-engine/llama.cpp/src"))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "model"
+        shutil.copytree(d / "old", src)  # the converter filters on the hub spelling (vision_tower.*)
+        proc = Gemma3ImageProcessor(size={"height": VISION["image_size"], "width": VISION["image_size"]},
+                                    image_seq_length=MM["mm_tokens_per_image"])
+        proc.save_pretrained(str(src))
+        (d / "mmproj").mkdir(exist_ok=True)
+        env = dict(os.environ, PYTHONPATH=str(root / "gguf-py"))
+        subprocess.run([sys.executable, str(root / "convert_hf_to_gguf.py"), str(src), "--mmproj", "--outtype",
+                        "f32", "--outfile", str(d / "mmproj" / "mmproj.gguf")], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     import argparse
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
@@ -174,6 +255,8 @@ def main() -> None:
     logits = fc.hf_logits(mm_new, prompt)
     greedy, gmargins = fc.hf_greedy(mm_new, prompt, fc.N_NEW)
     assert max(greedy) < TEXT_VOCAB, f"greedy picked a padding row: {greedy}"
+    vision_refs(d, mm_new)
+    convert_mmproj(d)
     mm_old = load_hf(d / "old", state)
     assert np.array_equal(fc.hf_logits(mm_old, prompt), logits), "old/ and new/ give different logits"
 

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/images.h"
 #include "runtime/engine.h"
 #include "runtime/prompt.h"
 
@@ -29,6 +30,7 @@ struct ChatArgs {
   bool seed_given = false;
   int64_t ctx = 0;
   bool verbose = false;
+  ImageArgs images;  // --mmproj and pan-and-scan; images come from /image lines
 };
 
 int chat(const ChatArgs& a) {
@@ -41,6 +43,7 @@ int chat(const ChatArgs& a) {
   const Model& mdl = **model;
   const Tokenizer* tok = mdl.tokenizer();
   if (!tok) return fail("the checkpoint has no tokenizer; pass --tokenizer PATH");
+  if (Status st = check_image_args(a.images); !st.ok()) return fail(st.error());
   if (!mdl.config().instruction_tuned)
     fmt::print(stderr, "gemma: note: this checkpoint has no chat template (a base model); replies may ramble\n");
   if (a.ctx != 0)
@@ -54,22 +57,62 @@ int chat(const ChatArgs& a) {
   const bool interactive = isatty(STDIN_FILENO);
   std::optional<RequestId> previous;
   std::string line;
+  auto model_path = resolve_model_path(a.m.model, true);
+  if (!model_path.ok()) return fail(model_path.error());
+  Vision vision(mdl, *model_path, a.images.mmproj);  // the tower loads with the first image
+  std::vector<image::Image> pending_images;          // from /image PATH lines, for the next message
+  // A bad image or turn: said on one line; an interactive session goes on, a script stops (exit 1).
+  auto problem = [&](const Error& e) -> std::optional<int> {
+    const int code = fail(e);
+    if (interactive) return std::nullopt;
+    return code;
+  };
   for (;;) {
     if (interactive) fmt::print(stderr, "> ");
     auto got = read_line_bounded(std::cin, line);  // an endless line (/dev/zero) is refused, not buffered
     if (!got.ok()) return fail(got.error());
     if (!*got) break;
     if (trim(line).empty()) continue;
-    const bool first = !previous;
-    auto enc = tok->encode(format_user_turn(line, a.system, first), false);
-    if (!enc.ok()) {
-      fail(enc.error());
+    // "/image PATH": decoded now (a bad file is reported at once), attached to the next message.
+    if (const std::string t = trim(line); t.rfind("/image", 0) == 0 && (t.size() == 6 || t[6] == ' ')) {
+      const std::string path = trim(t.substr(6));
+      if (path.empty()) {
+        if (auto code = problem(invalid_argument("/image needs a file: /image PATH"))) return *code;
+        continue;
+      }
+      auto img = load_images(std::span<const std::string>(&path, 1));
+      if (!img.ok()) {
+        if (auto code = problem(img.error())) return *code;
+        continue;
+      }
+      pending_images.push_back(std::move((*img)[0]));
+      if (interactive) fmt::print(stderr, "gemma: image {} attached to the next message\n", path);
       continue;
     }
-    Request req;
-    if (first) req.prompt.push_back(tok->bos_id());
-    req.prompt.insert(req.prompt.end(), enc->begin(), enc->end());
+    const bool first = !previous;
     const int used = previous ? static_cast<int>(engine.sequence_tokens(*previous).size()) : 0;
+    Request req;
+    if (!pending_images.empty()) {
+      // Image parts first in the user turn, as Gemma 3's chat template renders them.
+      auto placed = place_image_markers(line, static_cast<int>(pending_images.size()));
+      Status st = placed.ok() ? build_image_request(vision, *setup->backend, *tok,
+                                                    format_user_turn(*placed, a.system, first), pending_images,
+                                                    a.images.pan_and_scan_options(), first, used, n_ctx - 1, req)
+                              : Status(placed.error());
+      pending_images.clear();
+      if (!st.ok()) {
+        if (auto code = problem(st.error())) return *code;
+        continue;
+      }
+    } else {
+      auto enc = tok->encode(format_user_turn(line, a.system, first), false);
+      if (!enc.ok()) {
+        fail(enc.error());
+        continue;
+      }
+      if (first) req.prompt.push_back(tok->bos_id());
+      req.prompt.insert(req.prompt.end(), enc->begin(), enc->end());
+    }
     if (used + static_cast<int>(req.prompt.size()) >= n_ctx)
       return fail(fmt::format("the conversation no longer fits in the context of {} tokens (raise --ctx)", n_ctx));
     req.continue_from = previous;
@@ -118,6 +161,8 @@ Command add_chat(CLI::App& app) {
       ->each([a](const std::string&) { a->seed_given = true; });
   sub->add_option("-c,--ctx", a->ctx, "Context size (default: min(model context, 8192))");
   sub->add_flag("-v,--verbose", a->verbose, "Print speeds and context use after each turn");
+  // Images: a line "/image PATH" attaches the file to the next message (repeatable).
+  add_image_options(sub, a->images, false);
   return [a] { return chat(*a); };
 }
 

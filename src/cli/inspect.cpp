@@ -64,6 +64,18 @@ int inspect(const InspectArgs& a) {
              c.embed_scale);
   fmt::print("  softcaps       attention {:g}, final {:g}\n", c.attn_softcap, c.final_softcap);
   fmt::print("  qk-norm        {}\n  post-norms     {}\n", c.qk_norm ? "yes" : "no", c.post_norms ? "yes" : "no");
+  if (c.vision) {  // read from the config only: the tower's tensors stay unread until an image comes
+    const VisionConfig& v = *c.vision;
+    fmt::print(
+        "vision tower:    SigLIP {}px / {}px patches ({} patches), width {}, {} layers, {} heads, ffn {}, "
+        "{} tokens per image (pool {}x{})\n",
+        v.image_size, v.patch_size, v.n_patches(), v.hidden, v.n_layers, v.n_heads, v.ffn, v.tokens_per_image,
+        v.pool_kernel(), v.pool_kernel());
+    const uint64_t acts =
+        static_cast<uint64_t>(v.n_patches()) * (6ull * v.hidden + v.ffn + 3ull * v.patch_size * v.patch_size) * 4;
+    fmt::print("                 tensors {} (loaded only when an image is given), encoder activations {}\n",
+               human_bytes(info.vision_bytes), human_bytes(acts));
+  }
   for (const std::string& n : info.notes) fmt::print("note:            {}\n", n);
   // Memory plan of an engine with these options (runtime/memory_plan.h).
   EngineOptions eo;

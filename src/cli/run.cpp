@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/images.h"
 #include "runtime/engine.h"
 #include "runtime/prompt.h"
 
@@ -32,7 +33,67 @@ struct RunArgs {
   std::vector<std::string> stop;
   std::string fim_prefix, fim_suffix;
   bool fim = false;
+  ImageArgs images;
 };
+
+// Prints the completion of `req` and the speeds; the exit code.
+int generate(Engine& engine, const Backend& backend, Request req) {
+  req.on_token = [](const TokenEvent& ev) {
+    std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  RequestResult result;
+  req.on_done = [&](const RequestResult& r) { result = r; };
+  engine.submit(std::move(req));
+  const Status ran = engine.run_to_completion();
+  std::fwrite(result.tail.data(), 1, result.tail.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (!ran.ok()) return fail(ran.error());
+  if (!result.status.ok()) return fail(result.status.error());
+  const RequestStats& st = result.stats;
+  fmt::print(stderr, "gemma: prefill {} tokens at {:.1f} tok/s, decode {} tokens at {:.1f} tok/s ({} threads, {}){}\n",
+             st.n_prompt, st.prefill_tps(), st.n_generated, st.decode_tps(), backend.n_threads(), backend.name(),
+             result.reason == FinishReason::kContext ? "; stopped: context full" : "");
+  return 0;
+}
+
+// run with --image: the prompt's markers (or images first) laid out as HF's processor does, the
+// context checked before the tower is loaded where the config allows (cli/images.h).
+int run_with_images(const RunArgs& a, const Model& mdl, const Tokenizer& tok, const SamplerParams& sp, int n_ctx) {
+  if (a.fim) return fail("--image cannot be combined with fill-in-the-middle");
+  if (Status st = check_image_args(a.images); !st.ok()) return fail(st.error());
+  auto images = load_images(a.images.images);
+  if (!images.ok()) return fail(images.error());
+  const std::string user = a.prompt_given ? a.prompt : read_stdin();
+  auto placed = place_image_markers(user, static_cast<int>(images->size()));
+  if (!placed.ok()) return fail(placed.error());
+  Result<std::string> text = *placed;
+  if (!a.raw && (a.chat || mdl.config().instruction_tuned)) {
+    std::vector<ChatMessage> messages;
+    if (!a.system.empty()) messages.push_back({"system", a.system});
+    messages.push_back({"user", *placed});
+    text = render_chat(messages);
+  }
+  if (!text.ok()) return fail(text.error());
+  auto path = resolve_model_path(a.m.model, true);
+  if (!path.ok()) return fail(path.error());
+  auto setup = make_engine(mdl, a.m, a.compute, n_ctx);
+  if (!setup.ok()) return fail(setup.error());
+  Vision vision(mdl, *path, a.images.mmproj);
+  Request req;
+  if (Status st = build_image_request(vision, *setup->backend, tok, *text, *images, a.images.pan_and_scan_options(),
+                                      true, 0, n_ctx, req);
+      !st.ok())
+    return fail(st.error());
+  req.stop_ids = default_stop_ids(tok);
+  req.sampling = sp;
+  req.sampling.seed = resolve_seed(a.seed_given ? std::optional<uint64_t>(a.seed) : std::nullopt);
+  req.max_tokens = a.max_tokens;
+  req.stop_strings = a.stop;
+  return generate(*setup->engine, *setup->backend, std::move(req));
+}
 
 int run(const RunArgs& a) {
   if (a.max_tokens < 0) return fail("--max-tokens must be >= 0");
@@ -47,6 +108,7 @@ int run(const RunArgs& a) {
   if (a.ctx != 0)
     if (Status st = check_context(a.ctx); !st.ok()) return fail(st.error());
   const int n_ctx = a.ctx > 0 ? static_cast<int>(a.ctx) : default_context(mdl.config());
+  if (!a.images.images.empty()) return run_with_images(a, mdl, *tok, sp, n_ctx);
 
   Request req;
   req.stop_ids = default_stop_ids(*tok);
@@ -80,25 +142,7 @@ int run(const RunArgs& a) {
   req.sampling.seed = resolve_seed(a.seed_given ? std::optional<uint64_t>(a.seed) : std::nullopt);
   req.max_tokens = a.max_tokens;
   req.stop_strings = a.stop;
-  req.on_token = [](const TokenEvent& ev) {
-    std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  };
-  RequestResult result;
-  req.on_done = [&](const RequestResult& r) { result = r; };
-  engine.submit(std::move(req));
-  const Status ran = engine.run_to_completion();
-  std::fwrite(result.tail.data(), 1, result.tail.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-  if (!ran.ok()) return fail(ran.error());
-  if (!result.status.ok()) return fail(result.status.error());
-  const RequestStats& st = result.stats;
-  fmt::print(stderr, "gemma: prefill {} tokens at {:.1f} tok/s, decode {} tokens at {:.1f} tok/s ({} threads, {}){}\n",
-             st.n_prompt, st.prefill_tps(), st.n_generated, st.decode_tps(), backend.n_threads(), backend.name(),
-             result.reason == FinishReason::kContext ? "; stopped: context full" : "");
-  return 0;
+  return generate(engine, backend, std::move(req));
 }
 
 }  // namespace
@@ -126,6 +170,7 @@ Command add_run(CLI::App& app) {
       ->each([a](const std::string&) { a->fim = true; });
   sub->add_option("--fim-suffix", a->fim_suffix, "CodeGemma fill-in-the-middle: the code after the cursor")
       ->each([a](const std::string&) { a->fim = true; });
+  add_image_options(sub, a->images, true);
   return [a] { return run(*a); };
 }
 

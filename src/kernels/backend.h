@@ -214,6 +214,23 @@ class Backend {
   virtual Status attention(const BatchAttention& batch) = 0;
   // x = cap * tanh(x / cap)
   virtual Status softcap(float* x, int64_t n, float cap) = 0;
+
+  // Encoder ops (Gemma 3's SigLIP vision tower, vision/encoder.cpp).
+  // out[t] = (x[t] - mean(x[t])) / sqrt(var(x[t]) + eps) * w + b: LayerNorm with bias, the
+  // biased variance as torch computes it. out may be x.
+  virtual Status layer_norm(const float* x, const float* w, const float* b, int64_t n_rows, int64_t dim, float eps,
+                            float* out) = 0;
+  // x[t] += b for each of n_rows rows of dim values (the bias of a linear layer).
+  virtual Status add_bias(float* x, const float* b, int64_t n_rows, int64_t dim) = 0;
+  // x = gelu_tanh(x) (torch's gelu(approximate="tanh"), HF's "gelu_pytorch_tanh"), n values.
+  virtual Status gelu(float* x, int64_t n) = 0;
+  // Bidirectional softmax attention of n tokens over each other: q, k, v, out [n, n_heads, head_dim]
+  // (out must not alias q, k or v); softmax(scale * q·k) over all n keys, no mask.
+  virtual Status full_attention(const float* q, const float* k, const float* v, int64_t n, int n_heads, int head_dim,
+                                float scale, float* out) = 0;
+  // Average pooling of a side x side grid of dim-vectors (x: [side * side, dim], row-major grid)
+  // with a kernel x kernel window and stride kernel: out [(side / kernel)^2, dim], row-major.
+  virtual Status avg_pool(const float* x, int side, int64_t dim, int kernel, float* out) = 0;
 };
 
 // What a front end asks for; create_backend() makes it. Front ends never construct a backend by

@@ -72,4 +72,38 @@ std::vector<LayerConfig> make_layers(int n_layers, const std::vector<bool>& slid
   return layers;
 }
 
+int VisionConfig::pool_kernel() const {
+  const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens_per_image))));
+  return side > 0 ? patches_per_side() / side : 0;
+}
+
+Status VisionConfig::validate(const std::string& source) const {
+  auto positive = [&](int v, const char* what) -> Status {
+    if (v <= 0 || v > (1 << 20)) return corrupt_input("{}: vision {} = {} is not a usable size", source, what, v);
+    return {};
+  };
+  GE_TRY(positive(image_size, "image_size"));
+  GE_TRY(positive(patch_size, "patch_size"));
+  GE_TRY(positive(hidden, "hidden_size"));
+  GE_TRY(positive(n_layers, "num_hidden_layers"));
+  GE_TRY(positive(n_heads, "num_attention_heads"));
+  GE_TRY(positive(ffn, "intermediate_size"));
+  GE_TRY(positive(tokens_per_image, "tokens per image"));
+  if (image_size % patch_size != 0)
+    return corrupt_input("{}: vision image_size {} is not a whole number of {}-pixel patches", source, image_size,
+                         patch_size);
+  if (image_size > 8192) return unsupported("{}: vision image_size {} is over 8192", source, image_size);
+  if (hidden % n_heads != 0)
+    return corrupt_input("{}: vision hidden_size {} is not divisible by {} heads", source, hidden, n_heads);
+  const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(tokens_per_image))));
+  if (side * side != tokens_per_image || patches_per_side() % side != 0)
+    return corrupt_input(
+        "{}: {} tokens per image do not pool a {}x{} patch grid evenly (need a square grid "
+        "whose side divides {})",
+        source, tokens_per_image, patches_per_side(), patches_per_side(), patches_per_side());
+  if (!(layer_norm_eps > 0) || !(layer_norm_eps < 1))
+    return corrupt_input("{}: vision layer_norm_eps {} is not a small positive number", source, layer_norm_eps);
+  return {};
+}
+
 }  // namespace gemma

@@ -34,6 +34,18 @@ struct VisionConfig {
   int ffn = 0;
   int tokens_per_image = 0;  // soft tokens after average pooling (256 in the released models)
   float layer_norm_eps = 1e-6f;
+  // Token ids of the image markers where the checkpoint names them (config.json boi_token_index,
+  // eoi_token_index, image_token_index); -1: not given (take them from the tokenizer).
+  int boi_token = -1, eoi_token = -1, image_token = -1;
+
+  int patches_per_side() const { return patch_size > 0 ? image_size / patch_size : 0; }
+  int n_patches() const { return patches_per_side() * patches_per_side(); }
+  int head_dim() const { return n_heads > 0 ? hidden / n_heads : 0; }
+  // The pooling window's side: patches_per_side / sqrt(tokens_per_image) (HF's AvgPool2d kernel).
+  int pool_kernel() const;
+  // Positive sizes, whole patches, heads dividing the width, a square token grid that divides the
+  // patch grid; errors name the field and `source`.
+  Status validate(const std::string& source) const;
 };
 
 struct ModelConfig {

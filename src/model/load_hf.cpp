@@ -117,6 +117,33 @@ Status read_rope(const json& tc, const std::string& src, float& global_base, flo
   return {};
 }
 
+// Gemma3ForConditionalGeneration's vision_config (a SiglipVisionConfig) and the projector's
+// settings at the top level. Defaults are SiglipVisionConfig's / Gemma3Config's own.
+Result<VisionConfig> parse_vision_config(const json& root, const std::string& src) {
+  const json& vc = root["vision_config"];
+  VisionConfig v;
+  GE_ASSIGN(v.image_size, int_field(vc, "image_size", src, 1, 8192, 224));
+  GE_ASSIGN(v.patch_size, int_field(vc, "patch_size", src, 1, 8192, 16));
+  GE_ASSIGN(v.hidden, int_field(vc, "hidden_size", src, 1, 65536, 768));
+  GE_ASSIGN(v.n_layers, int_field(vc, "num_hidden_layers", src, 1, 1024, 12));
+  GE_ASSIGN(v.n_heads, int_field(vc, "num_attention_heads", src, 1, 1024, 12));
+  GE_ASSIGN(v.ffn, int_field(vc, "intermediate_size", src, 1, 1 << 20, 3072));
+  GE_ASSIGN(v.layer_norm_eps, field<float>(vc, "layer_norm_eps", src, 1e-6f));
+  GE_ASSIGN(v.tokens_per_image, int_field(root, "mm_tokens_per_image", src, 1, 1 << 20, 256));
+  GE_ASSIGN(v.boi_token, int_field(root, "boi_token_index", src, 0, 1 << 24, -1));
+  GE_ASSIGN(v.eoi_token, int_field(root, "eoi_token_index", src, 0, 1 << 24, -1));
+  GE_ASSIGN(v.image_token, int_field(root, "image_token_index", src, 0, 1 << 24, -1));
+  GE_ASSIGN(int channels, int_field(vc, "num_channels", src, 1, 16, 3));
+  if (channels != 3) return unsupported("{}: a vision tower of {} input channels (RGB only)", src, channels);
+  GE_ASSIGN(std::string act, field<std::string>(vc, "hidden_act", src, std::string("gelu_pytorch_tanh")));
+  if (act != "gelu_pytorch_tanh")
+    return unsupported("{}: vision hidden_act '{}' (Gemma 3's SigLIP uses gelu_pytorch_tanh)", src, act);
+  if (vc.contains("vision_use_head") && vc["vision_use_head"].is_boolean() && vc["vision_use_head"].get<bool>())
+    return unsupported("{}: a vision tower with a pooling head (vision_use_head) is not Gemma 3's", src);
+  GE_TRY(v.validate(src));
+  return v;
+}
+
 Result<ModelConfig> parse_config(const json& root, const std::string& src) {
   if (!root.is_object()) return corrupt_input("{}: config.json is not an object", src);
   GE_ASSIGN(std::string model_type, field<std::string>(root, "model_type", src));
@@ -182,6 +209,9 @@ Result<ModelConfig> parse_config(const json& root, const std::string& src) {
   if (c.generation != Generation::kGemma3) local_base = global_base;  // one base before Gemma 3
   c.layers = make_layers(c.n_layers, sliding, local_base, global_base, global_scale);
   c.variant = detect_variant(c);
+  if (model_type == "gemma3" && root.contains("vision_config") && root["vision_config"].is_object()) {
+    GE_ASSIGN(c.vision, parse_vision_config(root, src));
+  }
   return c;
 }
 
@@ -246,25 +276,40 @@ bool is_vision_or_head(const std::string& n) {
 
 }  // namespace
 
-Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
+HfPaths hf_paths(const std::string& path) {
   // A directory, its model.safetensors.index.json (both mean the whole sharded checkpoint), or
   // one .safetensors file.
+  HfPaths p;
   const bool is_index = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
   std::error_code ec;  // the error_code overloads: a symlink loop is "absent", not an exception
-  const bool is_file = fs::is_regular_file(path, ec) && !is_index;
-  const std::string dir = (is_file || is_index) ? fs::path(path).parent_path().string() : path;
-  const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path, ec)) return not_found("{}: no config.json beside the safetensors", dir);
-  GE_ASSIGN(std::string text, read_text_file(config_path));
+  p.is_file = fs::is_regular_file(path, ec) && !is_index;
+  p.dir = (p.is_file || is_index) ? fs::path(path).parent_path().string() : path;
+  p.config = (fs::path(p.dir) / "config.json").string();
+  return p;
+}
+
+Result<ModelConfig> read_hf_config(const std::string& path) {
+  const HfPaths p = hf_paths(path);
+  std::error_code ec;
+  if (!fs::exists(p.config, ec)) return not_found("{}: no config.json beside the safetensors", p.dir);
+  GE_ASSIGN(std::string text, read_text_file(p.config));
   json root = json::parse(text, nullptr, false);
-  if (root.is_discarded()) return corrupt_input("{}: invalid JSON", config_path);
+  if (root.is_discarded()) return corrupt_input("{}: invalid JSON", p.config);
   // parse_config checks every type it reads; the catch is a safety net, so that a case it missed is
   // still an error line and not an abort.
-  Result<ModelConfig> parsed = internal_error("{}: unreadable", config_path);
+  Result<ModelConfig> parsed = internal_error("{}: unreadable", p.config);
   try {
-    parsed = parse_config(root, config_path);
-  } catch (const json::exception& e) { return corrupt_input("{}: unexpected value: {}", config_path, e.what()); }
-  GE_ASSIGN(ModelConfig c, std::move(parsed));
+    parsed = parse_config(root, p.config);
+  } catch (const json::exception& e) { return corrupt_input("{}: unexpected value: {}", p.config, e.what()); }
+  return parsed;
+}
+
+Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
+  const HfPaths paths = hf_paths(path);
+  const bool is_file = paths.is_file;
+  const std::string& dir = paths.dir;
+  const std::string& config_path = paths.config;
+  GE_ASSIGN(ModelConfig c, read_hf_config(path));
 
   TensorSet raw;
   if (is_file) GE_TRY(read_safetensors(path, raw, pages));
@@ -297,6 +342,8 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
     info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;
     info.n_params += static_cast<uint64_t>(t.numel());
     info.file_bytes += t.nbytes;
+    if (name.find("vision_tower") != std::string::npos || name.find("multi_modal_projector") != std::string::npos)
+      info.vision_bytes += t.nbytes;  // left in the file: load_vision reads it when an image is given
     if (is_vision_or_head(name)) continue;
     auto m = canonical_from_hf(name, c.generation);
     if (!m) {

@@ -36,6 +36,7 @@ struct CheckpointInfo {
   uint64_t file_bytes = 0;
   std::map<std::string, int> tensors_by_dtype;
   uint64_t n_params = 0;           // elements of all tensors in the checkpoint
+  uint64_t vision_bytes = 0;       // bytes of the vision tower + projector (not loaded for text)
   std::string tokenizer_source;    // where the tokenizer came from ("" if none)
   std::vector<std::string> notes;  // e.g. "query scale from llama.cpp's 27B rule"
 };

@@ -4,4 +4,5 @@ list(APPEND GEMMA_SOURCES
   runtime/stop_strings.cpp
   runtime/engine.cpp
   runtime/memory_plan.cpp
-  runtime/perplexity.cpp)
+  runtime/perplexity.cpp
+  runtime/multimodal.cpp)

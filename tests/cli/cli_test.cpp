@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -317,6 +318,97 @@ TEST_F(Cli, DefaultModelIsAnnounced) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("using the default Gemma 3 270M"), std::string::npos) << r.err;
   EXPECT_GT(r.out.size(), 8u) << r.out;
+}
+
+// Images (Gemma 3): the tiny multimodal model with the tiny vocabulary, every bad input the issue
+// names refused with one line, and the tower never loaded for a text-only model.
+class CliImages : public Cli {
+ protected:
+  static std::string mm() {
+    return "-m " + test::fixture("models/gemma3_mm_tiny/new") + " --tokenizer " +
+           test::fixture("models/gemma3_tiny/model.f32.gguf");
+  }
+  static std::string img(const std::string& name) { return test::fixture("images/" + name); }
+};
+
+TEST_F(CliImages, RunWithTwoImagesIsDeterministic) {
+  const std::string args = "run " + mm() + " --raw -n 6 --temperature 0 --image " + img("pre/up_40x30.png") +
+                           " --image " + img("pre/down_200x120.png");
+  // The prompt of the HF fixture gemma3_mm_tiny/prompt/two_images.json: its 70 ids.
+  const std::string p = " -p ' a b<start_of_image> c d e f<start_of_image>\n g h i j k l'";
+  const CliRun a = gemma(args + p);
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_NE(a.err.find("prefill 70 tokens"), std::string::npos) << a.err;
+  EXPECT_EQ(gemma(args + p).out, a.out);
+  // Without markers the images go first: a different prompt, so (on this model) different logits.
+  const CliRun b = gemma(args + " -p ' a b c d'");
+  ASSERT_EQ(b.status, 0) << b.err;
+  // Pan-and-scan on a wide image: 3 crops, 4 soft tokens each, and HF's text around them.
+  const CliRun c = gemma("run " + mm() + " --raw -n 2 --temperature 0 --pan-and-scan --image " +
+                         img("pre/pas_default_800x300.png") + " -p '<start_of_image> x y'");
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.err.find("prefill 162 tokens"), std::string::npos) << c.err;  // the HF fixture's length
+}
+
+TEST_F(CliImages, ChatAttachesImagesToTheNextMessage) {
+  const std::string in = "/image " + img("pre/up_40x30.png") + "\n a b\n c\n";
+  const CliRun r = gemma("chat " + mm() + " -n 3 --temperature 0 -v", in);
+  ASSERT_EQ(r.status, 0) << r.err;
+  size_t p1 = r.err.find("context "), p2 = r.err.find("context ", p1 + 1);
+  ASSERT_NE(p2, std::string::npos) << r.err;
+  EXPECT_GT(std::stoi(r.err.substr(p1 + 8)), 6) << r.err;  // the first turn holds the image's tokens
+  // A script's bad image stops the chat with one error line (the base-model note aside).
+  for (const auto& [cmd, input, needle] :
+       {std::tuple<std::string, std::string, std::string>{"chat " + mm() + " -n 3",
+                                                          "/image " + img("decode/zero.png") + "\nhi\n", "bad PNG"},
+        {"chat -m " + tiny_ + " -n 3", "/image " + img("pre/up_40x30.png") + "\nhi\n", "no vision tower"},
+        {"chat " + mm() + " -n 3", "/image\nhi\n", "/image PATH"}}) {
+    const CliRun e = gemma(cmd, input);
+    EXPECT_EQ(e.status, 1) << e.err;
+    EXPECT_NE(e.err.find(needle), std::string::npos) << e.err;
+    size_t errors = 0;
+    for (size_t q = e.err.find("gemma: error: "); q != std::string::npos; q = e.err.find("gemma: error: ", q + 1))
+      ++errors;
+    EXPECT_EQ(errors, 1u) << e.err;
+  }
+}
+
+TEST_F(CliImages, BadImagesAreRefusedWithOneLine) {
+  const std::string run = "run " + mm() + " -p hi --image ";
+  expect_clean_error(gemma(run + "/nonexistent/a.png"), "cannot open");
+  expect_clean_error(gemma(run + img("decode/zero.png")), "bad PNG");                 // zero-size header
+  expect_clean_error(gemma(run + img("decode/trunc_progressive_jpg")), "truncated");  // truncated JPEG
+  expect_clean_error(gemma(run + img("decode/trunc_lossy_webp")), "WebP");            // truncated WebP
+  expect_clean_error(gemma(run + img("decode/text.txt")), "not an image in a supported format");
+  expect_clean_error(gemma(run + img("decode/huge.png")), "over the limit");  // 100000 x 100000 header
+  expect_clean_error(gemma(run + img("decode/huge.jpg")), "over the limit");
+}
+
+TEST_F(CliImages, PromptAndModelProblemsAreRefusedWithOneLine) {
+  const std::string a = " --image " + img("pre/up_40x30.png");
+  expect_clean_error(gemma("run -m " + tiny_ + " -p hi" + a), "this model has no vision tower");
+  expect_clean_error(gemma("run " + mm() + " -p '<start_of_image><start_of_image>'" + a),
+                     "2 <start_of_image> markers but 1 image was given");
+  expect_clean_error(gemma("run " + mm() + " -p 'a<start_of_image>b'" + a + a + a),
+                     "1 <start_of_image> marker but 3 images were given");
+  expect_clean_error(gemma("run " + mm() + " --ctx 10 -p hi" + a), "4 of them for 1 image");
+  expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-max-crops 0" + a), "--pan-and-scan-max-crops");
+  expect_clean_error(gemma("run " + mm() + " -p hi --pan-and-scan-min-ratio 0.5" + a), "--pan-and-scan-min-ratio");
+  expect_clean_error(gemma("run " + mm() + " --fim-prefix a --fim-suffix b" + a), "fill-in-the-middle");
+  // llama.cpp's mmproj of the same tower gives the same run (a tower projecting to another width
+  // than the model's is refused: below, on the real model).
+  const std::string mmproj = " --mmproj " + test::fixture("models/gemma3_mm_tiny/mmproj/mmproj.gguf");
+  const CliRun with = gemma("run " + mm() + mmproj + " --raw -n 4 --temperature 0 -p ' a b'" + a);
+  const CliRun without = gemma("run " + mm() + " --raw -n 4 --temperature 0 -p ' a b'" + a);
+  ASSERT_EQ(with.status, 0) << with.err;
+  EXPECT_EQ(with.out, without.out);
+  // A text-only GGUF with Gemma 3's real tokenizer (which has the image pieces): the tower lookup says so.
+  GEMMA_REQUIRE_REAL_MODEL();
+  const CliRun r = gemma("run -m " + test::real_model_path() + " -p hi" + a);
+  expect_clean_error(r, "this model has no vision tower");
+  EXPECT_EQ(r.err.find("; pass --mmproj"), std::string::npos) << "the loader's advice, not ours twice: " << r.err;
+  // The tiny tower projects to 32 wide, the 270M model is 640 wide.
+  expect_clean_error(gemma("run -m " + test::real_model_path() + mmproj + " -p hi" + a), "640");
 }
 
 }  // namespace

@@ -99,14 +99,19 @@ void MatmulTest::check(int64_t n_tok) {
 // Q8_0 has 47 blocks a row, so the AVX-512 one-token kernel's block pairs and a last single
 // block both run, and 61 rows end in a partial 16-row tile. Float types: 520 columns take the AVX2 kernels' leftover
 // columns; 608 (19 x 32) the AVX-512 one-token kernel's 64-element steps and its last 32; BF16 1088 two column blocks
-// of the AMX GEMM (1024 + 64), the second adding to the first.
-INSTANTIATE_TEST_SUITE_P(
-    AllTypes, MatmulTest,
-    ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520}, Case{DType::F32, 608},
-                      Case{DType::F16, 608}, Case{DType::BF16, 608}, Case{DType::BF16, 1088}, Case{DType::Q8_0, 1504},
-                      Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640}, Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640},
-                      Case{DType::Q4_K, 512}, Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
-    [](const auto& p) { return std::string(dtype_name(p.param.type)) + "_" + std::to_string(p.param.cols); });
+// of the AMX GEMM (1024 + 64), the second adding to the first. F32 72 (the vision tower's head width,
+// as full_attention's scores multiply) and F16 1160 (4 x 256 + 136) take the AVX-512 float32 GEMM's
+// column tail below its 16-column transposes and its partial column blocks.
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
+                         ::testing::Values(Case{DType::F32, 520}, Case{DType::F16, 520}, Case{DType::BF16, 520},
+                                           Case{DType::F32, 608}, Case{DType::F16, 608}, Case{DType::BF16, 608},
+                                           Case{DType::BF16, 1088}, Case{DType::F32, 72}, Case{DType::F16, 1160},
+                                           Case{DType::Q8_0, 1504}, Case{DType::Q4_0, 640}, Case{DType::Q4_1, 640},
+                                           Case{DType::Q5_0, 640}, Case{DType::Q5_1, 640}, Case{DType::Q4_K, 512},
+                                           Case{DType::Q5_K, 512}, Case{DType::Q6_K, 512}, Case{DType::Q4_0F, 640}),
+                         [](const auto& p) {
+                           return std::string(dtype_name(p.param.type)) + "_" + std::to_string(p.param.cols);
+                         });
 
 TEST(Quantize, IsaMatchesGenericExactly) {
   std::mt19937 rng(7);

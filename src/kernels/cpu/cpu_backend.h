@@ -52,6 +52,13 @@ class CpuBackend final : public Backend {
   Status store_kv(const BatchAttention& batch) override;
   Status attention(const BatchAttention& batch) override;
   Status softcap(float* x, int64_t n, float cap) override;
+  Status layer_norm(const float* x, const float* w, const float* b, int64_t n_rows, int64_t dim, float eps,
+                    float* out) override;
+  Status add_bias(float* x, const float* b, int64_t n_rows, int64_t dim) override;
+  Status gelu(float* x, int64_t n) override;
+  Status full_attention(const float* q, const float* k, const float* v, int64_t n, int n_heads, int head_dim,
+                        float scale, float* out) override;
+  Status avg_pool(const float* x, int side, int64_t dim, int kernel, float* out) override;
 
  private:
   // Runs fn(begin, end) over [0, n) split across the pool, or inline when n is small.
@@ -63,6 +70,9 @@ class CpuBackend final : public Backend {
   const cpu::IsaKernels* isa_;
   CpuOptions options_;
   std::vector<cpu::BlockQ8A> q8a_;  // quantized copy of the current matmul input
+  // full_attention's scratch: every head's values transposed; per thread a block of queries (then
+  // the rows' 1 / sum), its scores and outputs.
+  std::vector<float> attn_vt_, attn_q_, attn_s_, attn_o_;
 };
 
 }  // namespace gemma

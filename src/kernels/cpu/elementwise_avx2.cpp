@@ -48,4 +48,46 @@ void gelu_mul_avx2(float* g, const float* u, int64_t n) {
   }
 }
 
+// x = gelu_tanh(x), the same formula as gelu_mul_avx2 without the product.
+void gelu_avx2(float* x, int64_t n) {
+  const __m256 c1 = _mm256_set1_ps(-2.0f * 0.7978845608028654f), c3 = _mm256_set1_ps(0.044715f);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 z = _mm256_mul_ps(c1, _mm256_fmadd_ps(_mm256_mul_ps(c3, v), _mm256_mul_ps(v, v), v));
+    _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, exp8(z))));
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  }
+}
+
+// s = exp(s - max s), returning the sum: the vision tower's attention rows (4096 keys each, 16
+// heads x 4096 rows a layer), where scalar expf was a third of the attention's time.
+float exp_max_sum_avx2(float* s, int64_t n) {
+  __m256 mv = _mm256_set1_ps(s[0]);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  float mx = lanes[0];
+  for (int l = 1; l < 8; ++l) mx = mx > lanes[l] ? mx : lanes[l];
+  for (; j < n; ++j) mx = mx > s[j] ? mx : s[j];
+  const __m256 m = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(s + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  _mm256_store_ps(lanes, acc);
+  float sum = 0;
+  for (int l = 0; l < 8; ++l) sum += lanes[l];
+  for (; j < n; ++j) sum += (s[j] = expf(s[j] - mx));
+  return sum;
+}
+
 }  // namespace gemma::cpu

@@ -36,6 +36,9 @@ struct IsaKernels {
   RowsKernel rows_exact[static_cast<int>(DType::kCount)];
   AttentionKernel attention;
   void (*gelu_mul)(float* g, const float* u, int64_t n);  // g = gelu_tanh(g) * u
+  void (*gelu)(float* x, int64_t n);                      // x = gelu_tanh(x)
+  // s = exp(s - max(s)) over n > 0 values; returns their sum (a softmax row before normalising).
+  float (*exp_max_sum)(float* s, int64_t n);
 };
 
 const IsaKernels& isa_generic();
@@ -54,6 +57,10 @@ void attention_generic(const AttentionArgs& a, int64_t t, int g, int64_t j0, int
                        float* acc);
 void gelu_mul_generic(float* g, const float* u, int64_t n);
 void gelu_mul_avx2(float* g, const float* u, int64_t n);
+void gelu_generic(float* x, int64_t n);
+void gelu_avx2(float* x, int64_t n);
+float exp_max_sum_generic(float* s, int64_t n);
+float exp_max_sum_avx2(float* s, int64_t n);
 void attention_avx2(const AttentionArgs& a, int64_t t, int g, int64_t j0, int64_t j1, float* m, float* l, float* acc);
 
 // CPU feature detection (CPUID + XGETBV): AVX2, FMA, F16C and BMI2 usable.

@@ -485,6 +485,8 @@ IsaKernels make_avx2() {
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_avx2;
   k.gelu_mul = gelu_mul_avx2;
+  k.gelu = gelu_avx2;
+  k.exp_max_sum = exp_max_sum_avx2;
   return k;
 }
 

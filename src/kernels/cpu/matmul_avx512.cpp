@@ -652,9 +652,108 @@ GE512_INLINE __m512 row_dot_float(const uint8_t* p, int64_t cols, const float* x
   return _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
 }
 
+// --- Prefill for float weights in float32: FMA tiles. -------------------------------------------
+// Rows are packed 32 at a time, widened to float32 and stored column-major (panel[k * 32 + i] =
+// W[r + i][c0 + k]); a token's column value is broadcast. A 32-row x RN-token tile keeps 2 * RN
+// accumulators (RN = 12: 24 of the 32 zmm registers) and issues 2 weight loads and RN broadcasts
+// per 2 * RN FMAs. Products and sums stay float32, so the result equals the reference's up to
+// summation order: this is both the fast and the precise path for F32 and F16 weights (and the
+// precise one for BF16). It replaced the AVX2 8-wide tiles for the vision tower, whose matrices
+// see 4096 patch tokens (measurements: docs/benchmarks.md, "Vision encoder").
+template <int RN>
+GE512_INLINE void f32_tile(const float* p, int64_t kc, const float* x, int64_t ldx, float* y, int64_t ldy, __mmask16 m0,
+                           __mmask16 m1, bool accumulate) {
+  __m512 acc[RN][2];
+#pragma GCC unroll 12
+  for (int j = 0; j < RN; ++j) {
+    acc[j][0] = accumulate ? _mm512_maskz_loadu_ps(m0, y + j * ldy) : _mm512_setzero_ps();
+    acc[j][1] = accumulate ? _mm512_maskz_loadu_ps(m1, y + j * ldy + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 w0 = _mm512_load_ps(p + 32 * k), w1 = _mm512_load_ps(p + 32 * k + 16);
+#pragma GCC unroll 12
+    for (int j = 0; j < RN; ++j) {
+      const __m512 xv = _mm512_set1_ps(x[j * ldx + k]);
+      acc[j][0] = _mm512_fmadd_ps(w0, xv, acc[j][0]);
+      acc[j][1] = _mm512_fmadd_ps(w1, xv, acc[j][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int j = 0; j < RN; ++j) {
+    _mm512_mask_storeu_ps(y + j * ldy, m0, acc[j][0]);
+    _mm512_mask_storeu_ps(y + j * ldy + 16, m1, acc[j][1]);
+  }
+}
+
+template <int RN>
+void f32_tile_call(const float* p, int64_t kc, const float* x, int64_t ldx, float* y, int64_t ldy, __mmask16 m0,
+                   __mmask16 m1, bool accumulate) {
+  f32_tile<RN>(p, kc, x, ldx, y, ldy, m0, m1, accumulate);
+}
+
+// The first m elements (m <= 16) of a row widened to float32, the rest zero.
+template <DType kType>
+GE512_INLINE __m512 load16_f32(const uint8_t* p, int m) {
+  const __mmask16 k = m >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << m) - 1);
+  if constexpr (kType == DType::BF16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, p)), 16));
+  else if constexpr (kType == DType::F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+  else return _mm512_maskz_loadu_ps(k, p);
+}
+
+// Rows [r, r + valid) (valid <= 32; missing rows are zero), columns [c0, c0 + kc) into the
+// column-major panel by 16x16 transposes of widened rows (the last columns by masked loads).
+template <DType kType>
+GE512_INLINE void pack_f32_panel(const WeightMatrix& w, int64_t r, int valid, int64_t c0, int64_t kc, float* panel) {
+  constexpr int64_t kBytes = kType == DType::F32 ? 4 : 2;
+  for (int64_t k = 0; k < kc; k += 16) {
+    const int m = kc - k < 16 ? static_cast<int>(kc - k) : 16;
+    for (int v = 0; v < 2; ++v) {
+      __m512i a[16], o[16];
+      for (int i = 0; i < 16; ++i)
+        a[i] = 16 * v + i < valid
+                   ? _mm512_castps_si512(load16_f32<kType>(row_ptr(w, r + 16 * v + i) + (c0 + k) * kBytes, m))
+                   : _mm512_setzero_si512();
+      transpose16x16(a, o);
+      for (int kk = 0; kk < m; ++kk) _mm512_store_si512(panel + 32 * (k + kk) + 16 * v, o[kk]);
+    }
+  }
+}
+
+// Rows [r0, r1) x tokens [0, n), any shape. Columns in blocks of kKc (a 32-row panel, 32 KiB, in
+// L1) and tokens in chunks of kTokens (their activations for one column block, 256 KiB, in L2);
+// every column block after the first adds to y.
+template <DType kType>
+void gemm_f32(const WeightMatrix& w, int64_t r0, int64_t r1, const float* x, int64_t n, float* y, int64_t ldy) {
+  constexpr int64_t kKc = 256, kTokens = 256, kRn = 12;
+  thread_local ActivationBuffer panel_buf;
+  auto* panel = reinterpret_cast<float*>(panel_buf.get(32 * kKc * sizeof(float)));
+  using Tile = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, __mmask16, __mmask16, bool);
+  static constexpr Tile kTiles[kRn] = {f32_tile_call<1>, f32_tile_call<2>,  f32_tile_call<3>,  f32_tile_call<4>,
+                                       f32_tile_call<5>, f32_tile_call<6>,  f32_tile_call<7>,  f32_tile_call<8>,
+                                       f32_tile_call<9>, f32_tile_call<10>, f32_tile_call<11>, f32_tile_call<12>};
+  for (int64_t t0 = 0; t0 < n; t0 += kTokens) {
+    const int64_t nt = n - t0 < kTokens ? n - t0 : kTokens;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += kKc) {
+      const int64_t kc = w.cols - c0 < kKc ? w.cols - c0 : kKc;
+      for (int64_t r = r0; r < r1; r += 32) {
+        const int valid = r1 - r < 32 ? static_cast<int>(r1 - r) : 32;
+        const __mmask16 m0 = valid >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << valid) - 1);
+        const __mmask16 m1 = valid >= 32 ? 0xFFFF : valid <= 16 ? 0 : static_cast<__mmask16>((1u << (valid - 16)) - 1);
+        pack_f32_panel<kType>(w, r, valid, c0, kc, panel);
+        for (int64_t t = 0; t < nt; t += kRn) {
+          const int64_t rn = nt - t < kRn ? nt - t : kRn;
+          kTiles[rn - 1](panel, kc, x + (t0 + t) * w.cols + c0, w.cols, y + (t0 + t) * ldy + r, ldy, m0, m1, c0 > 0);
+        }
+      }
+    }
+  }
+}
+
 template <DType kType>
 void rows_float_avx512(const WeightMatrix& w, int64_t r0, int64_t r1, const void* xv, int64_t n, float* y,
                        int64_t ldy) {
+  if (n >= avx2::kGemmMinTokens) return gemm_f32<kType>(w, r0, r1, static_cast<const float*>(xv), n, y, ldy);
   if (n != 1 || w.cols % 32 != 0) return isa_avx2()->rows[static_cast<int>(kType)](w, r0, r1, xv, n, y, ldy);
   const auto* x = static_cast<const float*>(xv);
   rows_by_tiles(w, r0, r1, y,

@@ -280,6 +280,8 @@ IsaKernels make_generic() {
   k.rows_dequantized = rows_dequantized;
   k.attention = attention_generic;
   k.gelu_mul = gelu_mul_generic;
+  k.gelu = gelu_generic;
+  k.exp_max_sum = exp_max_sum_generic;
   return k;
 }
 
@@ -291,6 +293,22 @@ void gelu_mul_generic(float* g, const float* u, int64_t n) {
     const float z = g[i];
     g[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z))) * u[i];
   }
+}
+
+void gelu_generic(float* x, int64_t n) {
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi), as torch's tanh approximation
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = x[i];
+    x[i] = 0.5f * z * (1.0f + std::tanh(kC * (z + 0.044715f * z * z * z)));
+  }
+}
+
+float exp_max_sum_generic(float* s, int64_t n) {
+  float mx = s[0];
+  for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
+  return sum;
 }
 
 const IsaKernels& isa_generic() {
