@@ -1,5 +1,6 @@
 // gemma inspect: what a checkpoint is, as detected from its files, and what running it costs.
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -7,6 +8,7 @@
 #include "cli/common.h"
 #include "runtime/memory_plan.h"
 #include "runtime/prompt.h"
+#include "vision/encoder.h"
 
 namespace gemma::cli {
 
@@ -64,8 +66,13 @@ int inspect(const InspectArgs& a) {
              c.embed_scale);
   fmt::print("  softcaps       attention {:g}, final {:g}\n", c.attn_softcap, c.final_softcap);
   fmt::print("  qk-norm        {}\n  post-norms     {}\n", c.qk_norm ? "yes" : "no", c.post_norms ? "yes" : "no");
-  if (c.vision) {  // read from the config only: the tower's tensors stay unread until an image comes
-    const VisionConfig& v = *c.vision;
+  // From the config where there is one; a gemma_pytorch .ckpt has none, so its tower's shapes
+  // are read (mapped views: only the tower's headers and a few pages).
+  std::optional<VisionConfig> vision = c.vision;
+  if (!vision && info.vision_bytes > 0)
+    if (auto lv = load_vision(a.path, ""); lv.ok()) vision = lv->config;
+  if (vision) {  // the tower's tensors stay unread until an image comes
+    const VisionConfig& v = *vision;
     fmt::print(
         "vision tower:    SigLIP {}px / {}px patches ({} patches), width {}, {} layers, {} heads, ffn {}, "
         "{} tokens per image (pool {}x{})\n",

@@ -116,27 +116,64 @@ Status parse_safetensors(std::span<const uint8_t> bytes, const std::string& path
   return {};
 }
 
-Status read_safetensors(const std::string& path, TensorSet& out, FilePages pages) {
-  GE_ASSIGN(auto map, MappedFile::open(path, pages));
-  auto bytes = map->bytes();
-  return parse_safetensors(bytes, path, std::move(map), out);
+Status read_safetensors(const std::string& path, TensorSet& out, FilePages pages, TensorFilter* filter) {
+  if (!filter) {
+    GE_ASSIGN(auto map, MappedFile::open(path, pages));
+    auto bytes = map->bytes();
+    return parse_safetensors(bytes, path, std::move(map), out);
+  }
+  // Parse the header on the file's mapping first (no tensor bytes are touched), to learn which
+  // byte ranges the kept tensors occupy; then open it again, copying only those ranges.
+  GE_ASSIGN(auto mapped, MappedFile::open(path, FilePages::kMapped));
+  TensorSet all;
+  GE_TRY(parse_safetensors(mapped->bytes(), path, mapped, all));
+  std::vector<MappedFile::Range> wanted;
+  uint64_t first_data = mapped->size();
+  for (const auto& [name, t] : all.all()) {
+    const uint64_t begin = static_cast<uint64_t>(t.data - mapped->data());
+    first_data = std::min(first_data, begin);
+    if (filter->keep(name)) wanted.push_back({begin, begin + t.nbytes});
+  }
+  wanted.push_back({0, first_data});  // the length and the JSON header (and any padding after it)
+  std::shared_ptr<MappedFile> file = mapped;
+  if (pages != FilePages::kMapped) {
+    all = TensorSet();
+    GE_ASSIGN(file, MappedFile::open_ranges(path, pages, wanted));
+    GE_TRY(parse_safetensors(file->bytes(), path, file, all));  // reads only the header bytes again
+  }
+  for (const auto& [name, t] : all.all()) {
+    if (out.find(name)) return corrupt_input("{}: duplicate tensor '{}'", path, name);
+    if (filter->keep(name)) {
+      out.add(t);
+    } else if (filter->skipped) {
+      Tensor s = t;
+      s.data = nullptr;  // its bytes may not have been read
+      filter->skipped->add(std::move(s));
+    }
+  }
+  filter->copied_bytes += file->copied_bytes();
+  out.keep_alive(std::move(file));
+  return {};
 }
 
-Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pages) {
+Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pages, TensorFilter* filter) {
   namespace fs = std::filesystem;
   const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
   std::error_code ec;  // the error_code overloads: a symlink loop is "absent", not an exception
   if (!fs::exists(index_path, ec)) {
     const std::string single = (fs::path(dir) / "model.safetensors").string();
     if (!fs::exists(single, ec)) return not_found("{}: no model.safetensors or model.safetensors.index.json", dir);
-    return read_safetensors(single, out, pages);
+    return read_safetensors(single, out, pages, filter);
   }
   GE_ASSIGN(ShardIndex index, read_shard_index(index_path));
   for (auto& [shard, names] : index.names_by_shard) {
     TensorSet part;
-    GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part, pages));
+    TensorSet skipped;
+    TensorFilter shard_filter;
+    if (filter) shard_filter = {filter->keep, &skipped, 0};
+    GE_TRY(read_safetensors((fs::path(dir) / shard).string(), part, pages, filter ? &shard_filter : nullptr));
     for (const std::string& name : names)
-      if (!part.find(name))
+      if (!part.find(name) && !skipped.find(name))
         return not_found("{}: index puts '{}' in {}, but that shard lacks it", index_path, name, shard);
     for (const auto& [name, t] : part.all()) {
       if (!index.names.count(name))
@@ -144,6 +181,14 @@ Status read_safetensors_dir(const std::string& dir, TensorSet& out, FilePages pa
       if (out.find(name)) return corrupt_input("{}: tensor '{}' appears in more than one shard", index_path, name);
       out.add(t);
     }
+    for (const auto& [name, t] : skipped.all()) {
+      if (!index.names.count(name))
+        return corrupt_input("{}: shard {} holds '{}', which the index does not list", index_path, shard, name);
+      if (out.find(name) || (filter->skipped && filter->skipped->find(name)))
+        return corrupt_input("{}: tensor '{}' appears in more than one shard", index_path, name);
+      if (filter->skipped) filter->skipped->add(t);
+    }
+    if (filter) filter->copied_bytes += shard_filter.copied_bytes;
     out.merge_owners(part);
   }
   return {};

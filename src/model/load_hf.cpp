@@ -311,9 +311,13 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   const std::string& config_path = paths.config;
   GE_ASSIGN(ModelConfig c, read_hf_config(path));
 
-  TensorSet raw;
-  if (is_file) GE_TRY(read_safetensors(path, raw, pages));
-  else GE_TRY(read_safetensors_dir(dir, raw, pages));
+  // The vision tower (and an lm_head the tied embedding replaces) is left out of the read: with
+  // FilePages::kHuge its bytes are not copied, so a text-only load does not pay for the tower.
+  // Its tensors are still counted (sizes in `skipped`), for inspect and the memory plan.
+  TensorSet raw, skipped;
+  TensorFilter filter{[](const std::string& n) { return !is_vision_or_head(n); }, &skipped, 0};
+  if (is_file) GE_TRY(read_safetensors(path, raw, pages, &filter));
+  else GE_TRY(read_safetensors_dir(dir, raw, pages, &filter));
 
   LoadedCheckpoint out;
   CheckpointInfo& info = out.info;
@@ -337,6 +341,8 @@ Result<LoadedCheckpoint> load_hf(const std::string& path, FilePages pages) {
   for (const auto& [name, t] : raw.all())
     if (!is_awq_part(name)) sources.emplace_back(name, &t);
   for (const auto& [name, t] : awq.all()) sources.emplace_back(name, &t);
+  for (const auto& [name, t] : skipped.all()) sources.emplace_back(name, &t);  // counted, never read
+  info.copied_bytes = filter.copied_bytes;
   for (const auto& [name, tp] : sources) {
     const Tensor& t = *tp;
     info.tensors_by_dtype[std::string(dtype_name(t.dtype))]++;

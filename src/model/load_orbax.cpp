@@ -290,6 +290,7 @@ Result<ArrayMap> map_arrays(const OrbaxCheckpoint& ckpt, const std::string& dir,
     if (p[0] == "SigLiPFromPatches_0" || p[0] == "vision_encoder" ||
         (p[0] == "embedder" && p.size() > 1 && p[1].rfind("mm_", 0) == 0)) {
       ++n_vision;
+      info.vision_bytes += a.meta.nbytes();  // only the metadata is read: the arrays stay on disk
       continue;
     }
     if (a.name.find("_IntEinsum") != std::string::npos || a.name.find("_SimulateQuantized") != std::string::npos)

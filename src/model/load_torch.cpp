@@ -179,6 +179,7 @@ Status account_for_the_rest(const TensorSet& raw, const Converter& conv, Generat
     if (conv.used().count(name)) continue;
     if (name.rfind("siglip_vision_model.", 0) == 0 || name.rfind("mm_", 0) == 0) {
       ++vision;
+      info.vision_bytes += t.nbytes;  // left in the (mapped) file: load_vision reads it for an image
       continue;
     }
     if (layer_of(name) >= 0)

@@ -37,6 +37,7 @@ struct CheckpointInfo {
   std::map<std::string, int> tensors_by_dtype;
   uint64_t n_params = 0;           // elements of all tensors in the checkpoint
   uint64_t vision_bytes = 0;       // bytes of the vision tower + projector (not loaded for text)
+  uint64_t copied_bytes = 0;       // bytes of the files read into memory (2 MiB-page copy; 0 mapped)
   std::string tokenizer_source;    // where the tokenizer came from ("" if none)
   std::vector<std::string> notes;  // e.g. "query scale from llama.cpp's 27B rule"
 };

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -26,10 +27,12 @@ Error open_failed(const std::string& path, int err) {
   return invalid_argument("{}: cannot open: {}", path, std::strerror(err));
 }
 
-// The file's `size` bytes read into anonymous memory that starts on a 2 MiB boundary and is marked
-// MADV_HUGEPAGE, so the kernel backs it with huge pages as the reads fault it in. Returns the
-// region (2 MiB multiple) for munmap; its bytes are read-only afterwards, as a file map's are.
-Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const std::string& path) {
+// The file's `size` bytes (only the sorted, disjoint `ranges` of them) read into anonymous memory
+// that starts on a 2 MiB boundary and is marked MADV_HUGEPAGE, so the kernel backs it with huge
+// pages as the reads fault it in. Returns the region (2 MiB multiple) for munmap; its bytes are
+// read-only afterwards, as a file map's are.
+Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const std::string& path,
+                                                      std::span<const MappedFile::Range> ranges) {
   const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
   void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return resource_exhausted("{}: cannot reserve {} bytes: {}", path, bytes, std::strerror(errno));
@@ -42,16 +45,18 @@ Result<std::pair<void*, size_t>> read_into_huge_pages(int fd, size_t size, const
 #ifdef MADV_HUGEPAGE
   madvise(aligned, bytes, MADV_HUGEPAGE);  // advice only: without it the copy still works, on 4 KiB pages
 #endif
-  for (size_t done = 0; done < size;) {
-    const ssize_t n =
-        pread(fd, aligned + done, std::min<size_t>(size - done, size_t{1} << 30), static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = n < 0 ? std::strerror(errno) : "file shrank while reading";
-      munmap(aligned, bytes);
-      return internal_error("{}: cannot read: {}", path, why);
+  for (const MappedFile::Range& r : ranges) {
+    for (size_t done = static_cast<size_t>(r.begin); done < r.end;) {
+      const ssize_t n =
+          pread(fd, aligned + done, std::min<size_t>(r.end - done, size_t{1} << 30), static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const std::string why = n < 0 ? std::strerror(errno) : "file shrank while reading";
+        munmap(aligned, bytes);
+        return internal_error("{}: cannot read: {}", path, why);
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
   }
   mprotect(aligned, bytes, PROT_READ);
   return std::pair<void*, size_t>{aligned, bytes};
@@ -101,6 +106,12 @@ Result<RegularFile> open_regular_file(const std::string& path) {
 }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FilePages pages) {
+  const Range all{0, UINT64_MAX};
+  return open_ranges(path, pages, std::span<const Range>(&all, 1));
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open_ranges(const std::string& path, FilePages pages,
+                                                            std::span<const Range> wanted) {
   GE_ASSIGN(const RegularFile file, open_regular_file(path));
   const int fd = file.fd;
   const size_t size = static_cast<size_t>(file.size);
@@ -110,12 +121,26 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Fi
   }
   // A copy cannot be paged back to the file, so a model that would not fit in memory stays mapped.
   if (pages == FilePages::kHuge && huge_pages_available() && size < available_memory() / 10 * 9) {
-    auto region = read_into_huge_pages(fd, size, path);
+    // Clamp to the file, sort and merge, so each byte is read once.
+    std::vector<Range> ranges;
+    for (const Range& r : wanted)
+      if (std::min<uint64_t>(r.end, size) > r.begin) ranges.push_back({r.begin, std::min<uint64_t>(r.end, size)});
+    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    std::vector<Range> merged;
+    uint64_t copied = 0;
+    for (const Range& r : ranges) {
+      if (!merged.empty() && r.begin <= merged.back().end) merged.back().end = std::max(merged.back().end, r.end);
+      else merged.push_back(r);
+    }
+    for (const Range& r : merged) copied += r.end - r.begin;
+    auto region = read_into_huge_pages(fd, size, path, merged);
     ::close(fd);
     if (!region.ok()) return std::move(region).error();
     const auto [map, map_bytes] = *region;
-    return std::shared_ptr<MappedFile>(
+    auto copy = std::shared_ptr<MappedFile>(
         new MappedFile(path, static_cast<const uint8_t*>(map), size, map, map_bytes, /*huge=*/true));
+    copy->copied_ = copied;
+    return copy;
   }
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;

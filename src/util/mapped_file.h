@@ -30,6 +30,16 @@ class MappedFile {
  public:
   // Opens and maps `path`. Errors name the path and the reason (missing, a directory, empty...).
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path, FilePages pages = FilePages::kMapped);
+  // Same, but where the 2 MiB-page copy is granted only the byte ranges in `wanted` (file offsets,
+  // [begin, end), clamped to the file) are read; the rest of the copy is never touched, so it
+  // stays zero and costs no memory (a 2 MiB page holding part of a wanted range is still faulted
+  // in whole). For a checkpoint whose vision tower a text-only load does not need. Mapped, the
+  // whole file is mapped as usual: untouched file pages cost nothing either.
+  struct Range {
+    uint64_t begin, end;
+  };
+  static Result<std::shared_ptr<MappedFile>> open_ranges(const std::string& path, FilePages pages,
+                                                         std::span<const Range> wanted);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -40,6 +50,8 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Whether the bytes are a copy on 2 MiB pages (kHuge granted) rather than the file's mapping.
   bool huge_pages() const { return huge_; }
+  // Bytes read from the file into the copy (0 when mapped): the file's size, or less with open_ranges.
+  uint64_t copied_bytes() const { return copied_; }
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size, void* map, size_t map_bytes, bool huge)
@@ -50,6 +62,7 @@ class MappedFile {
   void* map_;  // what munmap releases: the file's mapping or the anonymous reservation
   size_t map_bytes_;
   bool huge_;
+  uint64_t copied_ = 0;
 };
 
 // Whether Linux grants transparent huge pages to MADV_HUGEPAGE regions (THP not "never").

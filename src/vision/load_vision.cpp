@@ -1,6 +1,7 @@
 // load_vision: the vision tower of a checkpoint, on its own, in the canonical (llama.cpp mmproj)
 // naming. Sources: an HF Gemma3ForConditionalGeneration checkpoint (both key spellings, f32/bf16,
-// sharded) or a llama.cpp mmproj GGUF (convert_hf_to_gguf.py --mmproj). Files are mapped, never
+// sharded), a llama.cpp mmproj GGUF (convert_hf_to_gguf.py --mmproj) or a gemma_pytorch .ckpt
+// (load_vision_torch.cpp). Files are mapped, never
 // copied, so only the tower's pages are ever read.
 #include <filesystem>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "model/canonical.h"
 #include "model/loaders.h"
 #include "vision/encoder.h"
+#include "vision/load_vision_formats.h"
 
 namespace gemma {
 
@@ -209,9 +211,10 @@ Result<LoadedVision> load_vision(const std::string& model_path, const std::strin
         "{}: a GGUF language model holds no vision tower; give the matching mmproj GGUF (--mmproj PATH)", model_path);
   if (fs::exists(hf_paths(model_path).config, ec)) return load_hf_vision(model_path);
   if (!fs::exists(model_path, ec)) return not_found("{}: no such file or directory", model_path);
+  if (is_torch_checkpoint_path(model_path)) return load_torch_vision(model_path);
   return unsupported(
       "{}: reading the vision tower of this checkpoint format is not supported yet (HF safetensors "
-      "with a vision tower, or a GGUF model with --mmproj)",
+      "with a vision tower, a gemma_pytorch .ckpt, or a GGUF model with --mmproj)",
       model_path);
 }
 

@@ -50,6 +50,29 @@ TEST_F(MappedFileTest, MappedAndHugeCopyHoldTheFilesBytes) {
   }
 }
 
+// open_ranges copies only the wanted ranges (overlapping ones merged, ends clamped to the file);
+// the rest of the copy is untouched zero memory. Mapped, the whole file is there.
+TEST_F(MappedFileTest, OpenRangesCopiesOnlyTheWantedBytes) {
+  const std::vector<uint8_t> bytes = pattern((size_t{5} << 20) + 12345);
+  write(bytes);
+  const std::vector<MappedFile::Range> wanted = {{100, 5000}, {4000, 9000}, {size_t{3} << 20, UINT64_MAX}};
+  for (FilePages pages : {FilePages::kMapped, FilePages::kHuge}) {
+    auto m = MappedFile::open_ranges(path_, pages, wanted);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    ASSERT_EQ((*m)->size(), bytes.size());
+    if (!(*m)->huge_pages()) {
+      EXPECT_EQ((*m)->copied_bytes(), 0u);
+      EXPECT_EQ(std::vector<uint8_t>((*m)->data(), (*m)->data() + (*m)->size()), bytes);
+      continue;
+    }
+    EXPECT_EQ((*m)->copied_bytes(), 8900u + (bytes.size() - (size_t{3} << 20)));
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      const bool in = (i >= 100 && i < 9000) || i >= (size_t{3} << 20);
+      ASSERT_EQ((*m)->data()[i], in ? bytes[i] : 0) << i;
+    }
+  }
+}
+
 TEST_F(MappedFileTest, ErrorsNameThePathAndReason) {
   write({});
   for (FilePages pages : {FilePages::kMapped, FilePages::kHuge}) {
