@@ -10,7 +10,8 @@ tools/build_llamacpp.sh (which builds llama-mtmd-cli) and tools/make_vision_benc
 Both engines read the same mmproj GGUF (a random-weight tower of Gemma 3's real shape) and the same
 896x896 PNG (written here, deterministic). Rounds alternate ours / llama.cpp per thread count, so
 both see the same machine load; each prints the tower's time alone: our encode_ms (patch embedding
-to projection, no decoding or resizing) and llama.cpp's 'image slice encoded in N ms'. llama-mtmd-cli
+to projection, no decoding or resizing) and llama.cpp's 'mtmd batch encoding done in N ms'
+('image slice encoded in N ms' in older builds). llama-mtmd-cli
 needs a text model whose width matches the projection (640: Gemma 3 270M's GGUF, --text-model);
 it generates one token after the image. Reports medians, the ratio, and the share of the CPU's
 float32 FMA peak the tower's ~5.4 TFLOP reach (--peak-gflops, default 2 cores x 32 FLOP/cycle x
@@ -53,7 +54,8 @@ def llama(bin_dir: Path, model: str, mmproj: str, image: str, threads: int) -> f
     p = subprocess.run([str(bin_dir / "llama-mtmd-cli"), "-m", model, "--mmproj", mmproj, "--image", image, "-p",
                         "Describe.", "-n", "1", "--chat-template", "gemma", "-t", str(threads), "--temp", "0", "--no-warmup"],
                        capture_output=True, text=True)
-    m = re.search(r"image slice encoded in (\d+) ms", p.stdout + p.stderr)
+    # 'image slice encoded in N ms' in older mtmd, 'mtmd batch encoding done in N ms' in this one.
+    m = re.search(r"(?:image slice encoded|mtmd batch encoding done) in (\d+) ms", p.stdout + p.stderr)
     if not m:
         raise SystemExit("llama-mtmd-cli printed no encode time:\n" + (p.stdout + p.stderr)[-3000:])
     return float(m.group(1))
@@ -80,6 +82,7 @@ def main() -> None:
         o, l = [], []
         for _ in range(a.rounds):
             o.append(ours(a.mmproj, str(image), t))
+            print(f"# threads {t}: ours {o[-1]:.0f} ms", file=sys.stderr, flush=True)
             l.append(llama(a.llama_bin, a.text_model, a.mmproj, str(image), t))
             print(f"# threads {t}: ours {o[-1]:.0f} ms, llama.cpp {l[-1]:.0f} ms", file=sys.stderr, flush=True)
         mo, ml = statistics.median(o), statistics.median(l)
