@@ -29,6 +29,11 @@ Status cublas_check(cublasStatus_t s, std::string_view op) {
 
 void release_device(void* p, uint64_t) { cudaFree(p); }
 
+Status encoder_unsupported(std::string_view op) {
+  return unsupported("cuda {}: the vision encoder's ops are not on the CUDA backend yet; use --device cpu for images",
+                     op);
+}
+
 bool weight_type(DType t) {
   switch (t) {
     case DType::F32:
@@ -240,6 +245,18 @@ class CudaBackend final : public Backend {
   Status softcap(float* x, int64_t n, float cap) override {
     return cuda_check(cuda::softcap(x, n, cap, nullptr), "softcap");
   }
+
+  // The vision tower's encoder ops have no CUDA kernels yet: an image given with --device cuda is
+  // refused with this error before the tower computes anything (the text model still runs here).
+  Status layer_norm(const float*, const float*, const float*, int64_t, int64_t, float, float*) override {
+    return encoder_unsupported("layer_norm");
+  }
+  Status add_bias(float*, const float*, int64_t, int64_t) override { return encoder_unsupported("add_bias"); }
+  Status gelu(float*, int64_t) override { return encoder_unsupported("gelu"); }
+  Status full_attention(const float*, const float*, const float*, int64_t, int, int, float, float*) override {
+    return encoder_unsupported("full_attention");
+  }
+  Status avg_pool(const float*, int, int64_t, int, float*) override { return encoder_unsupported("avg_pool"); }
 
  private:
   struct DevWeight {
