@@ -92,6 +92,7 @@ def _kill_session(sid: int) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     tmp = tempfile.mkdtemp(prefix="gemma-ray-")
+    saved_handlers = {}
     env = dict(os.environ)
     # Replica processes import gemma_engine from wherever this test does (source tree or wheel).
     import gemma_engine
@@ -143,6 +144,9 @@ def cluster():
              "--min-worker-port=0", "--max-worker-port=0"] + common,
             os.path.join(tmp, "worker.log"),
         )
+        # ray.init() and serve install their own SIGINT/SIGTERM handlers in this (the driver)
+        # process; they are put back below so later tests see Python's own (KeyboardInterrupt).
+        saved_handlers.update({sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
         ray.init(address=f"127.0.0.1:{p[0]}", log_to_driver=False)
         deadline = time.time() + 60
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
@@ -172,6 +176,9 @@ def cluster():
             pass
         for sid in sessions:
             _kill_session(sid)
+        for sig, handler in saved_handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
         shutil.rmtree(tmp, ignore_errors=True)  # the head's logs and sockets (start errors were shown)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import _thread
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -142,6 +143,9 @@ def test_keyboard_interrupt_stops_within_a_token(llm):
     llm("The history of the bicycle begins in", max_tokens=8, temperature=0)
     per_token = (time.perf_counter() - t0) / 8
     fired = []
+    # interrupt_main() does nothing unless Python's own SIGINT handler is installed; a library
+    # loaded earlier in this process (Ray's driver, in test_ray_serve.py) may have replaced it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def fire():
         time.sleep(0.3)
@@ -164,6 +168,7 @@ def test_keyboard_interrupt_stops_within_a_token(llm):
     threading.Timer(0.5, _thread.interrupt_main).start()
     with pytest.raises(KeyboardInterrupt):
         llm("The history of the bicycle begins in", max_tokens=2000, temperature=0)
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_compute_releases_the_gil(real_path):
